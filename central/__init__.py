@@ -1,0 +1,1 @@
+"""The city server: sync endpoint, routing, fleet dashboard."""

@@ -1,0 +1,1 @@
+"""The commune node web app (Starlette + Jinja2 + htmx)."""

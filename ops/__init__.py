@@ -1,0 +1,1 @@
+"""Operations: the ``motcua`` command line (provisioning, backup, sneakernet, demo)."""

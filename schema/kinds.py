@@ -1,0 +1,254 @@
+"""The domain's entity kinds for :mod:`sync`: their reducers (pure rules) and projectors.
+
+Kinds and their actions::
+
+    unit       upsert                       LWW over UNIT_CHECKS; the first upsert creates
+    procedure  upsert                       LWW over PROCEDURE_CHECKS; the first upsert creates
+    account    create, set                  the entity id is the username (see below)
+    dossier    create, set, transition,     status machine of schema.status, timeline of steps,
+               transfer, attach             attachments keyed by sha256
+
+Every reducer checks the whole op first and raises :class:`~sync.fold.Rejected` before it
+mutates anything; the fold then keeps the op as a conflict for a clerk to see. Reducers read
+only (state, op): the step time is the op's HLC wall time, never a clock.
+
+A dossier's state (JSON-like, stored by sync, projected by :mod:`schema.projection`)::
+
+    _created, _stamp            exists; packed HLC stamp of the last op applied
+    code, procedure, receiving_unit, handling_unit, received_at     set at create
+    <DOSSIER_FIELDS>            LWW registers (applicant_*, portal_code, due_date, fee, …)
+    status                      portal status code 1..10
+    processed_at, closed_at     HLC wall ms of the move to 9 / to a terminal status
+    steps                       [{node, seq, stamp, at, by, role, action, from, to, note,
+                                  handling_unit}] in fold order: the timeline
+    attachments                 {sha256: {name, mime, size, by, at}}
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from schema import fields
+from schema.projection import (
+    project_accounts,
+    project_dossiers,
+    project_procedures,
+    project_units,
+)
+from schema.status import TERMINAL, Status, as_status, check_transition
+from sync.fold import Kind, Reducer, Rejected, State
+from sync.ops import Op
+
+EVERYWHERE = "*"
+"""Scope key of reference data: every replica holds it."""
+
+# Once a dossier is closed only the portal code may still change: the national portal can
+# assign it late, after the result was returned.
+_SETTABLE_WHEN_CLOSED = frozenset({"portal_code"})
+
+
+def _check(payload: Mapping[str, Any], checks: Mapping[str, fields.Check], *required: str) -> None:
+    reason = fields.check_payload(payload, checks, required)
+    if reason is not None:
+        raise Rejected(reason)
+
+
+def _own(value: Any) -> Any:
+    # The state must not share mutable values with the (immutable) op's payload.
+    return copy.deepcopy(value) if isinstance(value, list | dict) else value
+
+
+def _exists(state: State, what: str) -> None:
+    if not state.get("_created"):
+        raise Rejected(f"the {what} does not exist yet")
+
+
+# --- dossier ------------------------------------------------------------------------------------
+
+
+def _step(op: Op, action: str, source: int | None, target: int, handling_unit: str) -> dict[str, Any]:
+    payload = op.payload
+    return {
+        "node": op.node,
+        "seq": op.seq,
+        "stamp": op.stamp,
+        "at": op.hlc.wall,
+        "by": payload["by"],
+        "role": payload["role"],
+        "action": action,
+        "from": source,
+        "to": target,
+        "note": payload.get("note"),
+        "handling_unit": handling_unit,
+    }
+
+
+def _open_status(state: State) -> Status:
+    status = Status(state["status"])
+    if status in TERMINAL:
+        raise Rejected(f"the dossier is closed in status {status.describe()}")
+    return status
+
+
+def dossier_create(state: State, op: Op) -> None:
+    payload = op.payload
+    _check(payload, fields.DOSSIER_CREATE_CHECKS, *fields.DOSSIER_CREATE_REQUIRED)
+    if state.get("_created"):
+        raise Rejected("the dossier already exists")
+    state["_created"] = True
+    state.update({name: _own(value) for name, value in fields.DOSSIER_DEFAULTS.items()})
+    for name, value in payload.items():
+        if name not in fields.ACTOR_CHECKS:
+            state[name] = _own(value)
+    state["status"] = int(Status.NEW)
+    state["processed_at"] = None
+    state["closed_at"] = None
+    state["steps"] = [_step(op, "create", None, int(Status.NEW), payload["handling_unit"])]
+    state["attachments"] = {}
+    state["_stamp"] = op.stamp
+
+
+def dossier_set(state: State, op: Op) -> None:
+    _check(op.payload, fields.DOSSIER_CHECKS)
+    _exists(state, "dossier")
+    if state["status"] in TERMINAL and not _SETTABLE_WHEN_CLOSED.issuperset(op.payload):
+        raise Rejected(f"the dossier is closed in status {Status(state['status']).describe()}")
+    for name, value in op.payload.items():
+        state[name] = _own(value)
+    state["_stamp"] = op.stamp
+
+
+def dossier_transition(state: State, op: Op) -> None:
+    payload = op.payload
+    _check(payload, fields.TRANSITION_CHECKS, "to", "by", "role")
+    _exists(state, "dossier")
+    reason = check_transition(state["status"], payload["to"], payload["role"])
+    if reason is not None:
+        raise Rejected(reason)
+    source, target = state["status"], payload["to"]
+    state["status"] = target
+    if target == Status.PROCESSED:
+        state["processed_at"] = op.hlc.wall
+    if as_status(target) in TERMINAL:
+        state["closed_at"] = op.hlc.wall
+    state["steps"].append(_step(op, "transition", source, target, state["handling_unit"]))
+    state["_stamp"] = op.stamp
+
+
+def dossier_transfer(state: State, op: Op) -> None:
+    payload = op.payload
+    _check(payload, fields.TRANSFER_CHECKS, "handling_unit", "by", "role")
+    _exists(state, "dossier")
+    status = _open_status(state)
+    unit = payload["handling_unit"]
+    if unit == state["handling_unit"]:
+        raise Rejected(f"the dossier is already handled by unit {unit}")
+    state["handling_unit"] = unit
+    state["steps"].append(_step(op, "transfer", int(status), int(status), unit))
+    state["_stamp"] = op.stamp
+
+
+def dossier_attach(state: State, op: Op) -> None:
+    payload = op.payload
+    _check(payload, fields.ATTACH_CHECKS, *fields.ATTACH_CHECKS)
+    _exists(state, "dossier")
+    # Keyed by content: attaching the same scan twice changes nothing; the first in fold order
+    # keeps its name, so every replica shows the same one.
+    if payload["sha256"] not in state["attachments"]:
+        state["attachments"][payload["sha256"]] = {
+            "name": payload["name"],
+            "mime": payload["mime"],
+            "size": payload["size"],
+            "by": payload["by"],
+            "at": op.hlc.wall,
+        }
+        state["_stamp"] = op.stamp
+
+
+def dossier_scope(state: State) -> Iterable[str]:
+    return {unit for unit in (state.get("receiving_unit"), state.get("handling_unit")) if unit}
+
+
+# --- reference data and accounts ----------------------------------------------------------------
+
+
+def upsert(checks: Mapping[str, fields.Check], required: Iterable[str], what: str) -> Reducer:
+    """Create-or-update LWW registers: the first upsert in fold order must carry ``required``."""
+    needed = tuple(required)
+
+    def reducer(state: State, op: Op) -> None:
+        _check(op.payload, checks, *(() if state.get("_created") else needed))
+        state["_created"] = True
+        state.update({name: _own(value) for name, value in op.payload.items()})
+        state["_stamp"] = op.stamp
+
+    reducer.__name__ = f"{what}_upsert"
+    return reducer
+
+
+def account_create(state: State, op: Op) -> None:
+    payload = op.payload
+    _check(payload, fields.ACCOUNT_CHECKS, *fields.ACCOUNT_REQUIRED)
+    # The entity id is the username: two nodes creating one username then collide on one
+    # entity (the later create is a conflict) instead of making two accounts that log in alike.
+    if payload["username"] != op.entity:
+        raise Rejected(f"an account's id must be its username ({payload['username']!r})")
+    if state.get("_created"):
+        raise Rejected(f"the account {op.entity!r} already exists")
+    state.update({"_created": True, "active": True, **payload, "_stamp": op.stamp})
+
+
+def account_set(state: State, op: Op) -> None:
+    settable = {name: fields.ACCOUNT_CHECKS[name] for name in fields.ACCOUNT_SETTABLE}
+    _check(op.payload, settable)
+    _exists(state, "account")
+    state.update(op.payload)
+    state["_stamp"] = op.stamp
+
+
+def _everywhere(state: State) -> Iterable[str]:
+    return (EVERYWHERE,)
+
+
+def _account_scope(state: State) -> Iterable[str]:
+    return {state["unit"]} if state.get("unit") else set()
+
+
+UNIT = Kind(
+    name="unit",
+    reducers={"upsert": upsert(fields.UNIT_CHECKS, fields.UNIT_REQUIRED, "unit")},
+    project=project_units,
+    scope_of=_everywhere,
+    fields=frozenset(fields.UNIT_CHECKS),
+)
+PROCEDURE = Kind(
+    name="procedure",
+    reducers={"upsert": upsert(fields.PROCEDURE_CHECKS, fields.PROCEDURE_REQUIRED, "procedure")},
+    project=project_procedures,
+    scope_of=_everywhere,
+    fields=frozenset(fields.PROCEDURE_CHECKS),
+)
+ACCOUNT = Kind(
+    name="account",
+    reducers={"create": account_create, "set": account_set},
+    project=project_accounts,
+    scope_of=_account_scope,
+    fields=fields.ACCOUNT_SETTABLE,
+)
+DOSSIER = Kind(
+    name="dossier",
+    reducers={
+        "create": dossier_create,
+        "set": dossier_set,
+        "transition": dossier_transition,
+        "transfer": dossier_transfer,
+        "attach": dossier_attach,
+    },
+    project=project_dossiers,
+    scope_of=dossier_scope,
+    fields=fields.DOSSIER_FIELDS,
+)
+
+KINDS: list[Kind] = [UNIT, PROCEDURE, ACCOUNT, DOSSIER]

@@ -1,0 +1,139 @@
+"""SQLite connections and sync's own tables.
+
+One writer connection per database file (in autocommit mode; transactions are opened with
+``BEGIN IMMEDIATE`` by the code that writes), WAL, foreign keys on, a busy timeout.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from sync.migrations import Migration
+from sync.migrations import apply as apply_migrations
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
+    if readonly:
+        uri = f"file:{Path(path).resolve()}?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    else:
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+SYNC_SCHEMA = """
+CREATE TABLE sync_meta (
+    key TEXT PRIMARY KEY,
+    value ANY
+) STRICT;
+
+-- Every node this replica knows: its key, its revocation, and the highest contiguous seq held.
+CREATE TABLE sync_node (
+    id INTEGER PRIMARY KEY,
+    node TEXT NOT NULL UNIQUE,
+    public_key BLOB,
+    head INTEGER NOT NULL DEFAULT 0,
+    revoked_after INTEGER
+) STRICT;
+
+-- The op log: exactly the bytes each origin signed. Kept narrow on purpose (it is the hot
+-- path of merge): the entity an op belongs to is found through sync_entity.refs, and leaf
+-- hashes are recomputed from the bytes when a proof needs them.
+CREATE TABLE sync_op (
+    node INTEGER NOT NULL REFERENCES sync_node (id),
+    seq INTEGER NOT NULL,
+    body BLOB NOT NULL,
+    PRIMARY KEY (node, seq)
+) STRICT, WITHOUT ROWID;
+
+-- Verified ops that arrived ahead of a gap; applied when the gap fills.
+CREATE TABLE sync_pending (
+    node INTEGER NOT NULL REFERENCES sync_node (id),
+    seq INTEGER NOT NULL,
+    body BLOB NOT NULL,
+    PRIMARY KEY (node, seq)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE sync_seal (
+    node INTEGER NOT NULL REFERENCES sync_node (id),
+    first INTEGER NOT NULL,
+    last INTEGER NOT NULL,
+    root BLOB NOT NULL,
+    signature BLOB NOT NULL,
+    PRIMARY KEY (node, first)
+) STRICT, WITHOUT ROWID;
+
+-- Subtree roots learned from Merkle proofs of partially received seals (see sync.merkle).
+CREATE TABLE sync_seal_hash (
+    node INTEGER NOT NULL,
+    first INTEGER NOT NULL,
+    lo INTEGER NOT NULL,
+    hi INTEGER NOT NULL,
+    hash BLOB NOT NULL,
+    PRIMARY KEY (node, first, lo, hi)
+) STRICT, WITHOUT ROWID;
+
+-- Folded state of every entity, the fold position (stamp, node) of its newest op, and refs:
+-- the (node id, seq) of each of its ops, packed as unsigned 32-bit pairs (sync.replica).
+CREATE TABLE sync_entity (
+    kind TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    state BLOB NOT NULL,
+    last_stamp INTEGER NOT NULL,
+    last_node TEXT NOT NULL,
+    refs BLOB NOT NULL,
+    PRIMARY KEY (kind, entity)
+) STRICT, WITHOUT ROWID;
+
+-- Ops a reducer refused at their place in the order: kept, shown to a clerk.
+CREATE TABLE sync_conflict (
+    kind TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    node TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    PRIMARY KEY (kind, entity, node, seq)
+) STRICT;
+
+-- What this replica last learned a peer holds.
+CREATE TABLE sync_peer (
+    peer TEXT NOT NULL,
+    node TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (peer, node)
+) STRICT, WITHOUT ROWID;
+
+-- Every sync attempt, hash-chained and signed by this node (the clerk's transmission record).
+CREATE TABLE sync_attempt (
+    id INTEGER PRIMARY KEY,
+    at_ms INTEGER NOT NULL,
+    peer TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    ops_sent INTEGER NOT NULL,
+    ops_received INTEGER NOT NULL,
+    bytes_sent INTEGER NOT NULL,
+    bytes_received INTEGER NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    outcome TEXT NOT NULL,
+    error TEXT,
+    entities TEXT NOT NULL,
+    prev_hash BLOB NOT NULL,
+    hash BLOB NOT NULL,
+    signature BLOB NOT NULL
+) STRICT;
+"""
+
+MIGRATIONS = [Migration(1, "change_log", SYNC_SCHEMA)]
+
+
+def install(conn: sqlite3.Connection) -> None:
+    """Create or upgrade sync's own tables (namespace ``sync``)."""
+    apply_migrations(conn, "sync", MIGRATIONS)

@@ -1,0 +1,85 @@
+"""Typed errors of the sync library.
+
+Every error carries an HTTP status (for the one handler that maps errors to responses) and
+says whether retrying the same thing later can succeed::
+
+    SyncError                      base; status 500, not retryable
+    ├── PeerUnreachable            retryable: timeout, reset, refused (transport adapters)
+    ├── ClockDriftError            a remote stamp is further ahead than the allowed drift (409)
+    ├── VerificationError          fatal: bytes do not prove what they claim (400)
+    │   ├── CorruptBatch           undecodable, truncated or malformed input
+    │   ├── BadSignature           signature or Merkle proof does not verify
+    │   └── EquivocationError      the same (node, seq) with two different bodies
+    ├── UnknownNode                no trusted key for an origin (403)
+    ├── RevokedNode                the origin's key was revoked (403)
+    ├── UnknownKind                an op names an entity kind nobody registered (400)
+    └── MigrationError             a migration failed; nothing of it was applied
+        └── SchemaTooNew           the database was written by newer code
+"""
+
+from __future__ import annotations
+
+
+class SyncError(Exception):
+    status = 500
+    retryable = False
+    code = "sync_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class PeerUnreachable(SyncError):
+    status = 503
+    retryable = True
+    code = "peer_unreachable"
+
+
+class ClockDriftError(SyncError):
+    status = 409
+    code = "clock_drift"
+
+    def __init__(self, message: str, drift_ms: int) -> None:
+        super().__init__(message)
+        self.drift_ms = drift_ms
+
+
+class VerificationError(SyncError):
+    status = 400
+    code = "verification_failed"
+
+
+class CorruptBatch(VerificationError):
+    code = "corrupt_batch"
+
+
+class BadSignature(VerificationError):
+    code = "bad_signature"
+
+
+class EquivocationError(VerificationError):
+    code = "equivocation"
+
+
+class UnknownNode(SyncError):
+    status = 403
+    code = "unknown_node"
+
+
+class RevokedNode(SyncError):
+    status = 403
+    code = "revoked_node"
+
+
+class UnknownKind(SyncError):
+    status = 400
+    code = "unknown_kind"
+
+
+class MigrationError(SyncError):
+    code = "migration_failed"
+
+
+class SchemaTooNew(MigrationError):
+    code = "schema_too_new"

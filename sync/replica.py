@@ -1,0 +1,685 @@
+"""A replica: the change log in one SQLite file, and the only way to change state.
+
+Local writes (:meth:`Replica.write`) and remote merges (:meth:`Replica.merge`) both append ops
+and fold the entities they touch in the same ``BEGIN IMMEDIATE`` transaction, so state and log
+never disagree, even after a power cut. Merge is set union: an op already held is skipped
+(after checking it is byte-for-byte the one held), an op after a gap waits in ``sync_pending``
+until the gap fills, and a late op re-folds only its own entity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import operator
+import sqlite3
+import struct
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from sync import merkle
+from sync import ops as opcodec
+from sync.batch import PROTOCOL, Batch, Run, Seal, Verified, decode_batch, seal_run, verify_run
+from sync.clock import Clock, Stamp
+from sync.db import connect, install
+from sync.errors import EquivocationError, RevokedNode, UnknownNode
+from sync.fold import Conflict, Kind, Registry, Rejected, State, apply
+from sync.identity import Identity, check_binding
+from sync.identity import verify as verify_signature
+from sync.ops import Op, Payload
+from sync.vector import Vector
+
+SEAL_MAX_OPS = 1024
+DEFAULT_BATCH_BYTES = 256 * 1024
+_CHUNK = 500  # SQLite host parameters per IN (...) query
+
+_state_encoder = msgspec.json.Encoder(order="sorted")
+_state_decoder = msgspec.json.Decoder(dict[str, Any])
+
+EntityKey = tuple[str, str]
+
+
+@dataclass
+class MergeReport:
+    applied: int = 0
+    duplicates: int = 0
+    pending: int = 0
+    conflicts: list[Conflict] = field(default_factory=list)
+    entities: set[EntityKey] = field(default_factory=set)
+    unknown_kinds: int = 0
+
+
+@dataclass
+class _Row:
+    state: State
+    last: tuple[int, str]
+    refs: bytes
+    """(node id, seq) of every op of the entity, packed by :func:`_pack_refs`."""
+
+
+def _pack_refs(pairs: Sequence[tuple[int, int]]) -> bytes:
+    return struct.pack(f"<{2 * len(pairs)}I", *(n for pair in pairs for n in pair))
+
+
+def _unpack_refs(refs: bytes) -> list[tuple[int, int]]:
+    return list(_REF.iter_unpack(refs))
+
+
+_REF = struct.Struct("<II")
+_fold_order = operator.attrgetter("stamp", "node")
+
+
+class Writer:
+    """Appends this node's ops inside one transaction (see :meth:`Replica.write`)."""
+
+    def __init__(self, replica: Replica) -> None:
+        self._replica = replica
+        self.conn = replica.conn
+        self._rows: dict[EntityKey, _Row] = {}
+        self._ops: list[Op] = []
+
+    def append(self, kind: str, entity: str, action: str, payload: Payload | None = None) -> Op:
+        """Append one op and fold it; raise :class:`Rejected` (rolling back the whole write) if
+        the kind's reducer refuses it here — a local write is checked before it is kept."""
+        replica = self._replica
+        k = replica.registry[kind]
+        me = replica.identity.node
+        seq = replica._heads.get(me, 0) + len(self._ops) + 1
+        op = Op(me, seq, replica.clock.now().pack(), kind, entity, action, payload or {})
+        key = (kind, entity)
+        row = self._rows.get(key) or replica._load_rows([key]).get(key)
+        state: State = dict(row.state) if row else {}
+        conflicts: list[Conflict] = []
+        apply(k, state, [op], conflicts)
+        if conflicts:
+            raise Rejected(conflicts[0].reason)
+        node_id = replica._node_id(me)
+        self.conn.execute(
+            "INSERT INTO sync_op (node, seq, body) VALUES (?,?,?)", (node_id, seq, opcodec.encode(op))
+        )
+        refs = (row.refs if row else b"") + _REF.pack(node_id, seq)
+        self._rows[key] = _Row(state, op.key, refs)
+        self._ops.append(op)
+        return op
+
+    def state(self, kind: str, entity: str) -> State | None:
+        key = (kind, entity)
+        row = self._rows.get(key) or self._replica._load_rows([key]).get(key)
+        return row.state if row else None
+
+    def _finish(self) -> None:
+        if not self._ops:
+            return
+        replica = self._replica
+        replica._store_rows(self._rows)
+        me = replica.identity.node
+        head = self._ops[-1].seq
+        self.conn.execute("UPDATE sync_node SET head = ? WHERE node = ?", (head, me))
+        replica._heads[me] = head
+        replica._save_clock()
+
+
+class Replica:
+    """One node's change log and folded state in one SQLite file.
+
+    Not thread-safe by itself for writes from many threads at once: writes and merges take an
+    internal lock, so there is one writer per file (STYLE 7); reads may use :meth:`reader`.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        identity: Identity,
+        kinds: Iterable[Kind],
+        *,
+        clock: Clock | None = None,
+        migrate: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.identity = identity
+        self.registry = Registry(kinds)
+        self.clock = clock or Clock()
+        self._lock = threading.RLock()
+        self._writer: Writer | None = None
+        self.conn = connect(self.path)
+        install(self.conn)
+        if migrate is not None:
+            migrate(self.conn)
+        self._load()
+        if identity.node not in self._ids:
+            self.trust(identity.node, identity.public_raw)
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def reader(self) -> sqlite3.Connection:
+        """A new read-only connection to the same file (WAL: readers never block the writer)."""
+        return connect(self.path, readonly=True)
+
+    def _load(self) -> None:
+        self._ids: dict[str, int] = {}
+        self._keys: dict[str, bytes | None] = {}
+        self._revoked: dict[str, int] = {}
+        self._heads: dict[str, int] = {}
+        rows = self.conn.execute("SELECT id, node, public_key, head, revoked_after FROM sync_node").fetchall()
+        for node_id, node, key, head, revoked_after in rows:
+            self._ids[node] = node_id
+            self._keys[node] = key
+            self._heads[node] = head
+            if revoked_after is not None:
+                self._revoked[node] = revoked_after
+        row = self.conn.execute("SELECT value FROM sync_meta WHERE key = 'hlc'").fetchone()
+        if row is not None:
+            self.clock.advance_to(Stamp.unpack(int(row[0])))
+
+    def _save_clock(self) -> None:
+        self.conn.execute(
+            "INSERT INTO sync_meta (key, value) VALUES ('hlc', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (self.clock.last.pack(),),
+        )
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        with self._lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                self._load()
+                raise
+
+    # --- keys -----------------------------------------------------------------------------
+
+    def _node_id(self, node: str) -> int:
+        node_id = self._ids.get(node)
+        if node_id is None:
+            cur = self.conn.execute("INSERT INTO sync_node (node) VALUES (?)", (node,))
+            node_id = int(cur.lastrowid or 0)
+            self._ids[node] = node_id
+            self._heads[node] = 0
+        return node_id
+
+    def trust(self, node: str, public_raw: bytes) -> None:
+        """Record the key that speaks for ``node`` (the id must derive from it)."""
+        check_binding(node, public_raw)
+        with self._transaction():
+            self._node_id(node)
+            self.conn.execute("UPDATE sync_node SET public_key = ? WHERE node = ?", (public_raw, node))
+        self._keys[node] = public_raw
+
+    def revoke(self, node: str, after_seq: int | None = None) -> int:
+        """Refuse ``node``'s ops after ``after_seq`` (default: what this replica holds now)."""
+        with self._transaction():
+            self._node_id(node)
+            after = self._heads.get(node, 0) if after_seq is None else after_seq
+            self.conn.execute("UPDATE sync_node SET revoked_after = ? WHERE node = ?", (after, node))
+        self._revoked[node] = after
+        return after
+
+    def public_key(self, node: str) -> bytes:
+        key = self._keys.get(node)
+        if key is None:
+            raise UnknownNode(f"no trusted key for node {node}")
+        return key
+
+    def _verify(self, node: str, signature: bytes, message: bytes) -> None:
+        verify_signature(self.public_key(node), signature, message)
+
+    # --- local writes ---------------------------------------------------------------------
+
+    @contextmanager
+    def write(self) -> Iterator[Writer]:
+        """One atomic local change: every op appended inside commits with its state, or none.
+
+        Nested ``write()`` blocks join the outer transaction."""
+        if self._writer is not None:
+            yield self._writer
+            return
+        with self._transaction():
+            writer = Writer(self)
+            self._writer = writer
+            try:
+                yield writer
+                writer._finish()
+            finally:
+                self._writer = None
+
+    # --- merge ----------------------------------------------------------------------------
+
+    def verify(self, batch: Batch) -> list[Verified]:
+        """Check every run of a batch; raise on the first failure. Pure CPU, no writes."""
+        out: list[Verified] = []
+        for run in batch.runs:
+            node = run.seal.node
+            revoked_after = self._revoked.get(node)
+            if revoked_after is not None and run.seal.last > revoked_after:
+                raise RevokedNode(f"node {node} was revoked; its ops after #{revoked_after} are refused")
+            out.extend(verify_run(run, self._verify))
+        return out
+
+    def merge(self, batch: Batch | bytes) -> MergeReport:
+        """Apply a batch: all of it or, on any error, nothing. Idempotent."""
+        if isinstance(batch, bytes):
+            batch = decode_batch(batch)
+        verified = self.verify(batch)
+        report = MergeReport()
+        if not verified:
+            return report
+        newest = max(v.op.stamp for v in verified)
+        if newest > self.clock.last.pack():
+            self.clock.observe(Stamp.unpack(newest))
+        with self._transaction():
+            self._merge(batch, verified, report)
+            self._save_clock()
+        return report
+
+    def _merge(self, batch: Batch, verified: list[Verified], report: MergeReport) -> None:
+        conn = self.conn
+        for run in batch.runs:
+            s = run.seal
+            conn.execute(
+                "INSERT OR IGNORE INTO sync_seal (node, first, last, root, signature) VALUES (?,?,?,?,?)",
+                (self._node_id(s.node), s.first, s.last, s.root, s.signature),
+            )
+            if run.chosen is not None:
+                # Keep the subtree roots this proof taught us, to prove these ops onward later.
+                conn.executemany(
+                    "INSERT OR IGNORE INTO sync_seal_hash (node, first, lo, hi, hash) VALUES (?,?,?,?,?)",
+                    [
+                        (self._ids[s.node], s.first, lo, hi, h)
+                        for (lo, hi), h in zip(
+                            merkle.proof_ranges(s.size, run.chosen), run.proof, strict=True
+                        )
+                    ],
+                )
+        by_node: dict[str, list[Verified]] = defaultdict(list)
+        for v in verified:
+            by_node[v.op.node].append(v)
+        fresh: list[Verified] = []
+        for node, received in by_node.items():
+            node_id = self._node_id(node)
+            before = head = self._heads.get(node, 0)
+            first = received[0].op.seq
+            if first == head + 1 and received[-1].op.seq == first + len(received) - 1:
+                # The common case: exactly the next ops, in order (a run is checked dense).
+                chain, waiting = received, list[Verified]()
+                head = received[-1].op.seq
+            else:
+                chain, waiting, head = self._sort_out(node, node_id, head, received, report)
+            head = self._drain_pending(node_id, head, chain)
+            report.pending += sum(1 for v in waiting if v.op.seq > head)
+            fresh.extend(chain)
+            if head != before:
+                conn.execute("UPDATE sync_node SET head = ? WHERE id = ?", (head, node_id))
+                self._heads[node] = head
+        if not fresh:
+            return
+        ids = self._ids
+        conn.executemany(
+            "INSERT INTO sync_op (node, seq, body) VALUES (?,?,?)",
+            [(ids[v.op.node], v.op.seq, v.body) for v in fresh],
+        )
+        report.applied = len(fresh)
+        self._fold([v.op for v in fresh], report)
+
+    def _sort_out(
+        self, node: str, node_id: int, head: int, received: list[Verified], report: MergeReport
+    ) -> tuple[list[Verified], list[Verified], int]:
+        """Split one node's received ops into held (checked), next in line, and waiting."""
+        items: dict[int, Verified] = {}
+        for v in received:
+            seen = items.get(v.op.seq)
+            if seen is not None and seen.body != v.body:
+                raise EquivocationError(f"batch holds two different ops {node}#{v.op.seq}")
+            items[v.op.seq] = v
+        old = [seq for seq in items if seq <= head]
+        if old:
+            self._check_duplicates(node, node_id, old, items)
+            report.duplicates += len(old)
+        ahead = sorted(seq for seq in items if seq > head)
+        chain: list[Verified] = []
+        for seq in ahead:
+            if seq == head + 1:
+                chain.append(items[seq])
+                head = seq
+        waiting = [items[seq] for seq in ahead if seq > head]
+        if waiting:
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO sync_pending (node, seq, body) VALUES (?,?,?)",
+                [(node_id, v.op.seq, v.body) for v in waiting],
+            )
+        return chain, waiting, head
+
+    def _check_duplicates(
+        self, node: str, node_id: int, seqs: list[int], items: Mapping[int, Verified]
+    ) -> None:
+        held = dict(
+            self.conn.execute(
+                "SELECT seq, body FROM sync_op WHERE node = ? AND seq BETWEEN ? AND ?",
+                (node_id, min(seqs), max(seqs)),
+            ).fetchall()
+        )
+        for seq in seqs:
+            if held.get(seq) != items[seq].body:
+                raise EquivocationError(f"node {node} sent a different op #{seq} than the one already held")
+
+    def _drain_pending(self, node_id: int, head: int, run: list[Verified]) -> int:
+        rows = self.conn.execute(
+            "SELECT seq, body FROM sync_pending WHERE node = ? AND seq > ? ORDER BY seq",
+            (node_id, head - len(run)),
+        ).fetchall()
+        if not rows:
+            return head
+        have = {v.op.seq for v in run}
+        for seq, body in rows:
+            if seq in have:
+                continue
+            if seq != head + 1:
+                break
+            run.append(Verified(opcodec.decode(body), body))
+            head = seq
+        self.conn.execute("DELETE FROM sync_pending WHERE node = ? AND seq <= ?", (node_id, head))
+        return head
+
+    # --- fold -----------------------------------------------------------------------------
+
+    def _fold(self, new_ops: Sequence[Op], report: MergeReport) -> None:
+        grouped: dict[EntityKey, list[Op]] = defaultdict(list)
+        for op in new_ops:
+            grouped[(op.kind, op.entity)].append(op)
+        rows = self._load_rows(list(grouped))
+        changed: dict[EntityKey, _Row] = {}
+        ids = self._ids
+        for key, ops in grouped.items():
+            if len(ops) > 1:
+                ops.sort(key=_fold_order)
+            row = rows.get(key)
+            refs = (row.refs if row else b"") + _pack_refs([(ids[op.node], op.seq) for op in ops])
+            if key[0] not in self.registry:
+                # Kept in the log and referenced; folded by refold_all() after an upgrade.
+                report.unknown_kinds += len(ops)
+                changed[key] = _Row({}, max(ops[-1].key, row.last) if row else ops[-1].key, refs)
+                continue
+            kind = self.registry[key[0]]
+            conflicts: list[Conflict] = []
+            if row is None or ops[0].key > row.last:
+                state = row.state if row else {}
+                apply(kind, state, ops, conflicts)
+                if conflicts:
+                    state["_conflicts"] = state.get("_conflicts", []) + [
+                        [c.node, c.seq, c.action, c.reason] for c in conflicts
+                    ]
+                changed[key] = _Row(state, ops[-1].key, refs)
+            else:
+                changed[key] = self._refold(kind, key[1], refs, conflicts)
+            report.conflicts.extend(conflicts)
+            report.entities.add(key)
+        self._store_rows(changed)
+
+    def _bodies(self, refs: bytes) -> list[bytes]:
+        get = self.conn.execute
+        return [
+            get("SELECT body FROM sync_op WHERE node = ? AND seq = ?", ref).fetchone()[0]
+            for ref in _unpack_refs(refs)
+        ]
+
+    def _refold(self, kind: Kind, entity: str, refs: bytes, conflicts: list[Conflict]) -> _Row:
+        """Fold an entity's whole history again: the price of a late op, paid by its entity only."""
+        ops = sorted((opcodec.decode(b) for b in self._bodies(refs)), key=lambda op: op.key)
+        state = apply(kind, {}, ops, conflicts)
+        if conflicts:
+            state["_conflicts"] = [[c.node, c.seq, c.action, c.reason] for c in conflicts]
+        self.conn.execute("DELETE FROM sync_conflict WHERE kind = ? AND entity = ?", (kind.name, entity))
+        return _Row(state, ops[-1].key, refs)
+
+    def _load_rows(self, keys: Sequence[EntityKey]) -> dict[EntityKey, _Row]:
+        out: dict[EntityKey, _Row] = {}
+        by_kind: dict[str, list[str]] = defaultdict(list)
+        for kind, entity in keys:
+            by_kind[kind].append(entity)
+        decode = _state_decoder.decode
+        for kind, entities in by_kind.items():
+            for i in range(0, len(entities), _CHUNK):
+                chunk = entities[i : i + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                for entity, state, stamp, node, refs in self.conn.execute(
+                    "SELECT entity, state, last_stamp, last_node, refs FROM sync_entity "
+                    f"WHERE kind = ? AND entity IN ({marks})",
+                    (kind, *chunk),
+                ):
+                    out[(kind, entity)] = _Row(decode(state), (stamp, node), refs)
+        return out
+
+    def _store_rows(self, rows: Mapping[EntityKey, _Row]) -> None:
+        conn = self.conn
+        encode = _state_encoder.encode
+        conn.executemany(
+            "INSERT INTO sync_entity (kind, entity, state, last_stamp, last_node, refs) "
+            "VALUES (?,?,?,?,?,?) ON CONFLICT (kind, entity) DO UPDATE SET state = excluded.state, "
+            "last_stamp = excluded.last_stamp, last_node = excluded.last_node, refs = excluded.refs",
+            [
+                (kind, entity, encode(row.state), row.last[0], row.last[1], row.refs)
+                for (kind, entity), row in rows.items()
+            ],
+        )
+        conflict_rows = [
+            (kind, entity, c[0], c[1], c[2], c[3])
+            for (kind, entity), row in rows.items()
+            for c in row.state.get("_conflicts", ())
+        ]
+        if conflict_rows:
+            conn.executemany(
+                "INSERT OR IGNORE INTO sync_conflict (kind, entity, node, seq, action, reason) "
+                "VALUES (?,?,?,?,?,?)",
+                conflict_rows,
+            )
+        by_kind: dict[str, list[tuple[str, State]]] = defaultdict(list)
+        for (kind, entity), row in rows.items():
+            by_kind[kind].append((entity, row.state))
+        for kind_name, items in by_kind.items():
+            if kind_name in self.registry:
+                project = self.registry[kind_name].project
+                if project is not None:
+                    project(conn, items)
+
+    def refold_all(self) -> int:
+        """Re-fold every entity from the log (after an upgrade that registers new kinds)."""
+        with self._transaction():
+            rows = self.conn.execute("SELECT kind, entity, refs FROM sync_entity").fetchall()
+            changed = {
+                (kind_name, entity): self._refold(self.registry[kind_name], entity, refs, [])
+                for kind_name, entity, refs in rows
+                if kind_name in self.registry
+            }
+            self._store_rows(changed)
+        return len(changed)
+
+    # --- export ---------------------------------------------------------------------------
+
+    def seal_pending(self, max_ops: int = SEAL_MAX_OPS) -> int:
+        """Sign this node's unsealed ops in runs of at most ``max_ops``; return seals made."""
+        me = self.identity.node
+        made = 0
+        with self._transaction():
+            node_id = self._node_id(me)
+            row = self.conn.execute("SELECT max(last) FROM sync_seal WHERE node = ?", (node_id,)).fetchone()
+            sealed = int(row[0] or 0)
+            head = self._heads.get(me, 0)
+            while sealed < head:
+                last = min(head, sealed + max_ops)
+                bodies = [
+                    b
+                    for (b,) in self.conn.execute(
+                        "SELECT body FROM sync_op WHERE node = ? AND seq BETWEEN ? AND ? ORDER BY seq",
+                        (node_id, sealed + 1, last),
+                    )
+                ]
+                seal = seal_run(me, sealed + 1, bodies, self.identity.sign)
+                self.conn.execute(
+                    "INSERT INTO sync_seal (node, first, last, root, signature) VALUES (?,?,?,?,?)",
+                    (node_id, seal.first, seal.last, seal.root, seal.signature),
+                )
+                sealed = last
+                made += 1
+        return made
+
+    def batches(self, their: Mapping[str, int], *, max_bytes: int = DEFAULT_BATCH_BYTES) -> Iterator[Batch]:
+        """Batches of the ops this replica holds and ``their`` vector lacks, in seq order per
+        node, each at most about ``max_bytes`` of op bytes (one op may exceed it alone)."""
+        self.seal_pending()
+        runs: list[Run] = []
+        size = 0
+        for node, (first, last) in sorted(self.vector().missing_from(their).items()):
+            for run in self._runs(node, first, last, max_bytes):
+                run_size = sum(len(b) for b in run.ops)
+                if runs and size + run_size > max_bytes:
+                    yield Batch(PROTOCOL, self.identity.node, runs)
+                    runs, size = [], 0
+                runs.append(run)
+                size += run_size
+        if runs:
+            yield Batch(PROTOCOL, self.identity.node, runs)
+
+    def _runs(self, node: str, first: int, last: int, max_bytes: int) -> Iterator[Run]:
+        node_id = self._ids[node]
+        seals = self.conn.execute(
+            "SELECT first, last, root, signature FROM sync_seal "
+            "WHERE node = ? AND last >= ? AND first <= ? ORDER BY first",
+            (node_id, first, last),
+        ).fetchall()
+        for s_first, s_last, root, signature in seals:
+            seal = Seal(node, s_first, s_last, root, signature)
+            lo, hi = max(first, s_first), min(last, s_last)
+            rows = self.conn.execute(
+                "SELECT seq, body FROM sync_op WHERE node = ? AND seq BETWEEN ? AND ? ORDER BY seq",
+                (node_id, s_first, s_last),
+            ).fetchall()
+            wanted = [(seq, body) for seq, body in rows if lo <= seq <= hi]
+            pieces: list[list[tuple[int, bytes]]] = [[]]
+            size = 0
+            for item in wanted:
+                if pieces[-1] and size + len(item[1]) > max_bytes:
+                    pieces.append([])
+                    size = 0
+                pieces[-1].append(item)
+                size += len(item[1])
+            leaves: dict[int, bytes] | None = None
+            for piece in pieces:
+                if not piece:
+                    continue
+                if len(piece) == seal.size:
+                    yield Run(seal, [b for _, b in piece])
+                    continue
+                if leaves is None:
+                    leaves = self._seal_leaves(node_id, seal, rows)
+                chosen = [seq - s_first for seq, _ in piece]
+                known = self._seal_knowledge(node_id, s_first)
+                proof = merkle.prove(seal.size, chosen, leaves, known)
+                yield Run(seal, [b for _, b in piece], chosen, proof)
+
+    def _seal_leaves(self, node_id: int, seal: Seal, rows: Sequence[tuple[int, bytes]]) -> dict[int, bytes]:
+        """Leaf hashes of a seal's ops held here, in the log or still waiting behind a gap."""
+        leaves = {seq - seal.first: merkle.leaf_hash(body) for seq, body in rows}
+        if len(leaves) < seal.size:
+            for seq, body in self.conn.execute(
+                "SELECT seq, body FROM sync_pending WHERE node = ? AND seq BETWEEN ? AND ?",
+                (node_id, seal.first, seal.last),
+            ):
+                leaves[seq - seal.first] = merkle.leaf_hash(body)
+        return leaves
+
+    def _seal_knowledge(self, node_id: int, first: int) -> dict[tuple[int, int], bytes]:
+        rows = self.conn.execute(
+            "SELECT lo, hi, hash FROM sync_seal_hash WHERE node = ? AND first = ?", (node_id, first)
+        )
+        return {(lo, hi): h for lo, hi, h in rows}
+
+    # --- reads ----------------------------------------------------------------------------
+
+    def vector(self) -> Vector:
+        return Vector(self._heads)
+
+    def state(self, kind: str, entity: str) -> State | None:
+        row = self.conn.execute(
+            "SELECT state FROM sync_entity WHERE kind = ? AND entity = ?", (kind, entity)
+        ).fetchone()
+        return None if row is None else _state_decoder.decode(row[0])
+
+    def states(self, kind: str | None = None) -> dict[EntityKey, State]:
+        query = "SELECT kind, entity, state FROM sync_entity"
+        rows = self.conn.execute(query + " WHERE kind = ?", (kind,)) if kind else self.conn.execute(query)
+        return {(k, e): _state_decoder.decode(s) for k, e, s in rows}
+
+    def ops_of(self, kind: str, entity: str) -> list[Op]:
+        """Every op of an entity held here, in fold order."""
+        row = self.conn.execute(
+            "SELECT refs FROM sync_entity WHERE kind = ? AND entity = ?", (kind, entity)
+        ).fetchone()
+        if row is None:
+            return []
+        return sorted((opcodec.decode(b) for b in self._bodies(row[0])), key=lambda op: op.key)
+
+    def conflicts(self, kind: str | None = None, entity: str | None = None) -> list[Conflict]:
+        query = "SELECT kind, entity, node, seq, action, reason FROM sync_conflict WHERE 1=1"
+        params: list[str] = []
+        if kind is not None:
+            query += " AND kind = ?"
+            params.append(kind)
+        if entity is not None:
+            query += " AND entity = ?"
+            params.append(entity)
+        return [
+            Conflict(*row) for row in self.conn.execute(query + " ORDER BY kind, entity, node, seq", params)
+        ]
+
+    def op_count(self) -> int:
+        return int(self.conn.execute("SELECT count(*) FROM sync_op").fetchone()[0])
+
+    def pending_count(self) -> int:
+        return int(self.conn.execute("SELECT count(*) FROM sync_pending").fetchone()[0])
+
+    def digest(self) -> bytes:
+        """SHA-256 over (node, seq, op bytes) of every op held, in a canonical order: two
+        replicas with equal digests hold exactly the same ops."""
+        h = hashlib.sha256()
+        rows = self.conn.execute(
+            "SELECT n.node, o.seq, o.body FROM sync_op o JOIN sync_node n ON n.id = o.node "
+            "ORDER BY n.node, o.seq"
+        )
+        for node, seq, body in rows:
+            h.update(b"%s\x00%d\x00%d\x00" % (node.encode(), seq, len(body)))
+            h.update(body)
+        return h.digest()
+
+    def state_digest(self) -> bytes:
+        h = hashlib.sha256()
+        for kind, entity, state in self.conn.execute(
+            "SELECT kind, entity, state FROM sync_entity ORDER BY kind, entity"
+        ):
+            h.update(f"{kind}\x00{entity}\x00".encode() + state + b"\x00")
+        return h.digest()
+
+    # --- peers ----------------------------------------------------------------------------
+
+    def remember_peer(self, peer: str, vector: Mapping[str, int]) -> None:
+        with self._transaction():
+            self.conn.executemany(
+                "INSERT INTO sync_peer (peer, node, seq) VALUES (?,?,?) "
+                "ON CONFLICT (peer, node) DO UPDATE SET seq = max(seq, excluded.seq)",
+                [(peer, node, seq) for node, seq in vector.items()],
+            )
+
+    def peer_vector(self, peer: str) -> Vector:
+        rows = self.conn.execute("SELECT node, seq FROM sync_peer WHERE peer = ?", (peer,))
+        return Vector(dict(rows.fetchall()))
