@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from importlib.metadata import PackageNotFoundError, version
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 
 
 def package_version() -> str:

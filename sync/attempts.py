@@ -1,0 +1,120 @@
+"""The sync attempt log: every attempt to exchange ops, hash-chained and signed.
+
+Each record commits to the previous one (``prev_hash``) and is signed by this node, so the log
+is the clerk's proof of why a dossier was not transmitted: printable, and verifiable later by
+anyone holding the node's public key (central). Removing, reordering or editing a record breaks
+the chain or a signature (:func:`verify_chain`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import msgspec
+
+from sync.errors import BadSignature
+from sync.identity import verify
+
+GENESIS = b"\x00" * 32
+CONTEXT = b"motcua-attempt/1"
+
+
+class Attempt(msgspec.Struct, array_like=True, frozen=True):
+    at_ms: int
+    peer: str
+    channel: str
+    """How: "http", "bundle" (USB), …"""
+    ops_sent: int
+    ops_received: int
+    bytes_sent: int
+    bytes_received: int
+    duration_ms: int
+    outcome: str
+    """"ok", "partial" or "failed"."""
+    error: str | None
+    """Why it failed, in words a clerk understands."""
+    entities: list[str]
+    """Entity ids whose ops this attempt tried to send (for a dossier's transmission record)."""
+
+
+class Record(msgspec.Struct, array_like=True, frozen=True):
+    id: int
+    attempt: Attempt
+    prev_hash: bytes
+    hash: bytes
+    signature: bytes
+
+
+def record_hash(prev_hash: bytes, attempt: Attempt) -> bytes:
+    return hashlib.sha256(CONTEXT + prev_hash + msgspec.msgpack.encode(attempt)).digest()
+
+
+def append(conn: sqlite3.Connection, attempt: Attempt, sign: Callable[[bytes], bytes]) -> Record:
+    """Append a record in the caller's transaction (or its own autocommit statement)."""
+    row = conn.execute("SELECT hash FROM sync_attempt ORDER BY id DESC LIMIT 1").fetchone()
+    prev = row[0] if row else GENESIS
+    digest = record_hash(prev, attempt)
+    signature = sign(digest)
+    a = attempt
+    cur = conn.execute(
+        "INSERT INTO sync_attempt (at_ms, peer, channel, ops_sent, ops_received, bytes_sent, "
+        "bytes_received, duration_ms, outcome, error, entities, prev_hash, hash, signature) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            a.at_ms,
+            a.peer,
+            a.channel,
+            a.ops_sent,
+            a.ops_received,
+            a.bytes_sent,
+            a.bytes_received,
+            a.duration_ms,
+            a.outcome,
+            a.error,
+            msgspec.json.encode(a.entities).decode(),
+            prev,
+            digest,
+            signature,
+        ),
+    )
+    return Record(int(cur.lastrowid or 0), attempt, prev, digest, signature)
+
+
+def _from_row(row: tuple[Any, ...]) -> Record:
+    rid, *fields, entities, prev, digest, signature = row
+    attempt = msgspec.convert([*fields, msgspec.json.decode(entities)], Attempt)
+    return Record(rid, attempt, prev, digest, signature)
+
+
+_COLUMNS = (
+    "id, at_ms, peer, channel, ops_sent, ops_received, bytes_sent, bytes_received, duration_ms, "
+    "outcome, error, entities, prev_hash, hash, signature"
+)
+
+
+def records(conn: sqlite3.Connection, entity: str | None = None) -> list[Record]:
+    """All records in order, or those whose attempt carried ops of ``entity``."""
+    rows = conn.execute(f"SELECT {_COLUMNS} FROM sync_attempt ORDER BY id").fetchall()
+    out = [_from_row(r) for r in rows]
+    if entity is not None:
+        out = [r for r in out if entity in r.attempt.entities]
+    return out
+
+
+def verify_chain(records: Iterable[Record], public_raw: bytes) -> int:
+    """Check a whole log from its first record: every link and every signature. Returns the
+    number of records verified; raises :class:`BadSignature` at the first broken one."""
+    prev = GENESIS
+    count = 0
+    for record in records:
+        if record.prev_hash != prev:
+            raise BadSignature(f"attempt record {record.id} does not follow the one before it")
+        if record_hash(prev, record.attempt) != record.hash:
+            raise BadSignature(f"attempt record {record.id} was altered")
+        verify(public_raw, record.signature, record.hash)
+        prev = record.hash
+        count += 1
+    return count
