@@ -89,9 +89,8 @@ def check_payload(
     payload: Mapping[str, Any], checks: Mapping[str, Check], required: Iterable[str] = ()
 ) -> str | None:
     """The first thing wrong with ``payload``, in words, or None."""
-    unknown = sorted(set(payload) - set(checks))
-    if unknown:
-        return f"unknown field(s): {', '.join(unknown)}"
+    if not checks.keys() >= payload.keys():
+        return f"unknown field(s): {', '.join(sorted(payload.keys() - checks.keys()))}"
     missing = [name for name in required if name not in payload]
     if missing:
         return f"missing field(s): {', '.join(missing)}"

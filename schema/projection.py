@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
@@ -176,29 +177,30 @@ _DOSSIER_SQL = _upsert(
     ],
 )
 
-# A step is the fold of one op, so a row whose (node, seq) is unchanged needs no write.
-_STEP_SQL = (
-    _upsert(
-        "dossier_steps",
-        ["dossier_id", "position"],
-        [
-            "dossier_id",
-            "position",
-            "stamp",
-            "node",
-            "seq",
-            "at",
-            "actor",
-            "role",
-            "action",
-            "from_status",
-            "to_status",
-            "note",
-            "handling_unit",
-        ],
-    )
-    + " WHERE dossier_steps.node IS NOT excluded.node OR dossier_steps.seq IS NOT excluded.seq"
+_STEP_SQL = _upsert(
+    "dossier_steps",
+    ["dossier_id", "position"],
+    [
+        "dossier_id",
+        "position",
+        "stamp",
+        "node",
+        "seq",
+        "at",
+        "actor",
+        "role",
+        "action",
+        "from_status",
+        "to_status",
+        "note",
+        "handling_unit",
+    ],
 )
+_STORED_STEPS_SQL = (
+    "SELECT dossier_id, node, seq FROM dossier_steps "
+    "WHERE dossier_id IN (SELECT value FROM json_each(?)) ORDER BY dossier_id, position"
+)
+_CHUNK = 500
 # A late op can make a later step invalid, so a timeline may also get shorter.
 _TRIM_STEPS_SQL = "DELETE FROM dossier_steps WHERE dossier_id = ? AND position >= ?"
 
@@ -224,19 +226,23 @@ _FTS_SQL = (
 )
 
 
-def search_text(state: dict[str, Any]) -> str:
-    """The folded text a dossier is found by: code, applicant, citizen id, phone, portal code."""
-    parts = (
-        state.get("code"),
-        state.get("applicant_name"),
-        state.get("applicant_citizen_id"),
-        state.get("applicant_phone"),
-        state.get("portal_code"),
+def _search_columns(state: dict[str, Any]) -> tuple[str, str, str]:
+    """(code, applicant name, citizen id) folded, as the FTS index holds them."""
+    return (
+        fold_text(state["code"]),
+        fold_text(state["applicant_name"]),
+        fold_text(state.get("applicant_citizen_id") or ""),
     )
-    return " ".join(fold_text(part) for part in parts if part)
 
 
-def _dossier_row(entity: str, s: dict[str, Any]) -> tuple[Any, ...]:
+def search_text(state: dict[str, Any], columns: tuple[str, str, str] | None = None) -> str:
+    """The folded text a dossier is found by: code, applicant, citizen id, phone, portal code."""
+    extra = (state.get("applicant_phone"), state.get("portal_code"))
+    parts = (*(columns or _search_columns(state)), *(fold_text(p) for p in extra if p))
+    return " ".join(part for part in parts if part)
+
+
+def _dossier_row(entity: str, s: dict[str, Any], search: str) -> tuple[Any, ...]:
     return (
         entity,
         s["code"],
@@ -257,36 +263,55 @@ def _dossier_row(entity: str, s: dict[str, Any]) -> tuple[Any, ...]:
         len(s["attachments"]),
         len(s.get("_conflicts") or ()),
         s["_stamp"],
-        search_text(s),
+        search,
     )
+
+
+def _stored_steps(conn: sqlite3.Connection, ids: list[str]) -> dict[str, list[tuple[str, int]]]:
+    stored: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for i in range(0, len(ids), _CHUNK):
+        for dossier_id, node, seq in conn.execute(_STORED_STEPS_SQL, (_json(ids[i : i + _CHUNK]),)):
+            stored[dossier_id].append((node, seq))
+    return stored
+
+
+def _project_steps(conn: sqlite3.Connection, dossiers: Changed) -> None:
+    """Write each timeline from its first changed step on; usually that is only the new last one.
+
+    A step is the fold of one op, so a stored step with the same (node, seq) at the same
+    position is unchanged; reading those keys is much cheaper than rewriting every step.
+    """
+    stored = _stored_steps(conn, [entity for entity, _ in dossiers])
+    writes: list[tuple[Any, ...]] = []
+    trims: list[tuple[str, int]] = []
+    for entity, s in dossiers:
+        steps, old = s["steps"], stored.get(entity, [])
+        first = 0
+        for (node, seq), step in zip(old, steps, strict=False):
+            if node != step["node"] or seq != step["seq"]:
+                break
+            first += 1
+        writes.extend(
+            (entity, position, step["stamp"], step["node"], step["seq"], step["at"], step["by"],
+             step["role"], step["action"], step["from"], step["to"], step["note"],
+             step["handling_unit"])
+            for position, step in enumerate(steps[first:], start=first)
+        )  # fmt: skip
+        if len(old) > len(steps):
+            trims.append((entity, len(steps)))
+    conn.executemany(_STEP_SQL, writes)
+    conn.executemany(_TRIM_STEPS_SQL, trims)
 
 
 def project_dossiers(conn: sqlite3.Connection, changed: Changed) -> None:
     dossiers = _created(changed)
-    conn.executemany(_DOSSIER_SQL, [_dossier_row(entity, s) for entity, s in dossiers])
-    conn.executemany(
-        _STEP_SQL,
-        [
-            (
-                entity,
-                position,
-                step["stamp"],
-                step["node"],
-                step["seq"],
-                step["at"],
-                step["by"],
-                step["role"],
-                step["action"],
-                step["from"],
-                step["to"],
-                step["note"],
-                step["handling_unit"],
-            )
-            for entity, s in dossiers
-            for position, step in enumerate(s["steps"])
-        ],
-    )
-    conn.executemany(_TRIM_STEPS_SQL, [(entity, len(s["steps"])) for entity, s in dossiers])
+    rows, index = [], []
+    for entity, s in dossiers:
+        columns = _search_columns(s)
+        rows.append(_dossier_row(entity, s, search_text(s, columns)))
+        index.append((*columns, entity))
+    conn.executemany(_DOSSIER_SQL, rows)
+    _project_steps(conn, dossiers)
     conn.executemany(
         _ATTACH_SQL,
         [
@@ -298,15 +323,4 @@ def project_dossiers(conn: sqlite3.Connection, changed: Changed) -> None:
     conn.executemany(
         _PRUNE_ATTACHMENTS_SQL, [(entity, _json(list(s["attachments"]))) for entity, s in dossiers]
     )
-    conn.executemany(
-        _FTS_SQL,
-        [
-            (
-                fold_text(s["code"]),
-                fold_text(s["applicant_name"]),
-                s.get("applicant_citizen_id") or "",
-                entity,
-            )
-            for entity, s in dossiers
-        ],
-    )
+    conn.executemany(_FTS_SQL, index)

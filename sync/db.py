@@ -13,6 +13,7 @@ from sync.migrations import Migration
 from sync.migrations import apply as apply_migrations
 
 BUSY_TIMEOUT_MS = 10_000
+CACHE_KIB = 32 * 1024  # page cache per connection: merges touch many index pages at once
 
 
 def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
@@ -24,6 +25,7 @@ def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
     conn.execute("PRAGMA foreign_keys = ON")
     return conn
 
