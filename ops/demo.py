@@ -66,20 +66,21 @@ def run(directory: Path, dossiers: int = 150, say: Callable[[str], None] = print
     today = datetime.now(UTC).date()
     received_ms = int(time.time() * 1000)
     shared: list[str] = []
-    for index, edge in enumerate(communes):
-        unit, other = COMMUNES[index], COMMUNES[1 - index]
-        with edge.write() as w:
+    for index, commune in enumerate(communes):
+        code, other_code = COMMUNES[index], COMMUNES[1 - index]
+        with commune.write() as w:
             for n in range(dossiers):
                 entity = f"{rnd.getrandbits(64):016x}"
-                procedure = rnd.choice(PILOT_PROCEDURES).code
-                for action, payload in dossier_ops(rnd, unit, procedure, today, n + 1, received_ms):
+                procedure_code = rnd.choice(PILOT_PROCEDURES).code
+                ops = dossier_ops(rnd, code, procedure_code, today, n + 1, received_ms)
+                for action, payload in ops:
                     if action == "create" and n % 10 == 0:
-                        payload = {**payload, "handling_unit": other}  # non-territorial
+                        payload = {**payload, "handling_unit": other_code}  # non-territorial
                         shared.append(entity)
                     if action == "transition" and payload["to"] == 9:
                         break  # leave it processing: the handling unit decides
                     w.append("dossier", entity, action, payload)
-        say(f"commune {unit}: received {dossiers} dossiers offline ({dossiers // 10} for {other})")
+        say(f"commune {code}: received {dossiers} dossiers offline ({dossiers // 10} for {other_code})")
 
     for round_no in (1, 2):
         for edge in communes:

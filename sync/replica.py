@@ -139,7 +139,7 @@ class Replica:
         kinds: Iterable[Kind],
         *,
         clock: Clock | None = None,
-        migrate: Callable[[sqlite3.Connection], None] | None = None,
+        migrate: Callable[[sqlite3.Connection], object] | None = None,
     ) -> None:
         self.path = Path(path)
         self.identity = identity
