@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from vietnam_provinces import Province, ProvinceCode, VietNamDivisionType, Ward
+from vietnam_provinces import Province, ProvinceCode, VietNamDivisionType, Ward, WardCode
 
 # Unit kinds, as stored in units.kind.
 PROVINCE, COMMUNE, WARD, SPECIAL_ZONE = "province", "commune", "ward", "special_zone"
@@ -108,3 +108,23 @@ def province_units(province_code: int | str) -> list[UnitRecord]:
 def all_provinces() -> list[UnitRecord]:
     """The 34 post-2025 provinces and centrally-run cities."""
     return [province_record(int(p.code)) for p in Province.iter_all()]
+
+
+def find_unit(code: str) -> UnitRecord | None:
+    """The unit with this code (a province, a commune-level unit or a city body), or None."""
+    code = code.strip()
+    if code.isdigit() and len(code) <= 2:
+        try:
+            return province_record(int(code))
+        except ValueError:
+            return None
+    if code.isdigit():
+        try:
+            ward = Ward.from_code(WardCode(int(code)))
+        except ValueError:
+            return None
+        return next((u for u in province_units(int(ward.province_code)) if u.code == code), None)
+    province = code.split("-", 1)[0]
+    if province.isdigit():
+        return next((u for u in province_units(province) if u.code == code), None)
+    return None

@@ -12,6 +12,7 @@ the replica apply anything. Any failure raises a :class:`~sync.errors.Verificati
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -73,10 +74,17 @@ def encode_batch(batch: Batch, level: int = 3) -> bytes:
 
 
 def decode_batch(data: bytes, max_size: int = MAX_DECOMPRESSED) -> Batch:
+    # Stream with a hard cap: decompress() trusts the size a frame header claims, and a
+    # hostile header can claim anything.
     try:
-        raw = zstandard.ZstdDecompressor().decompress(data, max_output_size=max_size)
+        with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data)) as reader:
+            raw = reader.read(max_size + 1)
     except zstandard.ZstdError as exc:
         raise CorruptBatch(f"batch is not valid zstandard data: {exc}") from exc
+    if len(raw) > max_size:
+        raise CorruptBatch(f"batch decompresses to more than {max_size} bytes")
+    if not raw:
+        raise CorruptBatch("batch is empty")
     try:
         batch = _decoder.decode(raw)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:

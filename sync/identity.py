@@ -12,7 +12,12 @@ from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
 
 from sync.errors import BadSignature, UnknownNode
 
@@ -66,6 +71,10 @@ class Identity:
     def from_private_bytes(cls, unit: str, raw: bytes) -> Identity:
         private = Ed25519PrivateKey.from_private_bytes(raw)
         return cls(node_id_for(unit, raw_public(private.public_key())), private)
+
+    def private_bytes(self) -> bytes:
+        """The raw 32-byte private key: for the node's key file only (mode 0600 or encrypted)."""
+        return self.private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
 
     @property
     def public_raw(self) -> bytes:

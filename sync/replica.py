@@ -210,6 +210,9 @@ class Replica:
             self._heads[node] = 0
         return node_id
 
+    def _node_name(self, node_id: int) -> str:
+        return next(name for name, i in self._ids.items() if i == node_id)
+
     def trust(self, node: str, public_raw: bytes) -> None:
         """Record the key that speaks for ``node`` (the id must derive from it)."""
         check_binding(node, public_raw)
@@ -224,6 +227,7 @@ class Replica:
             self._node_id(node)
             after = self._heads.get(node, 0) if after_seq is None else after_seq
             self.conn.execute("UPDATE sync_node SET revoked_after = ? WHERE node = ?", (after, node))
+            self.conn.execute("DELETE FROM sync_pending WHERE node = ? AND seq > ?", (self._ids[node], after))
         self._revoked[node] = after
         return after
 
@@ -261,11 +265,13 @@ class Replica:
         """Check every run of a batch; raise on the first failure. Pure CPU, no writes."""
         out: list[Verified] = []
         for run in batch.runs:
+            verified = verify_run(run, self._verify)
             node = run.seal.node
             revoked_after = self._revoked.get(node)
-            if revoked_after is not None and run.seal.last > revoked_after:
+            # Only the ops actually sent count: earlier ops sharing a seal with later ones stay valid.
+            if revoked_after is not None and verified and verified[-1].op.seq > revoked_after:
                 raise RevokedNode(f"node {node} was revoked; its ops after #{revoked_after} are refused")
-            out.extend(verify_run(run, self._verify))
+            out.extend(verified)
         return out
 
     def merge(self, batch: Batch | bytes) -> MergeReport:
@@ -311,8 +317,8 @@ class Replica:
             node_id = self._node_id(node)
             before = head = self._heads.get(node, 0)
             first = received[0].op.seq
-            if first == head + 1 and received[-1].op.seq == first + len(received) - 1:
-                # The common case: exactly the next ops, in order (a run is checked dense).
+            if first == head + 1 and all(v.op.seq == first + i for i, v in enumerate(received)):
+                # The common case: exactly the next ops, in order.
                 chain, waiting = received, list[Verified]()
                 head = received[-1].op.seq
             else:
@@ -355,11 +361,28 @@ class Replica:
                 head = seq
         waiting = [items[seq] for seq in ahead if seq > head]
         if waiting:
-            self.conn.executemany(
-                "INSERT OR IGNORE INTO sync_pending (node, seq, body) VALUES (?,?,?)",
-                [(node_id, v.op.seq, v.body) for v in waiting],
-            )
+            self._stash(node, node_id, waiting)
         return chain, waiting, head
+
+    def _stash(self, node: str, node_id: int, waiting: list[Verified]) -> None:
+        """Keep verified ops that arrived ahead of a gap; a different body for a seq already
+        waiting is equivocation, exactly as for a seq already applied."""
+        seqs = [v.op.seq for v in waiting]
+        held = dict(
+            self.conn.execute(
+                "SELECT seq, body FROM sync_pending WHERE node = ? AND seq BETWEEN ? AND ?",
+                (node_id, min(seqs), max(seqs)),
+            ).fetchall()
+        )
+        for v in waiting:
+            if v.op.seq in held and held[v.op.seq] != v.body:
+                raise EquivocationError(
+                    f"node {node} sent a different op #{v.op.seq} than the one waiting behind a gap"
+                )
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO sync_pending (node, seq, body) VALUES (?,?,?)",
+            [(node_id, v.op.seq, v.body) for v in waiting],
+        )
 
     def _check_duplicates(
         self, node: str, node_id: int, seqs: list[int], items: Mapping[int, Verified]
@@ -381,11 +404,17 @@ class Replica:
         ).fetchall()
         if not rows:
             return head
-        have = {v.op.seq for v in run}
+        have = {v.op.seq: v.body for v in run}
+        limit = self._revoked.get(self._node_name(node_id))
         for seq, body in rows:
             if seq in have:
+                if have[seq] != body:
+                    raise EquivocationError(
+                        f"node {self._node_name(node_id)} sent a different op #{seq} "
+                        "than the one waiting behind a gap"
+                    )
                 continue
-            if seq != head + 1:
+            if seq != head + 1 or (limit is not None and seq > limit):
                 break
             run.append(Verified(opcodec.decode(body), body))
             head = seq

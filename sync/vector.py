@@ -39,6 +39,8 @@ class Vector(Mapping[str, int]):
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Vector):
             return self._entries == other._entries
+        if isinstance(other, Mapping):
+            return self._entries == {k: v for k, v in other.items() if v}
         return NotImplemented
 
     def __hash__(self) -> int:

@@ -1,0 +1,144 @@
+"""Clerks' accounts offline: argon2 password hashes, sessions, CSRF, API tokens, lockout.
+
+Accounts are entities of the ``account`` kind (their id is the username), so an account created
+or reset at central reaches the commune with the next sync and a password changed at the commune
+reaches central; the ``accounts`` table is their projection and is what login reads.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from edge.errors import LockedOut
+
+_hasher = PasswordHasher()
+# Verified against when the username does not exist, so both paths cost the same time.
+_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+
+ROLES = ("clerk", "leader", "admin")
+MIN_PASSWORD = 8
+
+
+@dataclass(frozen=True)
+class Actor:
+    username: str
+    full_name: str
+    unit: str
+    role: str
+
+    def may_see(self, receiving_unit: str, handling_unit: str) -> bool:
+        """A clerk or leader sees the dossiers their unit received or handles; admin sees all."""
+        return self.role == "admin" or self.unit in (receiving_unit, handling_unit)
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def check_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def load_actor(conn: sqlite3.Connection, username: str) -> Actor | None:
+    row = conn.execute(
+        "SELECT username, full_name, unit_code, role FROM accounts WHERE username = ? AND active",
+        (username,),
+    ).fetchone()
+    return Actor(*row) if row else None
+
+
+class Throttle:
+    """Failed logins per account: after ``limit`` failures the account waits ``lockout_s``.
+
+    In memory on purpose: a restart forgets, and a clerk is let in again as soon as the lock
+    expires. Not an op: failed logins are not dossier state (they go to the audit log)."""
+
+    def __init__(self, limit: int, lockout_s: float, now: object = time.monotonic) -> None:
+        self.limit = limit
+        self.lockout_s = lockout_s
+        self._now = now
+        self._failures: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def _clock(self) -> float:
+        return float(self._now())  # type: ignore[operator]
+
+    def check(self, username: str) -> None:
+        with self._lock:
+            failures = self._failures.get(username.lower(), [])
+            if len(failures) >= self.limit:
+                wait = failures[-1] + self.lockout_s - self._clock()
+                if wait > 0:
+                    raise LockedOut(
+                        "Too many failed logins. Try again in {minutes} minute(s).",
+                        minutes=max(1, round(wait / 60)),
+                    )
+                self._failures.pop(username.lower(), None)
+
+    def failed(self, username: str) -> None:
+        with self._lock:
+            self._failures.setdefault(username.lower(), []).append(self._clock())
+
+    def succeeded(self, username: str) -> None:
+        with self._lock:
+            self._failures.pop(username.lower(), None)
+
+
+def authenticate(
+    conn: sqlite3.Connection, throttle: Throttle, username: str, password: str
+) -> Actor | None:
+    """The actor if the password is right; raises LockedOut while the account is locked."""
+    throttle.check(username)
+    row = conn.execute(
+        "SELECT password_hash FROM accounts WHERE username = ? AND active", (username,)
+    ).fetchone()
+    ok = check_password(row[0] if row else _DUMMY_HASH, password) and row is not None
+    if not ok:
+        throttle.failed(username)
+        return None
+    throttle.succeeded(username)
+    return load_actor(conn, username)
+
+
+# --- CSRF ---------------------------------------------------------------------------------------
+
+
+def new_csrf_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def same_token(expected: str | None, given: str | None) -> bool:
+    return bool(expected) and bool(given) and hmac.compare_digest(str(expected), str(given))
+
+
+# --- API tokens ---------------------------------------------------------------------------------
+
+
+class Tokens:
+    """Signed bearer tokens for the JSON API: work offline, expire, name one user."""
+
+    def __init__(self, secret: bytes, max_age_s: int) -> None:
+        self._serializer = URLSafeTimedSerializer(secret, salt="motcua-api-token")
+        self.max_age_s = max_age_s
+
+    def issue(self, username: str) -> str:
+        return self._serializer.dumps({"u": username, "n": secrets.token_hex(4)})
+
+    def username(self, token: str) -> str | None:
+        try:
+            data = self._serializer.loads(token, max_age=self.max_age_s)
+        except (BadSignature, SignatureExpired):
+            return None
+        return data.get("u") if isinstance(data, dict) else None

@@ -1,0 +1,72 @@
+"""Errors of the edge app, each with the HTTP status and the code the one handler renders.
+
+    EdgeError                 400 unless said otherwise
+    ├── ConfigError           a bad setting or data directory (the CLI prints it and exits 2)
+    ├── InvalidInput          a form or JSON field is wrong (422); carries the field name
+    ├── NotAuthenticated      no or expired session / token (401)
+    ├── Forbidden             the role or unit may not do this (403)
+    ├── NotFound              no such dossier, procedure … — or one the actor may not see (404)
+    ├── Conflict              the dossier moved meanwhile; the action no longer applies (409)
+    ├── TooLarge              an upload over the limit (413)
+    ├── LockedOut             too many failed logins; try again later (429)
+    └── Unavailable           the disk is full or read-only (503)
+
+Messages are written for a clerk; handlers translate them (the msgid is the English text).
+"""
+
+from __future__ import annotations
+
+
+class EdgeError(Exception):
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, field: str | None = None, **params: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.params = params
+
+
+class ConfigError(EdgeError):
+    code = "config"
+
+
+class InvalidInput(EdgeError):
+    status = 422
+    code = "invalid"
+
+
+class NotAuthenticated(EdgeError):
+    status = 401
+    code = "not_authenticated"
+
+
+class Forbidden(EdgeError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(EdgeError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(EdgeError):
+    status = 409
+    code = "conflict"
+
+
+class TooLarge(EdgeError):
+    status = 413
+    code = "too_large"
+
+
+class LockedOut(EdgeError):
+    status = 429
+    code = "locked_out"
+
+
+class Unavailable(EdgeError):
+    status = 503
+    code = "unavailable"

@@ -1,0 +1,125 @@
+"""A node on disk: its identity, its replica, its blob store, in one data directory.
+
+DIR/node.json      who this node is: node id, unit, province (no secrets)
+DIR/node.key       the Ed25519 private key, raw, mode 0600
+DIR/session.key    the key that signs clerks' session cookies and API tokens, mode 0600
+DIR/motcua.db      the SQLite replica (WAL)
+DIR/blobs/         attachments, content-addressed
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from sqlite3 import Connection
+
+from edge.errors import ConfigError
+from schema import KINDS, PILOT_PROCEDURES, migrate
+from schema.units import UnitRecord, find_unit, province_units
+from sync.blobs import FileBlobStore
+from sync.clock import Clock
+from sync.identity import Identity
+from sync.replica import Replica
+
+NODE_FILE, KEY_FILE, SECRET_FILE, DB_FILE, BLOB_DIR = (
+    "node.json",
+    "node.key",
+    "session.key",
+    "motcua.db",
+    "blobs",
+)
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    node: str
+    unit: str
+    province: str
+    central_url: str | None = None
+    central_key: str | None = None
+    """Hex of the city's public key, when the node was made from a node file (issue 4)."""
+
+
+def _write_secret(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+
+
+class Node:
+    """An opened node. Close it when done (the CLI and the app do)."""
+
+    def __init__(self, data_dir: Path, config: NodeConfig, identity: Identity, clock: Clock) -> None:
+        self.data_dir = data_dir
+        self.config = config
+        self.identity = identity
+        self.replica = Replica(data_dir / DB_FILE, identity, KINDS, clock=clock, migrate=migrate)
+        self.blobs = FileBlobStore(data_dir / BLOB_DIR)
+        self.secret = (data_dir / SECRET_FILE).read_bytes()
+        unit = find_unit(config.unit)
+        self.unit: UnitRecord | None = unit
+
+    @property
+    def clock(self) -> Clock:
+        return self.replica.clock
+
+    @contextmanager
+    def reader(self) -> Iterator[Connection]:
+        conn = self.replica.reader()
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self.replica.close()
+
+
+def open_node(data_dir: str | Path, clock: Clock | None = None) -> Node:
+    directory = Path(data_dir)
+    try:
+        raw = json.loads((directory / NODE_FILE).read_text(encoding="utf-8"))
+        config = NodeConfig(**raw)
+        key = (directory / KEY_FILE).read_bytes()
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            f"{directory} is not a motcua node (missing {Path(exc.filename).name}); "
+            "create one with: motcua edge init --data DIR --unit CODE"
+        ) from exc
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{directory / NODE_FILE} is damaged: {exc}") from exc
+    identity = Identity.from_private_bytes(config.unit, key)
+    if identity.node != config.node:
+        raise ConfigError(f"{directory / KEY_FILE} is not the key of node {config.node}")
+    return Node(directory, config, identity, clock or Clock())
+
+
+def init_node(data_dir: str | Path, unit_code: str, clock: Clock | None = None) -> Node:
+    """Create a standalone node for a unit, seeded with its province's reference data.
+
+    For development and tests: a real node gets its identity and reference data from central
+    (node files and provisioning kits)."""
+    directory = Path(data_dir)
+    unit = find_unit(unit_code)
+    if unit is None:
+        raise ConfigError(f"unknown unit code {unit_code!r}: use a post-2025 code such as 31135")
+    if (directory / NODE_FILE).exists():
+        raise ConfigError(f"{directory} already holds a node; refusing to overwrite it")
+    directory.mkdir(parents=True, exist_ok=True)
+    identity = Identity.generate(unit.code)
+    _write_secret(directory / KEY_FILE, identity.private_bytes())
+    _write_secret(directory / SECRET_FILE, secrets.token_bytes(32))
+    config = NodeConfig(identity.node, unit.code, unit.province_code)
+    (directory / NODE_FILE).write_text(json.dumps(asdict(config), indent=2), encoding="utf-8")
+    node = Node(directory, config, identity, clock or Clock())
+    with node.replica.write() as w:
+        for record in province_units(unit.province_code):
+            w.append("unit", record.code, "upsert", record.as_payload())
+        for procedure in PILOT_PROCEDURES:
+            w.append("procedure", procedure.code, "upsert", procedure.as_payload())
+    return node
