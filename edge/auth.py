@@ -96,9 +96,7 @@ class Throttle:
             self._failures.pop(username.lower(), None)
 
 
-def authenticate(
-    conn: sqlite3.Connection, throttle: Throttle, username: str, password: str
-) -> Actor | None:
+def authenticate(conn: sqlite3.Connection, throttle: Throttle, username: str, password: str) -> Actor | None:
     """The actor if the password is right; raises LockedOut while the account is locked."""
     throttle.check(username)
     row = conn.execute(
