@@ -11,11 +11,22 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
+# htmx is served by the box itself; it comes from its npm registry package at build time and
+# is never committed (edge/static/vendor/ is ignored by git, bundled into the wheel).
+HTMX_VERSION := 2.0.8
+HTMX := edge/static/vendor/htmx.min.js
+
+$(HTMX):
+	mkdir -p $(dir $@)
+	cd $(dir $@) && npm pack --silent htmx.org@$(HTMX_VERSION) >/dev/null \
+	  && tar -xzf htmx.org-$(HTMX_VERSION).tgz package/dist/htmx.min.js \
+	  && mv package/dist/htmx.min.js htmx.min.js && rm -rf package htmx.org-$(HTMX_VERSION).tgz
+
+$(STAMP): pyproject.toml $(HTMX) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-$(DEV_STAMP): pyproject.toml | $(BIN)/python
+$(DEV_STAMP): pyproject.toml $(HTMX) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@ $(STAMP)
 

@@ -24,6 +24,14 @@ _hasher = PasswordHasher()
 # Verified against when the username does not exist, so both paths cost the same time.
 _DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
 
+
+def configure_hasher(**params: int) -> None:
+    """Change argon2's cost (tests make it cheap; a box keeps the library's defaults)."""
+    global _hasher, _DUMMY_HASH
+    _hasher = PasswordHasher(**params)
+    _DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+
+
 ROLES = ("clerk", "leader", "admin")
 MIN_PASSWORD = 8
 

@@ -27,6 +27,10 @@ class EdgeError(Exception):
         self.field = field
         self.params = params
 
+    def __str__(self) -> str:
+        """The English message with its parameters (logs, the CLI); pages translate it."""
+        return self.message.format(**self.params) if self.params else self.message
+
 
 class ConfigError(EdgeError):
     code = "config"

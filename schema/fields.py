@@ -165,6 +165,7 @@ DOSSIER_CREATE_REQUIRED = (
 
 TRANSITION_CHECKS: Mapping[str, Check] = {**ACTOR_CHECKS, "to": count}
 TRANSFER_CHECKS: Mapping[str, Check] = {**ACTOR_CHECKS, "handling_unit": text}
+EXTEND_CHECKS: Mapping[str, Check] = {**ACTOR_CHECKS, "due_date": optional_date}
 ATTACH_CHECKS: Mapping[str, Check] = {
     "sha256": sha256,
     "name": text,

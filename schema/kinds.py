@@ -6,7 +6,7 @@ Kinds and their actions::
     procedure  upsert                       LWW over PROCEDURE_CHECKS; the first upsert creates
     account    create, set                  the entity id is the username (see below)
     dossier    create, set, transition,     status machine of schema.status, timeline of steps,
-               transfer, attach             attachments keyed by sha256
+               transfer, extend, attach     attachments keyed by sha256
 
 Every reducer checks the whole op first and raises :class:`~sync.fold.Rejected` before it
 mutates anything; the fold then keeps the op as a conflict for a clerk to see. Reducers read
@@ -150,6 +150,21 @@ def dossier_transfer(state: State, op: Op) -> None:
     state["_stamp"] = op.stamp
 
 
+def dossier_extend(state: State, op: Op) -> None:
+    """Form 04: the unit apologises and sets a new appointment date; the timeline shows it."""
+    payload = op.payload
+    _check(payload, fields.EXTEND_CHECKS, "due_date", "by", "role", "note")
+    _exists(state, "dossier")
+    status = _open_status(state)
+    if not payload.get("note"):
+        raise Rejected("an extension needs the apology's reason")
+    if state.get("due_date") and payload["due_date"] <= state["due_date"]:
+        raise Rejected(f"the new date must be after the current one ({state['due_date']})")
+    state["due_date"] = payload["due_date"]
+    state["steps"].append(_step(op, "extend", int(status), int(status), state["handling_unit"]))
+    state["_stamp"] = op.stamp
+
+
 def dossier_attach(state: State, op: Op) -> None:
     payload = op.payload
     _check(payload, fields.ATTACH_CHECKS, *fields.ATTACH_CHECKS)
@@ -244,6 +259,7 @@ DOSSIER = Kind(
         "set": dossier_set,
         "transition": dossier_transition,
         "transfer": dossier_transfer,
+        "extend": dossier_extend,
         "attach": dossier_attach,
     },
     project=project_dossiers,

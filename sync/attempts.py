@@ -104,6 +104,13 @@ def records(conn: sqlite3.Connection, entity: str | None = None) -> list[Record]
     return out
 
 
+def latest(conn: sqlite3.Connection) -> tuple[Attempt | None, int | None]:
+    """The last attempt, and when the last successful one was (for a status badge)."""
+    row = conn.execute(f"SELECT {_COLUMNS} FROM sync_attempt ORDER BY id DESC LIMIT 1").fetchone()
+    ok = conn.execute("SELECT max(at_ms) FROM sync_attempt WHERE outcome = 'ok'").fetchone()
+    return (_from_row(row).attempt if row else None), (ok[0] if ok else None)
+
+
 def verify_chain(records: Iterable[Record], public_raw: bytes) -> int:
     """Check a whole log from its first record: every link and every signature. Returns the
     number of records verified; raises :class:`BadSignature` at the first broken one."""

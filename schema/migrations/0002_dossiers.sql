@@ -63,7 +63,7 @@ CREATE TABLE dossier_steps (
     at INTEGER NOT NULL,                  -- HLC wall ms
     actor TEXT NOT NULL,                  -- the account that acted ("by" in the op)
     role TEXT NOT NULL,
-    action TEXT NOT NULL CHECK (action IN ('create', 'transition', 'transfer')),
+    action TEXT NOT NULL CHECK (action IN ('create', 'transition', 'transfer', 'extend')),
     from_status INTEGER,                  -- NULL for the create step
     to_status INTEGER NOT NULL,
     note TEXT,

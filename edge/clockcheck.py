@@ -1,0 +1,40 @@
+"""Is this box's clock to be trusted for a due date? (DESIGN.md: clocks lie on old boxes.)
+
+A clock is suspect when it reads a year before motcua existed (a dead CMOS battery boots in
+2000), when it is behind the newest stamp this node has already seen by more than the
+threshold (time went backwards), or when the city's time, learned at the last sync, says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sync.clock import Clock
+
+EARLIEST_PLAUSIBLE_MS = int(datetime(2025, 7, 1, tzinfo=UTC).timestamp() * 1000)
+
+
+@dataclass(frozen=True)
+class ClockStatus:
+    suspect: bool
+    skew_ms: int
+    """How far the wall clock is behind the best known time (negative: ahead)."""
+    reason: str | None
+
+
+def check(clock: Clock, threshold_ms: int, reference_skew_ms: int | None = None) -> ClockStatus:
+    wall = clock.wall_ms()
+    if wall < EARLIEST_PLAUSIBLE_MS:
+        date = datetime.fromtimestamp(max(wall, 0) / 1000, UTC).strftime("%d/%m/%Y")
+        return ClockStatus(True, clock.last.wall - wall, f"it reads {date}")
+    behind = clock.last.wall - wall
+    if behind > threshold_ms:
+        return ClockStatus(True, behind, f"it is {behind // 60000} min behind changes already made")
+    if reference_skew_ms is not None and abs(reference_skew_ms) > threshold_ms:
+        return ClockStatus(
+            True,
+            reference_skew_ms,
+            f"it differs from the city's clock by {abs(reference_skew_ms) // 60000} min",
+        )
+    return ClockStatus(False, behind, None)

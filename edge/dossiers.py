@@ -1,0 +1,340 @@
+"""What a clerk does to dossiers: receive one, move it, transfer it, attach scans.
+
+The one place where the edge changes dossier state: every function here appends ops through
+the replica's local-write API (same transaction as the state), after checking the input and the
+actor's rights. Pages and the JSON API both call these, so the rules are written once.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from edge.auth import Actor
+from edge.clockcheck import ClockStatus
+from edge.errors import Conflict, Forbidden, InvalidInput, NotFound
+from edge.i18n import TIMEZONE
+from edge.node import Node
+from edge.uploads import Scan
+from schema.calendar import add_working_days
+from schema.codes import format_dossier_code, parse_citizen_id
+from schema.errors import InvalidCitizenId
+from schema.status import Status, check_transition
+from sync.fold import Rejected
+from sync.replica import Writer
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    label: str
+    """English msgid; pages translate it."""
+    to: Status | None
+    sources: frozenset[Status] | None = None
+    """Only from these statuses (None: wherever the status machine allows the move)."""
+    form: str | None = None
+    """Form number of Circular 03/2025/TT-VPCP printed for this action, if any."""
+    note_required: bool = False
+
+
+ACTIONS: dict[str, Action] = {
+    a.name: a
+    for a in (
+        Action("accept", "Accept the dossier", Status.ACCEPTED),
+        Action("refuse", "Refuse to accept (form 03)", Status.NOT_ACCEPTED, form="03", note_required=True),
+        Action("start", "Start processing", Status.PROCESSING, frozenset({Status.ACCEPTED})),
+        Action(
+            "request_supplement",
+            "Request a supplement (form 02)",
+            Status.SUPPLEMENT_REQUESTED,
+            form="02",
+            note_required=True,
+        ),
+        Action(
+            "record_supplement",
+            "Record the supplement",
+            Status.PROCESSING,
+            frozenset({Status.SUPPLEMENT_REQUESTED}),
+        ),
+        Action("request_fees", "Request fees", Status.FEES_REQUESTED, note_required=True),
+        Action("fees_paid", "Fees paid", Status.PROCESSING, frozenset({Status.FEES_REQUESTED})),
+        Action("processed", "Processing done", Status.PROCESSED),
+        Action("return_result", "Return the result", Status.RETURNED),
+        Action("withdraw", "Withdrawn at the citizen's request", Status.WITHDRAWN, note_required=True),
+        Action("stop", "Stop processing (form 05)", Status.STOPPED, form="05", note_required=True),
+        Action("extend", "Extend with an apology (form 04)", None, form="04", note_required=True),
+        Action("transfer", "Transfer to another handling unit", None),
+    )
+}
+_OPEN = frozenset(s for s in Status if s not in (3, 7, 8, 10))
+
+
+def available_actions(actor: Actor, status: int, handling_unit: str) -> list[Action]:
+    """The actions this actor may take on a dossier in ``status`` now."""
+    current = Status(status)
+    out = []
+    for action in ACTIONS.values():
+        if action.sources is not None and current not in action.sources:
+            continue
+        if action.to is not None:
+            if check_transition(current, action.to, actor.role) is None:
+                out.append(action)
+        elif current in _OPEN and (action.name == "transfer" or actor.role != "clerk"):
+            out.append(action)  # extending a deadline (form 04) is the leader's apology
+    return out
+
+
+# --- receiving a dossier ----------------------------------------------------------------------
+
+APPLICANT_TYPES = ("citizen", "organisation")
+DOCUMENT_FORMS = ("original", "copy", "electronic")
+_PHONE = re.compile(r"0\d{9}")
+
+
+@dataclass
+class ReceiveInput:
+    procedure: str
+    applicant_name: str
+    applicant_type: str = "citizen"
+    citizen_id: str = ""
+    dob: date | None = None
+    phone: str = ""
+    email: str = ""
+    address: str = ""
+    address_unit: str = ""
+    handling_unit: str = ""
+    documents: list[dict[str, Any]] = field(default_factory=list)
+    """[{name, form: original|copy|electronic, count}] as checked on the procedure's list."""
+    fee: int | None = None
+    channel: str = "direct"
+    confirm_clock: bool = False
+
+
+@dataclass(frozen=True)
+class Received:
+    id: str
+    code: str
+    status: int
+    due_date: str
+    clock_warning: str | None
+
+
+def today(node: Node) -> date:
+    return datetime.fromtimestamp(node.clock.wall_ms() / 1000, TIMEZONE).date()
+
+
+def _procedure(w: Writer, code: str) -> dict[str, Any]:
+    state = w.state("procedure", code)
+    if not state or not state.get("_created") or not state.get("active", True):
+        raise InvalidInput("Unknown procedure {code}.", field="procedure", code=code)
+    return state
+
+
+def _unit_exists(w: Writer, code: str) -> bool:
+    state = w.state("unit", code)
+    return bool(state and state.get("_created"))
+
+
+def _check_receive(w: Writer, node: Node, data: ReceiveInput, day: date) -> dict[str, Any]:
+    procedure = _procedure(w, data.procedure)
+    name = " ".join(data.applicant_name.split())
+    if not name:
+        raise InvalidInput("Enter the applicant's full name.", field="applicant_name")
+    if len(name) > 120:
+        raise InvalidInput("The name is too long.", field="applicant_name")
+    if data.applicant_type not in APPLICANT_TYPES:
+        raise InvalidInput("Choose the applicant type.", field="applicant_type")
+    citizen_id = data.citizen_id.strip() or None
+    if data.applicant_type == "citizen":
+        if citizen_id is None:
+            raise InvalidInput("Enter the citizen id (CCCD, 12 digits).", field="citizen_id")
+        try:
+            parsed = parse_citizen_id(citizen_id, today=day)
+        except InvalidCitizenId as exc:
+            raise InvalidInput(
+                "The citizen id is not valid: {reason}.", field="citizen_id", reason=exc.message
+            ) from exc
+        if data.dob is not None and data.dob.year != parsed.birth_year:
+            raise InvalidInput("The date of birth does not match the year in the citizen id.", field="dob")
+    if data.dob is not None and not (date(1900, 1, 1) <= data.dob <= day):
+        raise InvalidInput("The date of birth is not plausible.", field="dob")
+    phone = re.sub(r"[\s.\-]", "", data.phone)
+    if phone and not _PHONE.fullmatch(phone):
+        raise InvalidInput("A phone number has 10 digits and starts with 0.", field="phone")
+    handling = data.handling_unit.strip() or node.config.unit
+    if not _unit_exists(w, handling):
+        raise InvalidInput("Unknown handling unit {code}.", field="handling_unit", code=handling)
+    address_unit = data.address_unit.strip() or None
+    if address_unit and not _unit_exists(w, address_unit):
+        raise InvalidInput("Unknown unit {code}.", field="address_unit", code=address_unit)
+    names = {doc["name"] for doc in procedure.get("documents", [])}
+    documents = []
+    for doc in data.documents:
+        if doc.get("name") not in names:
+            raise InvalidInput(
+                "{name} is not a document of this procedure.", field="documents", name=doc.get("name")
+            )
+        if doc.get("form") not in DOCUMENT_FORMS:
+            raise InvalidInput("Choose original, copy or electronic.", field="documents")
+        count = doc.get("count", 1)
+        if not isinstance(count, int) or not 1 <= count <= 99:
+            raise InvalidInput("A document count is between 1 and 99.", field="documents")
+        documents.append({"name": doc["name"], "form": doc["form"], "count": count})
+    fee = procedure.get("fee", 0) if data.fee is None else data.fee
+    if not isinstance(fee, int) or fee < 0:
+        raise InvalidInput("The fee is a whole number of dong.", field="fee")
+    if data.channel not in ("direct", "online"):
+        raise InvalidInput("Unknown channel.", field="channel")
+    due = add_working_days(day, int(procedure.get("processing_days") or 0))
+    return {
+        "procedure": data.procedure,
+        "applicant_type": data.applicant_type,
+        "applicant_name": name,
+        "applicant_citizen_id": citizen_id,
+        "applicant_dob": data.dob.isoformat() if data.dob else None,
+        "applicant_phone": phone or None,
+        "applicant_email": data.email.strip() or None,
+        "applicant_address": " ".join(data.address.split()) or None,
+        "applicant_address_unit": address_unit,
+        "handling_unit": handling,
+        "documents": documents,
+        "fee": fee,
+        "channel": data.channel,
+        "due_date": due.isoformat(),
+    }
+
+
+def _next_code(w: Writer, unit: str, day: date) -> str:
+    prefix = format_dossier_code(unit, day, 1)[:-4]
+    row = w.conn.execute(
+        "SELECT max(CAST(substr(code, ?) AS INTEGER)) FROM dossiers WHERE code LIKE ? || '%'",
+        (len(prefix) + 1, prefix),
+    ).fetchone()
+    return format_dossier_code(unit, day, int(row[0] or 0) + 1)
+
+
+def receive(node: Node, actor: Actor, data: ReceiveInput, scans: list[Scan], clock: ClockStatus) -> Received:
+    """Receive a dossier at this node's unit; the receiving unit is always this node's."""
+    if actor.role not in ("clerk", "leader", "admin"):
+        raise Forbidden("Your role may not receive dossiers.")
+    if clock.suspect and not data.confirm_clock:
+        raise InvalidInput(
+            "The box's clock may be wrong ({reason}): check today's date and confirm before the "
+            "appointment date is printed.",
+            field="confirm_clock",
+            reason=clock.reason,
+        )
+    day = today(node)
+    digests = [(scan, node.blobs.put(scan.data)) for scan in scans]
+    entity = secrets.token_hex(16)
+    actor_fields = {"by": actor.username, "role": actor.role}
+    with node.replica.write() as w:
+        payload = _check_receive(w, node, data, day)
+        code = _next_code(w, node.config.unit, day)
+        payload.update(
+            code=code,
+            receiving_unit=node.config.unit,
+            received_at=node.clock.wall_ms(),
+            digitised=bool(scans),
+            **actor_fields,
+        )
+        w.append("dossier", entity, "create", payload)
+        for scan, digest in digests:
+            w.append(
+                "dossier",
+                entity,
+                "attach",
+                {
+                    "sha256": digest,
+                    "name": scan.name,
+                    "mime": scan.mime,
+                    "size": len(scan.data),
+                    "by": actor.username,
+                },
+            )
+    return Received(
+        entity, code, int(Status.NEW), payload["due_date"], clock.reason if clock.suspect else None
+    )
+
+
+# --- acting on a dossier ----------------------------------------------------------------------
+
+
+def _visible(w: Writer, actor: Actor, dossier_id: str) -> dict[str, Any]:
+    state = w.state("dossier", dossier_id)
+    if not state or not state.get("_created"):
+        raise NotFound("No such dossier.")
+    if not actor.may_see(state["receiving_unit"], state["handling_unit"]):
+        raise NotFound("No such dossier.")  # same answer as absent: ids are not probed
+    return state
+
+
+def perform(
+    node: Node,
+    actor: Actor,
+    dossier_id: str,
+    name: str,
+    *,
+    note: str = "",
+    handling_unit: str = "",
+    due_date: date | None = None,
+) -> dict[str, Any]:
+    """Take one action on a dossier; returns its new state. Raises a typed error otherwise."""
+    action = ACTIONS.get(name)
+    if action is None:
+        raise InvalidInput("Unknown action {name}.", field="action", name=name)
+    note = note.strip()
+    if action.note_required and not note:
+        raise InvalidInput("This action needs a reason.", field="note")
+    if len(note) > 2000:
+        raise InvalidInput("The note is too long.", field="note")
+    who = {"by": actor.username, "role": actor.role, "note": note or None}
+    with node.replica.write() as w:
+        state = _visible(w, actor, dossier_id)
+        allowed = {a.name for a in available_actions(actor, state["status"], state["handling_unit"])}
+        if name not in allowed:
+            raise Forbidden("This action is not possible for this dossier now, or not for your role.")
+        try:
+            if action.to is not None:
+                w.append("dossier", dossier_id, "transition", {"to": int(action.to), **who})
+            elif name == "transfer":
+                unit = handling_unit.strip()
+                if not _unit_exists(w, unit):
+                    raise InvalidInput("Unknown handling unit {code}.", field="handling_unit", code=unit)
+                w.append("dossier", dossier_id, "transfer", {"handling_unit": unit, **who})
+            else:  # extend
+                if due_date is None:
+                    raise InvalidInput("Choose the new appointment date.", field="due_date")
+                w.append("dossier", dossier_id, "extend", {"due_date": due_date.isoformat(), **who})
+        except Rejected as exc:
+            raise Conflict("The dossier changed meanwhile: {reason}", reason=exc.reason) from exc
+        return w.state("dossier", dossier_id) or {}
+
+
+def attach(node: Node, actor: Actor, dossier_id: str, scans: list[Scan]) -> list[str]:
+    """Add scans to a dossier (digitisation); returns their sha256 digests."""
+    if not scans:
+        raise InvalidInput("Choose at least one file.", field="scans")
+    digests = [node.blobs.put(scan.data) for scan in scans]
+    with node.replica.write() as w:
+        _visible(w, actor, dossier_id)
+        for scan, digest in zip(scans, digests, strict=True):
+            w.append(
+                "dossier",
+                dossier_id,
+                "attach",
+                {
+                    "sha256": digest,
+                    "name": scan.name,
+                    "mime": scan.mime,
+                    "size": len(scan.data),
+                    "by": actor.username,
+                },
+            )
+        state = w.state("dossier", dossier_id) or {}
+        if not state.get("digitised") and state.get("status") in _OPEN:
+            w.append("dossier", dossier_id, "set", {"digitised": True})
+    return digests

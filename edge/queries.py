@@ -1,0 +1,264 @@
+"""What a clerk reads: lists, search, a dossier with its timeline, the home counts, reports.
+
+Reads run on read-only connections to the projection tables (WAL: they never block a write).
+Every query is scoped by :meth:`Actor.may_see`'s rule in SQL, so a clerk of one unit cannot
+reach another unit's dossier by id, by list or by search.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from typing import Any
+
+from edge.auth import Actor
+from edge.errors import NotFound
+from edge.i18n import TIMEZONE
+from schema.calendar import add_working_days
+from schema.codes import fold_text
+from schema.search import fts_query
+
+OPEN_STATUSES = (1, 2, 4, 5, 6)
+"""Statuses whose deadline is still running (9 'processed' waits only for the citizen)."""
+
+_COLUMNS = (
+    "id, code, portal_code, procedure_code, receiving_unit, handling_unit, channel, "
+    "applicant_type, applicant_name, applicant_citizen_id, applicant_dob, applicant_phone, "
+    "applicant_email, applicant_address, applicant_address_unit, status, received_at, due_date, "
+    "processed_at, closed_at, fee, documents, digitised, attachment_count, conflict_count"
+)
+
+
+def _rows(cur: sqlite3.Cursor) -> list[dict[str, Any]]:
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def _scope(actor: Actor) -> tuple[str, list[Any]]:
+    if actor.role == "admin":
+        return "1", []
+    return "(d.handling_unit = ? OR d.receiving_unit = ?)", [actor.unit, actor.unit]
+
+
+@dataclass
+class Filters:
+    status: int | None = None
+    procedure: str | None = None
+    received_from: date | None = None
+    received_to: date | None = None
+    due: str | None = None
+    """"overdue", "soon" (due within 2 working days) or None."""
+    q: str = ""
+
+
+@dataclass
+class Page:
+    items: list[dict[str, Any]]
+    total: int
+    page: int
+    page_size: int
+    filters: Filters = field(default_factory=Filters)
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.page_size))
+
+
+def _ms(day: date, end: bool = False) -> int:
+    moment = datetime.combine(day, time.max if end else time.min, TIMEZONE)
+    return int(moment.timestamp() * 1000)
+
+
+def list_dossiers(
+    conn: sqlite3.Connection, actor: Actor, filters: Filters, today: date, page: int = 1, page_size: int = 25
+) -> Page:
+    where, params = _scope(actor)
+    clauses = [where]
+    if filters.status is not None:
+        clauses.append("d.status = ?")
+        params.append(filters.status)
+    if filters.procedure:
+        clauses.append("d.procedure_code = ?")
+        params.append(filters.procedure)
+    if filters.received_from:
+        clauses.append("d.received_at >= ?")
+        params.append(_ms(filters.received_from))
+    if filters.received_to:
+        clauses.append("d.received_at <= ?")
+        params.append(_ms(filters.received_to, end=True))
+    if filters.due in ("overdue", "soon"):
+        clauses.append(f"d.status IN ({','.join('?' * len(OPEN_STATUSES))})")
+        params.extend(OPEN_STATUSES)
+        if filters.due == "overdue":
+            clauses.append("d.due_date < ?")
+            params.append(today.isoformat())
+        else:
+            clauses.append("d.due_date BETWEEN ? AND ?")
+            params.extend([today.isoformat(), add_working_days(today, 2).isoformat()])
+    match = fts_query(filters.q) if filters.q else None
+    source = "dossiers AS d"
+    if filters.q and match is None:
+        return Page([], 0, 1, page_size, filters)
+    if match is not None:
+        source = "dossier_fts JOIN dossiers AS d ON d.rid = dossier_fts.rowid"
+        clauses.append("dossier_fts MATCH ?")
+        params.append(match)
+    sql_where = " AND ".join(clauses)
+    total = conn.execute(f"SELECT count(*) FROM {source} WHERE {sql_where}", params).fetchone()[0]
+    page = max(1, min(page, max(1, -(-total // page_size))))
+    order = "d.received_at DESC" if filters.due is None else "d.due_date ASC, d.received_at ASC"
+    cur = conn.execute(
+        f"SELECT {', '.join('d.' + c.strip() for c in _COLUMNS.split(','))} FROM {source} "
+        f"WHERE {sql_where} ORDER BY {order} LIMIT ? OFFSET ?",
+        [*params, page_size, (page - 1) * page_size],
+    )
+    return Page(_rows(cur), total, page, page_size, filters)
+
+
+def dossier(conn: sqlite3.Connection, actor: Actor, dossier_id: str) -> dict[str, Any]:
+    """One dossier with its steps and attachments; NotFound if absent *or* not visible."""
+    where, params = _scope(actor)
+    rows = _rows(
+        conn.execute(
+            f"SELECT {_COLUMNS} FROM dossiers AS d WHERE d.id = ? AND {where}", [dossier_id, *params]
+        )
+    )
+    if not rows:
+        raise NotFound("No such dossier.")
+    found = rows[0]
+    found["steps"] = _rows(
+        conn.execute(
+            "SELECT position, stamp, node, seq, at, actor, role, action, from_status, to_status, note, "
+            "handling_unit FROM dossier_steps WHERE dossier_id = ? ORDER BY position",
+            (dossier_id,),
+        )
+    )
+    found["attachments"] = _rows(
+        conn.execute(
+            "SELECT sha256, name, mime, size, added_by, added_at FROM attachments WHERE dossier_id = ? "
+            "ORDER BY added_at, name",
+            (dossier_id,),
+        )
+    )
+    return found
+
+
+def dossier_by_code(conn: sqlite3.Connection, actor: Actor, code: str) -> str:
+    where, params = _scope(actor)
+    row = conn.execute(
+        f"SELECT d.id FROM dossiers AS d WHERE d.code = ? AND {where}", [code, *params]
+    ).fetchone()
+    if row is None:
+        raise NotFound("No such dossier.")
+    return str(row[0])
+
+
+def home_counts(conn: sqlite3.Connection, actor: Actor, today: date) -> dict[str, int]:
+    where, params = _scope(actor)
+    marks = ",".join("?" * len(OPEN_STATUSES))
+    row = conn.execute(
+        f"""SELECT
+            sum(d.received_at BETWEEN ? AND ?),
+            sum(d.status IN ({marks}) AND d.due_date BETWEEN ? AND ?),
+            sum(d.status IN ({marks}) AND d.due_date < ?),
+            sum(d.status = 5)
+        FROM dossiers AS d WHERE {where}""",
+        [
+            _ms(today),
+            _ms(today, end=True),
+            *OPEN_STATUSES,
+            today.isoformat(),
+            add_working_days(today, 2).isoformat(),
+            *OPEN_STATUSES,
+            today.isoformat(),
+            *params,
+        ],
+    ).fetchone()
+    keys = ("received_today", "due_soon", "overdue", "awaiting_supplement")
+    return {k: int(v or 0) for k, v in zip(keys, row, strict=True)}
+
+
+def procedures(conn: sqlite3.Connection, q: str = "") -> list[dict[str, Any]]:
+    """Active procedures whose code or name matches ``q`` without accents ("ho kinh doanh")."""
+    rows = _rows(
+        conn.execute(
+            "SELECT code, name, sector, handling_level, processing_days, documents, fee, fee_online "
+            "FROM procedures WHERE active ORDER BY code"
+        )
+    )
+    words = fold_text(q).split()
+    if not words:
+        return rows
+    return [r for r in rows if all(w in fold_text(f"{r['code']} {r['name']} {r['sector']}") for w in words)]
+
+
+def procedure(conn: sqlite3.Connection, code: str) -> dict[str, Any]:
+    rows = _rows(
+        conn.execute(
+            "SELECT code, name, sector, handling_level, processing_days, documents, fee, fee_online, result, "
+            "legal_basis FROM procedures WHERE code = ?",
+            (code,),
+        )
+    )
+    if not rows:
+        raise NotFound("Unknown procedure {code}.", code=code)
+    return rows[0]
+
+
+def units(conn: sqlite3.Connection, province: str) -> list[dict[str, Any]]:
+    return _rows(
+        conn.execute(
+            "SELECT code, name, kind FROM units WHERE province_code = ? AND kind != 'province' AND active "
+            "ORDER BY kind = 'department', name",
+            (province,),
+        )
+    )
+
+
+def unit_names(conn: sqlite3.Connection, codes: Sequence[str]) -> dict[str, str]:
+    if not codes:
+        return {}
+    marks = ",".join("?" * len(codes))
+    return dict(conn.execute(f"SELECT code, name FROM units WHERE code IN ({marks})", list(codes)).fetchall())
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    procedure: str
+    month: str
+    received: int
+    on_time: int
+    overdue: int
+    digitised: int
+    online: int
+
+    def share(self, part: int) -> float:
+        return part / self.received if self.received else 0.0
+
+
+def report(conn: sqlite3.Connection, actor: Actor, year: int, today: date) -> list[ReportRow]:
+    """Decision 766 indicators the unit can compute itself, per procedure and month received.
+
+    On time: processed (or returned) no later than the due date. Overdue: processed after it,
+    or still open past it today. Digitised: scans attached. Online: received online."""
+    where, params = _scope(actor)
+    start, end = _ms(date(year, 1, 1)), _ms(date(year, 12, 31), end=True)
+    marks = ",".join("?" * len(OPEN_STATUSES))
+    done = "date(d.processed_at / 1000, 'unixepoch', '+7 hours')"  # the day it was processed, in Vietnam
+    rows = conn.execute(
+        f"""SELECT d.procedure_code,
+               strftime('%Y-%m', d.received_at / 1000, 'unixepoch', '+7 hours') AS month,
+               count(*),
+               sum(d.processed_at IS NOT NULL AND d.due_date IS NOT NULL AND {done} <= d.due_date),
+               sum((d.processed_at IS NOT NULL AND {done} > d.due_date)
+                   OR (d.processed_at IS NULL AND d.status IN ({marks}) AND d.due_date < ?)),
+               sum(d.digitised OR d.attachment_count > 0),
+               sum(d.channel = 'online')
+        FROM dossiers AS d
+        WHERE d.received_at BETWEEN ? AND ? AND {where}
+        GROUP BY 1, 2 ORDER BY 1, 2""",
+        [*OPEN_STATUSES, today.isoformat(), start, end, *params],
+    ).fetchall()
+    return [ReportRow(*(r[:2]), *(int(v or 0) for v in r[2:])) for r in rows]

@@ -1,0 +1,40 @@
+"""The sync badge every page shows: online or not, last successful sync, changes waiting."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edge.node import Node
+from sync.attempts import latest
+
+CENTRAL = "central"
+"""The peer name under which a node remembers what the city holds."""
+
+
+@dataclass(frozen=True)
+class Badge:
+    connected: bool
+    """A central is configured for this node (False: a standalone node)."""
+    online: bool | None
+    """The last attempt's outcome; None before the first attempt."""
+    last_ok_ms: int | None
+    last_attempt_ms: int | None
+    last_error: str | None
+    waiting: int
+    """This node's own ops the city does not have yet, as far as this node knows."""
+
+
+def badge(node: Node) -> Badge:
+    me = node.identity.node
+    own = node.replica.vector()[me]
+    at_city = node.replica.peer_vector(CENTRAL)[me]
+    with node.reader() as conn:
+        last, last_ok = latest(conn)
+    return Badge(
+        connected=node.config.central_url is not None,
+        online=None if last is None else last.outcome == "ok",
+        last_ok_ms=last_ok,
+        last_attempt_ms=last.at_ms if last else None,
+        last_error=last.error if last and last.outcome != "ok" else None,
+        waiting=max(0, own - at_city),
+    )

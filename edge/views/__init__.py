@@ -1,0 +1,11 @@
+"""The clerks' pages. Each module contributes its routes; all HTML, every form usable without JS."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+from edge.views import dossiers, reports, session
+
+
+def routes() -> list[BaseRoute]:
+    return [*session.routes(), *dossiers.routes(), *reports.routes()]

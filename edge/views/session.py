@@ -1,0 +1,102 @@
+"""Log in, log out, choose the language, the home page."""
+
+from __future__ import annotations
+
+from urllib.parse import urlparse
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from edge import i18n, queries
+from edge.auth import authenticate, new_csrf_token
+from edge.dossiers import today
+from edge.errors import InvalidInput, LockedOut
+from edge.web import check_csrf, current_actor, render, state
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a local path: a login link must not send the clerk to another site."""
+    if not target:
+        return "/"
+    parsed = urlparse(target)
+    if parsed.scheme or parsed.netloc or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    return target
+
+
+async def login_form(request: Request) -> Response:
+    return render(request, "login.html", {"next": _safe_next(request.query_params.get("next"))})
+
+
+async def login(request: Request) -> Response:
+    form = await request.form()
+    check_csrf(request, form)
+    username = str(form.get("username", "")).strip()
+    password = str(form.get("password", ""))
+    target = _safe_next(str(form.get("next", "")))
+    app = state(request)
+    error = None
+    try:
+        with app.node.reader() as conn:
+            actor = authenticate(conn, app.throttle, username, password)
+        if actor is None:
+            error = i18n.gettext_("Wrong username or password.")
+    except LockedOut as exc:
+        actor, error = None, i18n.gettext_(exc.message, **exc.params)
+    if actor is None:
+        context = {"next": target, "username": username, "error": error}
+        return render(request, "login.html", context, status=400)
+    # A fresh session on login: nothing from before it (a planted cookie) survives.
+    request.session.clear()
+    request.session["user"] = actor.username
+    request.session["csrf"] = new_csrf_token()
+    return RedirectResponse(target, status_code=303)
+
+
+async def logout(request: Request) -> Response:
+    form = await request.form()
+    check_csrf(request, form)
+    request.session.clear()
+    return RedirectResponse("/login", status_code=303)
+
+
+async def language(request: Request) -> Response:
+    code = request.path_params["code"]
+    if code not in i18n.LANGUAGES:
+        raise InvalidInput("Unknown language.")
+    response = RedirectResponse(_safe_next(request.query_params.get("next")), status_code=303)
+    response.set_cookie("lang", code, max_age=365 * 86400, samesite="strict", httponly=True)
+    return response
+
+
+async def home(request: Request) -> Response:
+    actor = current_actor(request)
+    app = state(request)
+    day = today(app.node)
+    with app.node.reader() as conn:
+        counts = queries.home_counts(conn, actor, day)
+        received = queries.list_dossiers(
+            conn, actor, queries.Filters(received_from=day, received_to=day), day, 1, 10
+        )
+        due = queries.list_dossiers(conn, actor, queries.Filters(due="soon"), day, 1, 10)
+        overdue = queries.list_dossiers(conn, actor, queries.Filters(due="overdue"), day, 1, 10)
+    context = {
+        "actor": actor,
+        "counts": counts,
+        "received": received,
+        "due": due,
+        "overdue": overdue,
+        "today": day,
+    }
+    return render(request, "home.html", context)
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/", home, name="home"),
+        Route("/login", login_form, methods=["GET"], name="login"),
+        Route("/login", login, methods=["POST"]),
+        Route("/logout", logout, methods=["POST"], name="logout"),
+        Route("/lang/{code}", language, name="language"),
+    ]

@@ -1,0 +1,202 @@
+"""Request plumbing shared by the pages and the API: who is asking, CSRF, rendering, errors.
+
+One exception handler maps every typed error (edge, schema, sync) to a response: JSON
+``{"error": {"code", "message", "field"}}`` under ``/api/``, a page or an htmx partial elsewhere,
+a redirect to the login page when the session is missing. A clerk never sees a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from jinja2 import Environment, FileSystemLoader
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.templating import Jinja2Templates
+
+from edge import clockcheck, i18n
+from edge.auth import Actor, Throttle, Tokens, load_actor, new_csrf_token, same_token
+from edge.errors import EdgeError, Forbidden, NotAuthenticated, Unavailable
+from edge.node import Node
+from edge.settings import Settings
+from edge.syncstate import badge
+from schema.errors import SchemaError
+from schema.status import as_status
+from sync.errors import SyncError
+
+log = logging.getLogger("motcua.edge")
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    node: Node
+    templates: Jinja2Templates
+    throttle: Throttle
+    tokens: Tokens
+
+
+def state(request: Request) -> AppState:
+    found: AppState = request.app.state.motcua
+    return found
+
+
+def is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def is_htmx(request: Request) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+# --- who is asking ------------------------------------------------------------------------------
+
+
+def session_actor(request: Request) -> Actor | None:
+    username = request.session.get("user")
+    if not username:
+        return None
+    with state(request).node.reader() as conn:
+        return load_actor(conn, username)
+
+
+def current_actor(request: Request) -> Actor:
+    """The logged-in clerk (session) or API caller (bearer token); NotAuthenticated otherwise."""
+    if is_api(request):
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        username = state(request).tokens.username(token) if scheme.lower() == "bearer" else None
+        actor = None
+        if username:
+            with state(request).node.reader() as conn:
+                actor = load_actor(conn, username)
+        if actor is None:
+            raise NotAuthenticated("A valid bearer token is required.")
+        return actor
+    actor = session_actor(request)
+    if actor is None:
+        request.session.clear()
+        raise NotAuthenticated("Please log in.")
+    return actor
+
+
+def require_role(actor: Actor, *roles: str) -> None:
+    if actor.role not in roles:
+        raise Forbidden("Your role may not do this.")
+
+
+def csrf_token(request: Request) -> str:
+    token = request.session.get("csrf")
+    if not token:
+        token = request.session["csrf"] = new_csrf_token()
+    return str(token)
+
+
+def check_csrf(request: Request, form: FormData) -> None:
+    given = form.get("csrf") or request.headers.get("X-CSRF-Token")
+    if not same_token(request.session.get("csrf"), str(given) if given else None):
+        raise Forbidden("The form has expired or did not come from this site. Reload the page and try again.")
+
+
+# --- rendering ----------------------------------------------------------------------------------
+
+
+def make_templates(directory: str) -> Jinja2Templates:
+    env = Environment(
+        loader=FileSystemLoader(directory),
+        autoescape=True,
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    # Old-style callables: _("… {n} …", n=…) reaches i18n.gettext_ with its keyword arguments,
+    # and the result is a plain str, so autoescape still escapes whatever a parameter carried.
+    env.install_gettext_callables(  # type: ignore[attr-defined]
+        gettext=i18n.gettext_, ngettext=i18n.ngettext_, newstyle=False
+    )
+    env.filters.update(date=i18n.format_date, datetime=i18n.format_datetime, money=i18n.format_money)
+    env.globals["status_label"] = status_label
+    return Jinja2Templates(env=env)
+
+
+def status_label(code: int) -> str:
+    """The portal's name of a status, in the page's language (the codes are the portal's)."""
+    status = as_status(code)
+    if status is None:
+        return str(code)
+    return status.vi if i18n.current_language.get() == "vi" else status.en
+
+
+def render(
+    request: Request, template: str, context: dict[str, Any] | None = None, status: int = 200
+) -> Response:
+    app = state(request)
+    actor = context.get("actor") if context else None
+    if actor is None:
+        actor = session_actor(request)
+    clock = clockcheck.check(app.node.clock, app.settings.clock_skew_warn_s * 1000)
+    full = {
+        "request": request,
+        "actor": actor,
+        "lang": i18n.current_language.get(),
+        "csrf": csrf_token(request),
+        "unit": app.node.unit,
+        "node": app.node.config,
+        "clock": clock,
+        "badge": badge(app.node) if actor else None,
+        **(context or {}),
+    }
+    return app.templates.TemplateResponse(request, template, full, status_code=status)
+
+
+# --- errors ---------------------------------------------------------------------------------------
+
+
+def _error_response(request: Request, status: int, code: str, message: str, field: str | None) -> Response:
+    if is_api(request):
+        body: dict[str, Any] = {"code": code, "message": message}
+        if field:
+            body["field"] = field
+        return JSONResponse({"error": body}, status_code=status)
+    if status == 401:
+        target = quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+        if is_htmx(request):
+            return Response(status_code=200, headers={"HX-Redirect": f"/login?next={target}"})
+        return RedirectResponse(f"/login?next={target}", status_code=303)
+    template = "_error.html" if is_htmx(request) else "error.html"
+    context = {"status": status, "code": code, "message": message, "field": field}
+    # htmx swaps only 2xx by default: answer 200 with the message so the clerk sees it in place.
+    return render(request, template, context, status=200 if is_htmx(request) else status)
+
+
+async def handle_error(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, EdgeError):
+        message = i18n.gettext_(exc.message, **exc.params)
+        return _error_response(request, exc.status, exc.code, message, exc.field)
+    if isinstance(exc, SchemaError | SyncError):
+        return _error_response(request, exc.status, exc.code, i18n.gettext_(exc.message), None)
+    if isinstance(exc, HTTPException):
+        message = {404: "Page not found.", 405: "Method not allowed."}.get(
+            exc.status_code, "Request refused."
+        )
+        return _error_response(request, exc.status_code, "http_error", i18n.gettext_(message), None)
+    if isinstance(exc, sqlite3.OperationalError) and _disk_problem(exc):
+        log.error("storage problem: %s", exc)
+        err = Unavailable("The disk is full or read-only: nothing was saved. Tell the technician.")
+        return _error_response(request, err.status, err.code, i18n.gettext_(err.message), None)
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    message = i18n.gettext_(
+        "Something went wrong on the box; nothing was saved. Try again or tell the technician."
+    )
+    return _error_response(request, 500, "internal", message, None)
+
+
+def _disk_problem(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "disk" in text or "readonly" in text or "read-only" in text
