@@ -26,7 +26,6 @@ A dossier's state (JSON-like, stored by sync, projected by :mod:`schema.projecti
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -56,8 +55,13 @@ def _check(payload: Mapping[str, Any], checks: Mapping[str, fields.Check], *requ
 
 
 def _own(value: Any) -> Any:
-    # The state must not share mutable values with the (immutable) op's payload.
-    return copy.deepcopy(value) if isinstance(value, list | dict) else value
+    # The state must not share mutable values with the (immutable) op's payload. Payloads are
+    # JSON-like, so a walk over lists and dicts is a full copy, and much cheaper than deepcopy.
+    if isinstance(value, list):
+        return [_own(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _own(item) for key, item in value.items()}
+    return value
 
 
 def _exists(state: State, what: str) -> None:
