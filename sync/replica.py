@@ -73,6 +73,8 @@ def _unpack_refs(refs: bytes) -> list[tuple[int, int]]:
 
 _REF = struct.Struct("<II")
 _fold_order = operator.attrgetter("stamp", "node")
+_WRITES = frozenset({sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE})
+_OWN_TABLES = ("sync_", "sqlite_", "migrations")
 
 
 class Writer:
@@ -151,6 +153,8 @@ class Replica:
         install(self.conn)
         if migrate is not None:
             migrate(self.conn)
+        self._projecting = False
+        self.conn.set_authorizer(self._authorize)
         self._load()
         if identity.node not in self._ids:
             self.trust(identity.node, identity.public_raw)
@@ -198,6 +202,13 @@ class Replica:
                 self.conn.execute("ROLLBACK")
                 self._load()
                 raise
+
+    def _authorize(self, action: int, table: str | None, *_: object) -> int:
+        """Deny writes to the domain's tables except from a projector: the change log is the
+        only write path (DESIGN.md), enforced by SQLite itself on the writer connection."""
+        if action in _WRITES and not self._projecting and table and not table.startswith(_OWN_TABLES):
+            return sqlite3.SQLITE_DENY
+        return sqlite3.SQLITE_OK
 
     # --- keys -----------------------------------------------------------------------------
 
@@ -520,7 +531,11 @@ class Replica:
             if kind_name in self.registry:
                 project = self.registry[kind_name].project
                 if project is not None:
-                    project(conn, items)
+                    self._projecting = True
+                    try:
+                        project(conn, items)
+                    finally:
+                        self._projecting = False
 
     def refold_all(self) -> int:
         """Re-fold every entity from the log (after an upgrade that registers new kinds)."""
