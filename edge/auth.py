@@ -25,10 +25,10 @@ _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
 
 
-def configure_hasher(**params: int) -> None:
+def configure_hasher(time_cost: int, memory_cost: int, parallelism: int) -> None:
     """Change argon2's cost (tests make it cheap; a box keeps the library's defaults)."""
     global _hasher, _DUMMY_HASH
-    _hasher = PasswordHasher(**params)
+    _hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism)
     _DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
 
 

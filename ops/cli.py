@@ -59,6 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--unit", default=None, help="the account's unit (default: the node's)")
     add.add_argument("--password-file", required=True, help="file holding the password (one line)")
     add.set_defaults(func=_user_add)
+
+    catalogue = sub.add_parser("catalogue", help="the procedure catalogue")
+    catalogue_sub = catalogue.add_subparsers(dest="catalogue_command", metavar="COMMAND", required=True)
+    imp = catalogue_sub.add_parser(
+        "import", help="import procedures from a CSV or JSON file (format: ops/samples/README.md)"
+    )
+    imp.add_argument("file", metavar="FILE", help="the catalogue, .csv or .json (UTF-8)")
+    imp.add_argument("--data", required=True, help="the node's data directory")
+    imp.add_argument("--format", choices=["csv", "json"], default=None, help="default: the file's suffix")
+    imp.set_defaults(func=_catalogue_import)
     return parser
 
 
@@ -108,6 +118,31 @@ def _user_add(args: argparse.Namespace) -> int:
     finally:
         node.close()
     print(f"account {args.username} ({args.role}) added")
+    return 0
+
+
+def _catalogue_import(args: argparse.Namespace) -> int:
+    from edge.node import open_node
+    from ops.catalogue import apply_catalogue, read_catalogue
+    from schema.catalogue import InvalidCatalogue
+
+    try:
+        records = read_catalogue(args.file, args.format)
+    except InvalidCatalogue as exc:
+        print(f"motcua: {args.file}: {len(exc.problems)} error(s); nothing was imported:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+
+    def progress(done: int, total: int) -> None:
+        print(f"  {done}/{total} procedures checked", file=sys.stderr, flush=True)
+
+    node = open_node(args.data)
+    try:
+        report = apply_catalogue(node, records, progress if len(records) > 500 else None)
+    finally:
+        node.close()
+    print(f"imported {report.imported}, unchanged {report.unchanged}")
     return 0
 
 

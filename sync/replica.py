@@ -9,6 +9,7 @@ until the gap fills, and a late op re-folds only its own entity.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import operator
 import sqlite3
@@ -19,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -75,6 +76,20 @@ _REF = struct.Struct("<II")
 _fold_order = operator.attrgetter("stamp", "node")
 _WRITES = frozenset({sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE})
 _OWN_TABLES = ("sync_", "sqlite_", "migrations")
+
+
+_R = TypeVar("_R")
+
+
+def _locked(method: Callable[..., _R]) -> Callable[..., _R]:
+    """Reads on the writer connection wait for a write in another thread to finish."""
+
+    @functools.wraps(method)
+    def wrapper(self: Replica, *args: Any, **kwargs: Any) -> _R:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 class Writer:
@@ -257,18 +272,20 @@ class Replica:
     def write(self) -> Iterator[Writer]:
         """One atomic local change: every op appended inside commits with its state, or none.
 
-        Nested ``write()`` blocks join the outer transaction."""
-        if self._writer is not None:
-            yield self._writer
-            return
-        with self._transaction():
-            writer = Writer(self)
-            self._writer = writer
-            try:
-                yield writer
-                writer._finish()
-            finally:
-                self._writer = None
+        Nested ``write()`` blocks of the same thread join the outer transaction; another
+        thread waits for the lock (one writer per file)."""
+        with self._lock:
+            if self._writer is not None:
+                yield self._writer
+                return
+            with self._transaction():
+                writer = Writer(self)
+                self._writer = writer
+                try:
+                    yield writer
+                    writer._finish()
+                finally:
+                    self._writer = None
 
     # --- merge ----------------------------------------------------------------------------
 
@@ -651,20 +668,24 @@ class Replica:
 
     # --- reads ----------------------------------------------------------------------------
 
+    @_locked
     def vector(self) -> Vector:
         return Vector(self._heads)
 
+    @_locked
     def state(self, kind: str, entity: str) -> State | None:
         row = self.conn.execute(
             "SELECT state FROM sync_entity WHERE kind = ? AND entity = ?", (kind, entity)
         ).fetchone()
         return None if row is None else _state_decoder.decode(row[0])
 
+    @_locked
     def states(self, kind: str | None = None) -> dict[EntityKey, State]:
         query = "SELECT kind, entity, state FROM sync_entity"
         rows = self.conn.execute(query + " WHERE kind = ?", (kind,)) if kind else self.conn.execute(query)
         return {(k, e): _state_decoder.decode(s) for k, e, s in rows}
 
+    @_locked
     def ops_of(self, kind: str, entity: str) -> list[Op]:
         """Every op of an entity held here, in fold order."""
         row = self.conn.execute(
@@ -674,6 +695,7 @@ class Replica:
             return []
         return sorted((opcodec.decode(b) for b in self._bodies(row[0])), key=lambda op: op.key)
 
+    @_locked
     def conflicts(self, kind: str | None = None, entity: str | None = None) -> list[Conflict]:
         query = "SELECT kind, entity, node, seq, action, reason FROM sync_conflict WHERE 1=1"
         params: list[str] = []
@@ -687,12 +709,15 @@ class Replica:
             Conflict(*row) for row in self.conn.execute(query + " ORDER BY kind, entity, node, seq", params)
         ]
 
+    @_locked
     def op_count(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM sync_op").fetchone()[0])
 
+    @_locked
     def pending_count(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM sync_pending").fetchone()[0])
 
+    @_locked
     def digest(self) -> bytes:
         """SHA-256 over (node, seq, op bytes) of every op held, in a canonical order: two
         replicas with equal digests hold exactly the same ops."""
@@ -706,6 +731,7 @@ class Replica:
             h.update(body)
         return h.digest()
 
+    @_locked
     def state_digest(self) -> bytes:
         h = hashlib.sha256()
         for kind, entity, state in self.conn.execute(
@@ -724,6 +750,7 @@ class Replica:
                 [(peer, node, seq) for node, seq in vector.items()],
             )
 
+    @_locked
     def peer_vector(self, peer: str) -> Vector:
         rows = self.conn.execute("SELECT node, seq FROM sync_peer WHERE peer = ?", (peer,))
         return Vector(dict(rows.fetchall()))

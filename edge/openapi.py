@@ -1,0 +1,503 @@
+"""The OpenAPI 3.1 document of the JSON API, served at ``/openapi.json``.
+
+Written by hand as data, so it reads as the contract it is. Tests keep it honest: every route of
+:func:`edge.api.routes` is described here and nothing else is, the request schemas list exactly
+the fields of the Structs that decode the bodies, and real responses validate against the
+response schemas.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import msgspec
+
+from edge.dossiers import ACTIONS
+
+try:
+    VERSION = version("motcua")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    VERSION = "0.0.0"
+
+Schema = dict[str, Any]
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(properties: dict[str, Schema], required: list[str] | None = None, **extra: Any) -> Schema:
+    """A closed object: every property listed, the ``required`` ones (default: all) present."""
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties) if required is None else required,
+        "additionalProperties": False,
+        **extra,
+    }
+
+
+def _nullable(kind: str, **extra: Any) -> Schema:
+    return {"type": [kind, "null"], **extra}
+
+
+STRING: Schema = {"type": "string"}
+INTEGER: Schema = {"type": "integer"}
+BOOLEAN: Schema = {"type": "boolean"}
+DATE: Schema = {"type": "string", "format": "date"}
+MS: Schema = {"type": "integer", "description": "Milliseconds since the Unix epoch."}
+STATUS: Schema = {
+    "type": "integer",
+    "minimum": 1,
+    "maximum": 10,
+    "description": "National portal status code: 1 newly registered, 2 accepted, 3 not accepted, "
+    "4 processing, 5 supplement requested, 6 fees requested, 7 withdrawn, 8 stopped, "
+    "9 processed, 10 result returned.",
+}
+DOCUMENT_FORM: Schema = {"type": "string", "enum": ["original", "copy", "electronic"]}
+
+_SUMMARY: dict[str, Schema] = {
+    "id": {"type": "string", "description": "The dossier's entity id (used in URLs)."},
+    "code": {"type": "string", "description": "<unit>-<yymmdd>-<nnnn>, printed on the receipt."},
+    "portal_code": _nullable("string", description="The national portal's code, once bound."),
+    "procedure_code": STRING,
+    "receiving_unit": STRING,
+    "handling_unit": STRING,
+    "channel": {"type": "string", "enum": ["direct", "online"]},
+    "applicant_type": {"type": "string", "enum": ["citizen", "organisation"]},
+    "applicant_name": STRING,
+    "applicant_citizen_id": _nullable("string"),
+    "applicant_dob": _nullable("string", format="date"),
+    "applicant_phone": _nullable("string"),
+    "applicant_email": _nullable("string"),
+    "applicant_address": _nullable("string"),
+    "applicant_address_unit": _nullable("string"),
+    "status": STATUS,
+    "received_at": MS,
+    "due_date": _nullable("string", format="date"),
+    "processed_at": _nullable("integer"),
+    "closed_at": _nullable("integer"),
+    "fee": {"type": "integer", "minimum": 0, "description": "VND."},
+    "documents": {"type": "array", "items": _ref("ReceivedDocument")},
+    "digitised": BOOLEAN,
+    "attachment_count": INTEGER,
+    "conflict_count": {
+        "type": "integer",
+        "description": "Ops the sync library kept but could not apply in order; a clerk reviews them.",
+    },
+}
+
+SCHEMAS: dict[str, Schema] = {
+    "Error": _obj(
+        {
+            "error": _obj(
+                {
+                    "code": {
+                        "type": "string",
+                        "description": "Stable machine code: invalid, not_authenticated, forbidden, "
+                        "not_found, conflict, too_large, locked_out, bad_request, …",
+                    },
+                    "message": {"type": "string", "description": "For a person, in the box's language."},
+                    "field": {"type": "string", "description": "The input field at fault, if one is."},
+                },
+                required=["code", "message"],
+            )
+        }
+    ),
+    "TokenRequest": _obj(
+        {"username": {"type": "string", "maxLength": 64}, "password": {"type": "string", "maxLength": 1024}}
+    ),
+    "Token": _obj(
+        {
+            "token": STRING,
+            "token_type": {"type": "string", "const": "bearer"},
+            "expires_in": {"type": "integer", "description": "Seconds the token stays valid."},
+        }
+    ),
+    "Document": _obj(
+        {
+            "name": {"type": "string", "maxLength": 2000, "description": "A component of the procedure."},
+            "form": DOCUMENT_FORM,
+            "count": {"type": "integer", "minimum": 1, "maximum": 99, "default": 1},
+        },
+        required=["name", "form"],
+    ),
+    "DossierCreate": _obj(
+        {
+            "procedure": {"type": "string", "maxLength": 200, "description": "National code, e.g. 2.000720."},
+            "applicant_name": {"type": "string", "maxLength": 200},
+            "applicant_type": {"type": "string", "enum": ["citizen", "organisation"], "default": "citizen"},
+            "citizen_id": {
+                "type": "string",
+                "maxLength": 200,
+                "description": "CCCD, 12 digits; required for a citizen.",
+            },
+            "dob": _nullable("string", format="date"),
+            "phone": {"type": "string", "maxLength": 200, "description": "10 digits starting with 0."},
+            "email": {"type": "string", "maxLength": 200},
+            "address": {"type": "string", "maxLength": 2000},
+            "address_unit": {"type": "string", "maxLength": 200, "description": "Unit code of the address."},
+            "handling_unit": {
+                "type": "string",
+                "maxLength": 200,
+                "description": "Defaults to this node's unit; another unit for a non-territorial dossier.",
+            },
+            "documents": {"type": "array", "items": _ref("Document"), "maxItems": 50},
+            "fee": _nullable(
+                "integer", minimum=0, maximum=10**12, description="VND; defaults to the procedure's fee."
+            ),
+            "channel": {"type": "string", "enum": ["direct", "online"], "default": "direct"},
+            "confirm_clock": {
+                "type": "boolean",
+                "default": False,
+                "description": "Confirm receiving while the box's clock is suspect (else 422).",
+            },
+        },
+        required=["procedure", "applicant_name"],
+    ),
+    "Received": _obj(
+        {
+            "id": STRING,
+            "code": STRING,
+            "status": STATUS,
+            "due_date": DATE,
+            "clock_warning": _nullable("string", description="Why the due date may be wrong."),
+        }
+    ),
+    "ReceivedDocument": _obj({"name": STRING, "form": DOCUMENT_FORM, "count": INTEGER}),
+    "DossierSummary": _obj(_SUMMARY),
+    "DossierPage": _obj(
+        {
+            "items": {"type": "array", "items": _ref("DossierSummary")},
+            "page": {"type": "integer", "minimum": 1},
+            "page_size": {"type": "integer", "minimum": 1, "maximum": 100},
+            "total": {"type": "integer", "minimum": 0},
+        }
+    ),
+    "Step": _obj(
+        {
+            "position": INTEGER,
+            "stamp": {"type": "integer", "description": "Packed hybrid logical clock stamp."},
+            "node": STRING,
+            "seq": INTEGER,
+            "at": MS,
+            "actor": STRING,
+            "role": {"type": "string", "enum": ["clerk", "leader", "admin"]},
+            "action": {"type": "string", "enum": ["create", "transition", "transfer", "extend"]},
+            "from_status": _nullable("integer"),
+            "to_status": STATUS,
+            "note": _nullable("string"),
+            "handling_unit": STRING,
+        }
+    ),
+    "Attachment": _obj(
+        {
+            "sha256": STRING,
+            "name": STRING,
+            "mime": STRING,
+            "size": INTEGER,
+            "added_by": STRING,
+            "added_at": MS,
+        }
+    ),
+    "ActionOption": _obj(
+        {
+            "name": {"type": "string", "enum": list(ACTIONS)},
+            "label": STRING,
+            "to_status": _nullable("integer"),
+            "form": _nullable("string", description="Form of Circular 03/2025/TT-VPCP printed."),
+            "note_required": BOOLEAN,
+        }
+    ),
+    "Dossier": _obj(
+        {
+            **_SUMMARY,
+            "steps": {"type": "array", "items": _ref("Step")},
+            "attachments": {"type": "array", "items": _ref("Attachment")},
+            "actions": {
+                "type": "array",
+                "items": _ref("ActionOption"),
+                "description": "What the caller may do to this dossier now.",
+            },
+        }
+    ),
+    "ActionRequest": _obj(
+        {
+            "action": {"type": "string", "enum": list(ACTIONS)},
+            "note": {"type": "string", "maxLength": 2000, "description": "The reason, where one is needed."},
+            "handling_unit": {"type": "string", "maxLength": 200, "description": "For transfer."},
+            "due_date": _nullable("string", format="date", description="For extend: the new date."),
+        },
+        required=["action"],
+    ),
+    "AttachmentUpload": {
+        "type": "object",
+        "properties": {
+            "scans": {
+                "type": "array",
+                "items": {"type": "string", "contentMediaType": "application/octet-stream"},
+                "minItems": 1,
+                "maxItems": 10,
+            }
+        },
+        "required": ["scans"],
+    },
+    "AddedAttachment": _obj(
+        {
+            "sha256": STRING,
+            "name": {"type": "string", "description": "Sanitised, with the extension of its real type."},
+            "mime": {"type": "string", "enum": ["application/pdf", "image/jpeg", "image/png"]},
+            "size": INTEGER,
+        }
+    ),
+    "AttachmentsAdded": _obj({"attachments": {"type": "array", "items": _ref("AddedAttachment")}}),
+    "Procedure": _obj(
+        {
+            "code": STRING,
+            "name": STRING,
+            "sector": STRING,
+            "handling_level": STRING,
+            "processing_days": _nullable("integer", description="Working days."),
+            "documents": {
+                "type": "array",
+                "items": {"type": "object", "properties": {"name": STRING}, "required": ["name"]},
+            },
+            "fee": INTEGER,
+            "fee_online": INTEGER,
+        }
+    ),
+    "ProcedureList": _obj({"items": {"type": "array", "items": _ref("Procedure")}}),
+    "SyncStatus": _obj(
+        {
+            "connected": {"type": "boolean", "description": "A central is configured."},
+            "online": _nullable("boolean", description="The last attempt's outcome; null before any."),
+            "last_ok_ms": _nullable("integer"),
+            "last_attempt_ms": _nullable("integer"),
+            "last_error": _nullable("string"),
+            "waiting": {"type": "integer", "description": "This node's ops the city does not have yet."},
+            "node": STRING,
+            "unit": STRING,
+            "unit_name": _nullable("string"),
+            "vector": {
+                "type": "object",
+                "additionalProperties": {"type": "integer", "minimum": 1},
+                "description": "Node id -> highest contiguous op sequence held.",
+            },
+            "vector_size": {"type": "integer", "description": "Nodes in the vector."},
+            "ops_held": {"type": "integer", "description": "Sum of the vector."},
+            "clock": _obj({"suspect": BOOLEAN, "skew_ms": INTEGER, "reason": _nullable("string")}),
+        }
+    ),
+}
+
+
+def _error(description: str) -> Schema:
+    return {"description": description, "content": {"application/json": {"schema": _ref("Error")}}}
+
+
+RESPONSES: dict[str, Schema] = {
+    "BadRequest": _error("The body is not JSON, or not valid multipart data."),
+    "NotAuthenticated": _error("No valid bearer token (a session cookie does not count)."),
+    "Forbidden": _error("The caller's role may not do this, or not to this dossier now."),
+    "NotFound": _error("No such dossier, or one the caller's unit may not see."),
+    "Conflict": _error("The dossier changed meanwhile; the action no longer applies."),
+    "TooLarge": _error("The body (64 KB of JSON) or a scan is over its limit."),
+    "Invalid": _error("A field is wrong; `field` names it."),
+    "LockedOut": _error("Too many failed logins; try again later."),
+    "Unavailable": _error("The box's disk is full or read-only; nothing was saved."),
+}
+
+
+def _responses(ok: str, body: Schema | None, *errors: str, headers: Schema | None = None) -> Schema:
+    success: Schema = {"description": "OK" if ok == "200" else "Created"}
+    if body is not None:
+        success["content"] = {"application/json": {"schema": body}}
+    if headers:
+        success["headers"] = headers
+    out: Schema = {ok: success}
+    statuses = {
+        "BadRequest": "400",
+        "NotAuthenticated": "401",
+        "Forbidden": "403",
+        "NotFound": "404",
+        "Conflict": "409",
+        "TooLarge": "413",
+        "Invalid": "422",
+        "LockedOut": "429",
+        "Unavailable": "503",
+    }
+    for name in errors:
+        out[statuses[name]] = {"$ref": f"#/components/responses/{name}"}
+    return out
+
+
+def _json_body(name: str) -> Schema:
+    return {"required": True, "content": {"application/json": {"schema": _ref(name)}}}
+
+
+_ID = {"$ref": "#/components/parameters/DossierId"}
+_WRITE_ERRORS = ("BadRequest", "NotAuthenticated", "TooLarge", "Invalid", "Unavailable")
+
+
+def _query(name: str, schema: Schema, description: str) -> Schema:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+PATHS: dict[str, Schema] = {
+    "/api/v1/auth/token": {
+        "post": {
+            "operationId": "issueToken",
+            "summary": "Exchange a clerk's username and password for a bearer token.",
+            "tags": ["auth"],
+            "security": [],
+            "requestBody": _json_body("TokenRequest"),
+            "responses": _responses(
+                "200", _ref("Token"), "BadRequest", "NotAuthenticated", "TooLarge", "Invalid", "LockedOut"
+            ),
+        }
+    },
+    "/api/v1/dossiers": {
+        "post": {
+            "operationId": "createDossier",
+            "summary": "Receive a dossier at this node's unit.",
+            "tags": ["dossiers"],
+            "requestBody": _json_body("DossierCreate"),
+            "responses": _responses(
+                "201",
+                _ref("Received"),
+                *_WRITE_ERRORS,
+                "Forbidden",
+                headers={
+                    "Location": {
+                        "description": "The new dossier's URL.",
+                        "schema": {"type": "string"},
+                    }
+                },
+            ),
+        },
+        "get": {
+            "operationId": "listDossiers",
+            "summary": "Dossiers the caller's unit may see, newest first (by due date with `due`).",
+            "tags": ["dossiers"],
+            "parameters": [
+                _query("status", {"type": "integer", "minimum": 1, "maximum": 10}, "Portal status code."),
+                _query("q", {"type": "string", "maxLength": 200}, "Code, name or CCCD; accents optional."),
+                _query("procedure", {"type": "string", "maxLength": 40}, "National procedure code."),
+                _query("due", {"type": "string", "enum": ["overdue", "soon"]}, "Open dossiers by deadline."),
+                _query("page", {"type": "integer", "minimum": 1, "default": 1}, "1-based page."),
+                _query("page_size", {"type": "integer", "minimum": 1, "maximum": 100}, "Items per page."),
+            ],
+            "responses": _responses("200", _ref("DossierPage"), "NotAuthenticated", "Invalid"),
+        },
+    },
+    "/api/v1/dossiers/{id}": {
+        "get": {
+            "operationId": "getDossier",
+            "summary": "One dossier with its steps, attachments and the caller's possible actions.",
+            "tags": ["dossiers"],
+            "parameters": [_ID],
+            "responses": _responses("200", _ref("Dossier"), "NotAuthenticated", "NotFound"),
+        }
+    },
+    "/api/v1/dossiers/{id}/actions": {
+        "post": {
+            "operationId": "actOnDossier",
+            "summary": "Take one action (accept, refuse, transfer, extend, …) on a dossier.",
+            "tags": ["dossiers"],
+            "parameters": [_ID],
+            "requestBody": _json_body("ActionRequest"),
+            "responses": _responses(
+                "200", _ref("Dossier"), *_WRITE_ERRORS, "Forbidden", "NotFound", "Conflict"
+            ),
+        }
+    },
+    "/api/v1/dossiers/{id}/attachments": {
+        "post": {
+            "operationId": "addAttachments",
+            "summary": "Attach scans (PDF, JPEG, PNG; type checked by content) to a dossier.",
+            "tags": ["dossiers"],
+            "parameters": [_ID],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "multipart/form-data": {
+                        "schema": _ref("AttachmentUpload"),
+                        "encoding": {"scans": {"contentType": "application/pdf, image/jpeg, image/png"}},
+                    }
+                },
+            },
+            "responses": _responses("201", _ref("AttachmentsAdded"), *_WRITE_ERRORS, "NotFound"),
+        }
+    },
+    "/api/v1/procedures": {
+        "get": {
+            "operationId": "listProcedures",
+            "summary": "The active procedure catalogue, searched without accents.",
+            "tags": ["catalogue"],
+            "parameters": [_query("q", {"type": "string", "maxLength": 200}, "Words of code, name, sector.")],
+            "responses": _responses("200", _ref("ProcedureList"), "NotAuthenticated", "Invalid"),
+        }
+    },
+    "/api/v1/sync/status": {
+        "get": {
+            "operationId": "getSyncStatus",
+            "summary": "The sync badge, this node's identity and vector, and whether its clock is trusted.",
+            "tags": ["sync"],
+            "responses": _responses("200", _ref("SyncStatus"), "NotAuthenticated", "Invalid"),
+        }
+    },
+    "/openapi.json": {
+        "get": {
+            "operationId": "getOpenApi",
+            "summary": "This document.",
+            "tags": ["meta"],
+            "security": [],
+            "responses": {
+                "200": {
+                    "description": "OK",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                }
+            },
+        }
+    },
+}
+
+SPEC: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "motcua edge API",
+        "version": VERSION,
+        "summary": "The commune one-stop-shop node, offline: dossiers, catalogue, sync status.",
+        "description": "Every call but the token request needs `Authorization: Bearer <token>`. "
+        'Errors are `{"error": {"code", "message", "field"}}` with a 4xx status.',
+        "license": {"name": "MIT", "identifier": "MIT"},
+    },
+    "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
+    "tags": [
+        {"name": "auth"},
+        {"name": "dossiers"},
+        {"name": "catalogue"},
+        {"name": "sync"},
+        {"name": "meta"},
+    ],
+    "security": [{"bearer": []}],
+    "paths": PATHS,
+    "components": {
+        "securitySchemes": {
+            "bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "From POST /api/v1/auth/token; expires after `expires_in` seconds.",
+            }
+        },
+        "parameters": {
+            "DossierId": {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+        },
+        "schemas": SCHEMAS,
+        "responses": RESPONSES,
+    },
+}
+
+DOCUMENT: bytes = msgspec.json.encode(SPEC)
+"""The served bytes, encoded once."""

@@ -1,0 +1,42 @@
+"""One writer per file: writes from many threads never share a transaction."""
+
+import threading
+
+from toydoc import DOC
+
+from sync.fold import Rejected
+from sync.identity import Identity
+from sync.replica import Replica
+
+
+def test_concurrent_writes_from_threads_each_commit_alone(tmp_path):
+    replica = Replica(tmp_path / "r.db", Identity.generate("31135"), [DOC])
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def clerk(n: int) -> None:
+        try:
+            barrier.wait()
+            for i in range(25):
+                with replica.write() as w:
+                    w.append("doc", f"{n}-{i}", "create", {"title": f"t{n}"})
+                    # A failing write of one thread must not take another thread's op with it.
+                    if i % 5 == 0:
+                        try:
+                            with replica.write() as inner:
+                                inner.append("doc", f"{n}-{i}", "create", {"title": "again"})
+                        except Rejected:
+                            pass
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=clerk, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert replica.vector()[replica.identity.node] == 100
+    assert len(replica.states("doc")) == 100
+    assert all(s["title"].startswith("t") for s in replica.states("doc").values())
+    replica.close()
