@@ -133,7 +133,32 @@ CREATE TABLE sync_attempt (
 ) STRICT;
 """
 
-MIGRATIONS = [Migration(1, "change_log", SYNC_SCHEMA)]
+FEED_SCHEMA = """
+-- Central's arrival log: every op held gets a dense position when it arrives, so a partial
+-- replica can follow "everything in my scope up to position P" without gaps (decision 0003).
+CREATE TABLE sync_feed (
+    pos INTEGER PRIMARY KEY AUTOINCREMENT,
+    node INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    entity TEXT NOT NULL
+) STRICT;
+CREATE INDEX sync_feed_entity ON sync_feed (kind, entity);
+
+-- Scope keys an entity has ever had (a unit code, or '*' for reference data), and the feed
+-- position at which it got each: once in a unit's scope, always in it, so a unit that handled
+-- a dossier keeps its timeline and scope digests agree on both sides.
+CREATE TABLE sync_scope (
+    kind TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    key TEXT NOT NULL,
+    since_pos INTEGER NOT NULL,
+    PRIMARY KEY (kind, entity, key)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX sync_scope_key ON sync_scope (key, since_pos);
+"""
+
+MIGRATIONS = [Migration(1, "change_log", SYNC_SCHEMA), Migration(2, "feed_and_scopes", FEED_SCHEMA)]
 
 
 def install(conn: sqlite3.Connection) -> None:

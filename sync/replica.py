@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from sync import merkle
+from sync import feed, merkle
 from sync import ops as opcodec
 from sync.batch import PROTOCOL, Batch, Run, Seal, Verified, decode_batch, seal_run, verify_run
 from sync.clock import Clock, Stamp
@@ -134,6 +134,8 @@ class Writer:
         if not self._ops:
             return
         replica = self._replica
+        if replica.feed:
+            feed.record(self.conn, replica._ids, self._ops)
         replica._store_rows(self._rows)
         me = replica.identity.node
         head = self._ops[-1].seq
@@ -157,7 +159,14 @@ class Replica:
         *,
         clock: Clock | None = None,
         migrate: Callable[[sqlite3.Connection], object] | None = None,
+        partial: bool = False,
+        feed: bool = False,
     ) -> None:
+        """``partial``: this replica holds only a scope of other nodes' ops (a commune edge), so
+        their seqs are not dense here and are not waited for. ``feed``: this replica is a hub
+        that numbers every op on arrival for partial replicas to follow (central)."""
+        self.partial = partial
+        self.feed = feed
         self.path = Path(path)
         self.identity = identity
         self.registry = Registry(kinds)
@@ -345,7 +354,11 @@ class Replica:
             node_id = self._node_id(node)
             before = head = self._heads.get(node, 0)
             first = received[0].op.seq
-            if first == head + 1 and all(v.op.seq == first + i for i, v in enumerate(received)):
+            if self.partial and node != self.identity.node:
+                chain = self._sort_out_partial(node, node_id, received, report)
+                head = max([head, *(v.op.seq for v in chain)])
+                waiting = []
+            elif first == head + 1 and all(v.op.seq == first + i for i, v in enumerate(received)):
                 # The common case: exactly the next ops, in order.
                 chain, waiting = received, list[Verified]()
                 head = received[-1].op.seq
@@ -365,7 +378,35 @@ class Replica:
             [(ids[v.op.node], v.op.seq, v.body) for v in fresh],
         )
         report.applied = len(fresh)
+        if self.feed:
+            feed.record(conn, ids, [v.op for v in fresh])
         self._fold([v.op for v in fresh], report)
+
+    def _sort_out_partial(
+        self, node: str, node_id: int, received: list[Verified], report: MergeReport
+    ) -> list[Verified]:
+        """A partial replica takes every op it does not hold yet, whatever the gaps."""
+        items: dict[int, Verified] = {}
+        for v in received:
+            seen = items.get(v.op.seq)
+            if seen is not None and seen.body != v.body:
+                raise EquivocationError(f"batch holds two different ops {node}#{v.op.seq}")
+            items[v.op.seq] = v
+        held: dict[int, bytes] = {}
+        seqs = sorted(items)
+        for i in range(0, len(seqs), _CHUNK):
+            chunk = seqs[i : i + _CHUNK]
+            held.update(
+                self.conn.execute(
+                    f"SELECT seq, body FROM sync_op WHERE node = ? AND seq IN ({','.join('?' * len(chunk))})",
+                    (node_id, *chunk),
+                ).fetchall()
+            )
+        for seq, body in held.items():
+            if items[seq].body != body:
+                raise EquivocationError(f"node {node} sent a different op #{seq} than the one already held")
+        report.duplicates += len(held)
+        return [items[seq] for seq in seqs if seq not in held]
 
     def _sort_out(
         self, node: str, node_id: int, head: int, received: list[Verified], report: MergeReport
@@ -530,6 +571,7 @@ class Replica:
                 for (kind, entity), row in rows.items()
             ],
         )
+        feed.update_scopes(conn, self.registry, {key: row.state for key, row in rows.items()})
         conflict_rows = [
             (kind, entity, c[0], c[1], c[2], c[3])
             for (kind, entity), row in rows.items()
@@ -595,25 +637,33 @@ class Replica:
                 made += 1
         return made
 
-    def batches(self, their: Mapping[str, int], *, max_bytes: int = DEFAULT_BATCH_BYTES) -> Iterator[Batch]:
-        """Batches of the ops this replica holds and ``their`` vector lacks, in seq order per
-        node, each at most about ``max_bytes`` of op bytes (one op may exceed it alone)."""
+    def batches(
+        self,
+        their: Mapping[str, int],
+        *,
+        max_bytes: int = DEFAULT_BATCH_BYTES,
+        nodes: Iterable[str] | None = None,
+    ) -> Iterator[Batch]:
+        """Batches of the ops this replica holds and ``their`` vector lacks (only of ``nodes``
+        if given), in seq order per node, each at most about ``max_bytes`` of op bytes."""
         self.seal_pending()
-        runs: list[Run] = []
-        size = 0
-        for node, (first, last) in sorted(self.vector().missing_from(their).items()):
-            for run in self._runs(node, first, last, max_bytes):
-                run_size = sum(len(b) for b in run.ops)
-                if runs and size + run_size > max_bytes:
-                    yield Batch(PROTOCOL, self.identity.node, runs)
-                    runs, size = [], 0
-                runs.append(run)
-                size += run_size
-        if runs:
-            yield Batch(PROTOCOL, self.identity.node, runs)
+        wanted = None if nodes is None else set(nodes)
+        missing = sorted(self.vector().missing_from(their).items())
+        runs = (
+            run
+            for node, (first, last) in missing
+            if wanted is None or node in wanted
+            for run in self._runs(node, first, last, max_bytes)
+        )
+        yield from self._pack(runs, max_bytes)
 
-    def _runs(self, node: str, first: int, last: int, max_bytes: int) -> Iterator[Run]:
+    def _runs(
+        self, node: str, first: int, last: int, max_bytes: int, only: Iterable[int] | None = None
+    ) -> Iterator[Run]:
+        """Runs carrying this node's ops first..last (or only the seqs in ``only``), split at
+        seals and at ``max_bytes``; a run that carries part of a seal comes with its proof."""
         node_id = self._ids[node]
+        keep = None if only is None else frozenset(only)
         seals = self.conn.execute(
             "SELECT first, last, root, signature FROM sync_seal "
             "WHERE node = ? AND last >= ? AND first <= ? ORDER BY first",
@@ -626,7 +676,7 @@ class Replica:
                 "SELECT seq, body FROM sync_op WHERE node = ? AND seq BETWEEN ? AND ? ORDER BY seq",
                 (node_id, s_first, s_last),
             ).fetchall()
-            wanted = [(seq, body) for seq, body in rows if lo <= seq <= hi]
+            wanted = [(seq, body) for seq, body in rows if lo <= seq <= hi and (keep is None or seq in keep)]
             pieces: list[list[tuple[int, bytes]]] = [[]]
             size = 0
             for item in wanted:
@@ -648,6 +698,44 @@ class Replica:
                 known = self._seal_knowledge(node_id, s_first)
                 proof = merkle.prove(seal.size, chosen, leaves, known)
                 yield Run(seal, [b for _, b in piece], chosen, proof)
+
+    def _pack(self, runs: Iterable[Run], max_bytes: int) -> Iterator[Batch]:
+        batch: list[Run] = []
+        size = 0
+        for run in runs:
+            run_size = sum(len(b) for b in run.ops)
+            if batch and size + run_size > max_bytes:
+                yield Batch(PROTOCOL, self.identity.node, batch)
+                batch, size = [], 0
+            batch.append(run)
+            size += run_size
+        if batch:
+            yield Batch(PROTOCOL, self.identity.node, batch)
+
+    # --- serving partial replicas (a hub) -------------------------------------------------
+
+    def pull(
+        self, keys: Iterable[str], cursor: int, *, exclude: str | None = None, max_ops: int = 2000
+    ) -> tuple[list[Batch], feed.Slice]:
+        """Batches of the next slice of a scope after ``cursor`` (see :mod:`sync.feed`)."""
+        self.seal_pending()
+        with self._lock:
+            exclude_id = self._ids.get(exclude) if exclude else None
+            part = feed.pull(self.conn, keys, cursor, exclude_id, max_ops)
+            runs = (
+                run
+                for node, seqs in sorted(part.ops.items())
+                for run in self._runs(node, seqs[0], seqs[-1], DEFAULT_BATCH_BYTES, only=seqs)
+            )
+            return list(self._pack(runs, DEFAULT_BATCH_BYTES)), part
+
+    @_locked
+    def scope_digest(self, keys: Iterable[str]) -> bytes:
+        return feed.scope_digest(self.conn, keys)
+
+    @_locked
+    def feed_head(self) -> int:
+        return feed.head(self.conn)
 
     def _seal_leaves(self, node_id: int, seal: Seal, rows: Sequence[tuple[int, bytes]]) -> dict[int, bytes]:
         """Leaf hashes of a seal's ops held here, in the log or still waiting behind a gap."""

@@ -1,0 +1,134 @@
+"""Scopes and the feed: how a hub serves partial replicas (docs/decisions/0003).
+
+Every replica records, for each entity whose kind declares ``scope_of``, the scope keys it has
+ever had (``sync_scope``; keys only grow). A hub (``Replica(feed=True)``) also numbers every op
+it stores in arrival order (``sync_feed``). A partial replica then pulls "the ops of entities in
+my scope that arrived after position P" and keeps P as its cursor: the cursor is dense, so no
+gap is ever skipped, and an entity that enters the scope later (a dossier transferred to the
+unit) arrives with its whole history.
+
+These functions run inside the replica's write transaction (``record``, ``update_scopes``) or
+on its connection under its lock (``pull``, ``scope_digest``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import struct
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from sync.fold import Registry, State
+from sync.ops import Op
+
+EVERYWHERE = "*"
+"""The scope key of reference data: in every replica's scope."""
+
+
+def record(conn: sqlite3.Connection, ids: Mapping[str, int], ops: Sequence[Op]) -> None:
+    conn.executemany(
+        "INSERT INTO sync_feed (node, seq, kind, entity) VALUES (?,?,?,?)",
+        [(ids[op.node], op.seq, op.kind, op.entity) for op in ops],
+    )
+
+
+def head(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT coalesce(max(pos), 0) FROM sync_feed").fetchone()[0])
+
+
+def update_scopes(
+    conn: sqlite3.Connection, registry: Registry, states: Mapping[tuple[str, str], State]
+) -> None:
+    """Add the scope keys the changed entities have now (never remove: scopes only grow)."""
+    wanted: list[tuple[str, str, str]] = []
+    for (kind_name, entity), state in states.items():
+        if kind_name not in registry:
+            continue
+        scope_of = registry[kind_name].scope_of
+        if scope_of is None:
+            continue
+        wanted.extend((kind_name, entity, key) for key in scope_of(state))
+    if not wanted:
+        return
+    position = head(conn)
+    conn.executemany(
+        "INSERT OR IGNORE INTO sync_scope (kind, entity, key, since_pos) VALUES (?,?,?,?)",
+        [(kind, entity, key, position) for kind, entity, key in wanted],
+    )
+
+
+@dataclass(frozen=True)
+class Slice:
+    """What a partial replica lacks, as op identities, and the cursor to keep afterwards."""
+
+    ops: dict[str, list[int]]
+    """origin node -> sorted seqs"""
+    cursor: int
+    done: bool
+    """True when nothing in scope remains after ``cursor``."""
+
+    @property
+    def count(self) -> int:
+        return sum(len(seqs) for seqs in self.ops.values())
+
+
+def pull(
+    conn: sqlite3.Connection,
+    keys: Iterable[str],
+    cursor: int,
+    exclude_node: int | None,
+    max_ops: int,
+) -> Slice:
+    """The next slice of a partial replica's scope after ``cursor`` (at most about ``max_ops``
+    ops in arrival order, plus the whole history of entities that entered the scope)."""
+    keys = sorted(set(keys))
+    marks = ",".join("?" * len(keys))
+    exclude = -1 if exclude_node is None else exclude_node
+    rows = conn.execute(
+        f"""SELECT f.pos, f.node, f.seq FROM sync_feed AS f
+            WHERE f.pos > ? AND f.node != ? AND EXISTS (
+                SELECT 1 FROM sync_scope AS s
+                WHERE s.kind = f.kind AND s.entity = f.entity AND s.key IN ({marks}))
+            ORDER BY f.pos LIMIT ?""",
+        (cursor, exclude, *keys, max_ops + 1),
+    ).fetchall()
+    done = len(rows) <= max_ops
+    rows = rows[:max_ops]
+    new_cursor = head(conn) if done else rows[-1][0]
+    picked: dict[int, set[int]] = defaultdict(set)
+    for _, node, seq in rows:
+        picked[node].add(seq)
+    entered = conn.execute(
+        f"""SELECT DISTINCT f.node, f.seq FROM sync_scope AS s
+            JOIN sync_feed AS f ON f.kind = s.kind AND f.entity = s.entity
+            WHERE s.key IN ({marks}) AND s.since_pos > ? AND s.since_pos <= ?
+              AND f.pos <= ? AND f.node != ?""",
+        (*keys, cursor, new_cursor, cursor, exclude),
+    ).fetchall()
+    for node, seq in entered:
+        picked[node].add(seq)
+    names = dict(conn.execute("SELECT id, node FROM sync_node").fetchall())
+    return Slice({names[n]: sorted(seqs) for n, seqs in picked.items()}, new_cursor, done)
+
+
+def scope_digest(conn: sqlite3.Connection, keys: Iterable[str]) -> bytes:
+    """SHA-256 over the ops of every entity in the scope, in (node, seq) order: a hub and a
+    partial replica that agree hold the same ops of that scope."""
+    keys = sorted(set(keys))
+    marks = ",".join("?" * len(keys))
+    rows = conn.execute(
+        f"""SELECT DISTINCT e.refs FROM sync_scope AS s
+            JOIN sync_entity AS e ON e.kind = s.kind AND e.entity = s.entity
+            WHERE s.key IN ({marks})""",
+        keys,
+    ).fetchall()
+    refs = sorted({pair for (blob,) in rows for pair in struct.iter_unpack("<II", blob)})
+    names = dict(conn.execute("SELECT id, node FROM sync_node").fetchall())
+    h = hashlib.sha256()
+    for name, node_id, seq in sorted((names[node_id], node_id, seq) for node_id, seq in refs):
+        row = conn.execute("SELECT body FROM sync_op WHERE node = ? AND seq = ?", (node_id, seq)).fetchone()
+        h.update(b"%s\x00%d\x00" % (name.encode(), seq))
+        h.update(hashlib.sha256(row[0] if row else b"").digest())
+    return h.digest()
