@@ -16,7 +16,7 @@ from typing import Any
 from edge.auth import Actor
 from edge.clockcheck import ClockStatus
 from edge.errors import Conflict, Forbidden, InvalidInput, NotFound
-from edge.i18n import TIMEZONE
+from edge.i18n import TIMEZONE, format_date
 from edge.node import Node
 from edge.uploads import Scan
 from schema.calendar import add_working_days
@@ -92,6 +92,7 @@ def available_actions(actor: Actor, status: int, handling_unit: str) -> list[Act
 APPLICANT_TYPES = ("citizen", "organisation")
 DOCUMENT_FORMS = ("original", "copy", "electronic")
 _PHONE = re.compile(r"0\d{9}")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
 @dataclass
@@ -164,21 +165,32 @@ def _check_receive(w: Writer, node: Node, data: ReceiveInput, day: date) -> dict
     phone = re.sub(r"[\s.\-]", "", data.phone)
     if phone and not _PHONE.fullmatch(phone):
         raise InvalidInput("A phone number has 10 digits and starts with 0.", field="phone")
+    email = data.email.strip()
+    if email and (len(email) > 120 or not _EMAIL.fullmatch(email)):
+        raise InvalidInput("The email address is not valid.", field="email")
+    if len(data.address) > 300:
+        raise InvalidInput("The address is too long.", field="address")
     handling = data.handling_unit.strip() or node.config.unit
     if not _unit_exists(w, handling):
         raise InvalidInput("Unknown handling unit {code}.", field="handling_unit", code=handling)
     address_unit = data.address_unit.strip() or None
     if address_unit and not _unit_exists(w, address_unit):
         raise InvalidInput("Unknown unit {code}.", field="address_unit", code=address_unit)
-    names = {doc["name"] for doc in procedure.get("documents", [])}
+    components = {doc["name"]: doc for doc in procedure.get("documents", [])}
     documents = []
     for doc in data.documents:
-        if doc.get("name") not in names:
+        doc_name = doc.get("name") if isinstance(doc, dict) else None
+        component = components.get(doc_name) if isinstance(doc_name, str) else None
+        if component is None:
             raise InvalidInput(
-                "{name} is not a document of this procedure.", field="documents", name=doc.get("name")
+                "{name} is not a document of this procedure.", field="documents", name=str(doc_name)[:200]
             )
         if doc.get("form") not in DOCUMENT_FORMS:
             raise InvalidInput("Choose original, copy or electronic.", field="documents")
+        if not component.get(doc["form"], True):
+            raise InvalidInput(
+                "The procedure does not accept this form of {name}.", field="documents", name=doc["name"]
+            )
         count = doc.get("count", 1)
         if not isinstance(count, int) or not 1 <= count <= 99:
             raise InvalidInput("A document count is between 1 and 99.", field="documents")
@@ -196,7 +208,7 @@ def _check_receive(w: Writer, node: Node, data: ReceiveInput, day: date) -> dict
         "applicant_citizen_id": citizen_id,
         "applicant_dob": data.dob.isoformat() if data.dob else None,
         "applicant_phone": phone or None,
-        "applicant_email": data.email.strip() or None,
+        "applicant_email": email or None,
         "applicant_address": " ".join(data.address.split()) or None,
         "applicant_address_unit": address_unit,
         "handling_unit": handling,
@@ -228,11 +240,12 @@ def receive(node: Node, actor: Actor, data: ReceiveInput, scans: list[Scan], clo
             reason=clock.reason,
         )
     day = today(node)
-    digests = [(scan, node.blobs.put(scan.data)) for scan in scans]
     entity = secrets.token_hex(16)
     actor_fields = {"by": actor.username, "role": actor.role}
     with node.replica.write() as w:
         payload = _check_receive(w, node, data, day)
+        # Stored only once the input is known good: a refused form leaves no orphan scans.
+        digests = [(scan, node.blobs.put(scan.data)) for scan in scans]
         code = _next_code(w, node.config.unit, day)
         payload.update(
             code=code,
@@ -304,10 +317,19 @@ def perform(
                 unit = handling_unit.strip()
                 if not _unit_exists(w, unit):
                     raise InvalidInput("Unknown handling unit {code}.", field="handling_unit", code=unit)
+                if unit == state["handling_unit"]:
+                    raise InvalidInput("The dossier is already handled by this unit.", field="handling_unit")
                 w.append("dossier", dossier_id, "transfer", {"handling_unit": unit, **who})
             else:  # extend
                 if due_date is None:
                     raise InvalidInput("Choose the new appointment date.", field="due_date")
+                current = state.get("due_date")
+                if current and due_date.isoformat() <= current:
+                    raise InvalidInput(
+                        "The new appointment date must be after {date}.",
+                        field="due_date",
+                        date=format_date(current),
+                    )
                 w.append("dossier", dossier_id, "extend", {"due_date": due_date.isoformat(), **who})
         except Rejected as exc:
             raise Conflict("The dossier changed meanwhile: {reason}", reason=exc.reason) from exc
@@ -318,9 +340,9 @@ def attach(node: Node, actor: Actor, dossier_id: str, scans: list[Scan]) -> list
     """Add scans to a dossier (digitisation); returns their sha256 digests."""
     if not scans:
         raise InvalidInput("Choose at least one file.", field="scans")
-    digests = [node.blobs.put(scan.data) for scan in scans]
     with node.replica.write() as w:
         _visible(w, actor, dossier_id)
+        digests = [node.blobs.put(scan.data) for scan in scans]
         for scan, digest in zip(scans, digests, strict=True):
             w.append(
                 "dossier",

@@ -262,3 +262,19 @@ def report(conn: sqlite3.Connection, actor: Actor, year: int, today: date) -> li
         [*OPEN_STATUSES, today.isoformat(), start, end, *params],
     ).fetchall()
     return [ReportRow(*(r[:2]), *(int(v or 0) for v in r[2:])) for r in rows]
+
+
+def account_names(conn: sqlite3.Connection, usernames: Sequence[str]) -> dict[str, str]:
+    """Full names of accounts (a timeline shows who acted); unknown usernames are left out."""
+    wanted = sorted(set(usernames))
+    if not wanted:
+        return {}
+    marks = ",".join("?" * len(wanted))
+    rows = conn.execute(f"SELECT username, full_name FROM accounts WHERE username IN ({marks})", wanted)
+    return dict(rows.fetchall())
+
+
+def procedure_names(conn: sqlite3.Connection, limit: int) -> list[tuple[str, str]]:
+    """(code, name) of up to ``limit`` active procedures, for a short select list."""
+    rows = conn.execute("SELECT code, name FROM procedures WHERE active ORDER BY code LIMIT ?", (limit,))
+    return [(str(code), str(name)) for code, name in rows.fetchall()]

@@ -38,6 +38,8 @@ class Attempt(msgspec.Struct, array_like=True, frozen=True):
     """Why it failed, in words a clerk understands."""
     entities: list[str]
     """Entity ids whose ops this attempt tried to send (for a dossier's transmission record)."""
+    acks: list[bytes] = []
+    """The hub's signed acknowledgements (:class:`sync.wire.Ack`, encoded) of what it accepted."""
 
 
 class Record(msgspec.Struct, array_like=True, frozen=True):
@@ -61,8 +63,8 @@ def append(conn: sqlite3.Connection, attempt: Attempt, sign: Callable[[bytes], b
     a = attempt
     cur = conn.execute(
         "INSERT INTO sync_attempt (at_ms, peer, channel, ops_sent, ops_received, bytes_sent, "
-        "bytes_received, duration_ms, outcome, error, entities, prev_hash, hash, signature) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "bytes_received, duration_ms, outcome, error, entities, acks, prev_hash, hash, signature) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (
             a.at_ms,
             a.peer,
@@ -75,6 +77,7 @@ def append(conn: sqlite3.Connection, attempt: Attempt, sign: Callable[[bytes], b
             a.outcome,
             a.error,
             msgspec.json.encode(a.entities).decode(),
+            msgspec.msgpack.encode(a.acks),
             prev,
             digest,
             signature,
@@ -84,14 +87,14 @@ def append(conn: sqlite3.Connection, attempt: Attempt, sign: Callable[[bytes], b
 
 
 def _from_row(row: tuple[Any, ...]) -> Record:
-    rid, *fields, entities, prev, digest, signature = row
-    attempt = msgspec.convert([*fields, msgspec.json.decode(entities)], Attempt)
+    rid, *fields, entities, acks, prev, digest, signature = row
+    attempt = msgspec.convert([*fields, msgspec.json.decode(entities), msgspec.msgpack.decode(acks)], Attempt)
     return Record(rid, attempt, prev, digest, signature)
 
 
 _COLUMNS = (
     "id, at_ms, peer, channel, ops_sent, ops_received, bytes_sent, bytes_received, duration_ms, "
-    "outcome, error, entities, prev_hash, hash, signature"
+    "outcome, error, entities, acks, prev_hash, hash, signature"
 )
 
 

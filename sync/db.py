@@ -158,7 +158,16 @@ CREATE TABLE sync_scope (
 CREATE INDEX sync_scope_key ON sync_scope (key, since_pos);
 """
 
-MIGRATIONS = [Migration(1, "change_log", SYNC_SCHEMA), Migration(2, "feed_and_scopes", FEED_SCHEMA)]
+ACKS_SCHEMA = """
+-- The hub's signed acknowledgements travel with the attempt that received them.
+ALTER TABLE sync_attempt ADD COLUMN acks BLOB NOT NULL DEFAULT x'90';
+"""
+
+MIGRATIONS = [
+    Migration(1, "change_log", SYNC_SCHEMA),
+    Migration(2, "feed_and_scopes", FEED_SCHEMA),
+    Migration(3, "attempt_acks", ACKS_SCHEMA),
+]
 
 
 def install(conn: sqlite3.Connection) -> None:

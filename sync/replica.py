@@ -828,6 +828,22 @@ class Replica:
             h.update(f"{kind}\x00{entity}\x00".encode() + state + b"\x00")
         return h.digest()
 
+    # --- small persistent values -------------------------------------------------------------
+
+    @_locked
+    def meta(self, key: str, default: int | str | None = None) -> int | str | None:
+        """A value this node keeps next to its log (a feed cursor, a clock offset …)."""
+        row = self.conn.execute("SELECT value FROM sync_meta WHERE key = ?", (f"app:{key}",)).fetchone()
+        return default if row is None else row[0]
+
+    def set_meta(self, key: str, value: int | str) -> None:
+        with self._transaction():
+            self.conn.execute(
+                "INSERT INTO sync_meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (f"app:{key}", value),
+            )
+
     # --- peers ----------------------------------------------------------------------------
 
     def remember_peer(self, peer: str, vector: Mapping[str, int]) -> None:

@@ -1,9 +1,519 @@
-"""Dossier pages: receive, list and search, a dossier, its actions, the receipt."""
+"""Dossier pages: receive, list and search, a dossier, its actions, its scans, the receipt.
+
+Every form is a plain ``<form method=post>`` with a hidden ``csrf`` field; htmx only turns the
+search box into a live search and an action into a partial update of the dossier's status,
+actions and timeline. The rules live in :mod:`edge.dossiers` (writes) and :mod:`edge.queries`
+(reads, scoped to the clerk's unit); this module reads forms and renders.
+"""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+import unicodedata
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from datetime import date
+from typing import Any
+from urllib.parse import quote
+
+from starlette.datastructures import FormData, UploadFile
+from starlette.formparsers import FormParser, MultiPartException, MultiPartParser
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from edge import clockcheck, queries, receipt
+from edge.auth import Actor
+from edge.dossiers import (
+    ACTIONS,
+    DOCUMENT_FORMS,
+    ReceiveInput,
+    attach,
+    available_actions,
+    perform,
+    receive,
+    today,
+)
+from edge.errors import Conflict, EdgeError, Forbidden, InvalidInput, NotFound, TooLarge
+from edge.i18n import gettext_, parse_date
+from edge.uploads import Scan, check_scan, sniff
+from edge.web import check_csrf, current_actor, is_htmx, render, state
+from sync.blobs import BlobNotFound, check_digest
+
+MAX_SCANS = 20
+"""Files in one upload: a dossier's scans, not an archive."""
+SMALL_FORM = 64 * 1024
+"""An action form is a few fields; anything bigger is not one of ours."""
+VARY = {"Vary": "HX-Request"}
+
+
+# --- reading forms ---------------------------------------------------------------------------
+
+
+def _upload_limit(request: Request) -> int:
+    """Bytes a whole upload may take: a few maximal scans and the form around them."""
+    return state(request).settings.max_upload_bytes * 4 + 256 * 1024
+
+
+def _too_large(limit: int) -> TooLarge:
+    return TooLarge("The upload is larger than {mb} MB in total.", field="scans", mb=max(1, limit >> 20))
+
+
+async def _bounded(stream: AsyncGenerator[bytes, None], limit: int) -> AsyncGenerator[bytes, None]:
+    seen = 0
+    async for chunk in stream:
+        seen += len(chunk)
+        if seen > limit:
+            raise _too_large(limit)
+        yield chunk
+
+
+async def read_form(request: Request, limit: int) -> FormData:
+    """The posted form, refused with 413 as soon as it passes ``limit`` bytes (Content-Length
+    first, then while streaming: a chunked body cannot fill the disk either)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise _too_large(limit)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    parser: MultiPartParser | FormParser
+    async with aclosing(request.stream()) as raw, aclosing(_bounded(raw, limit)) as stream:
+        try:
+            if content_type == "multipart/form-data":
+                parser = MultiPartParser(request.headers, stream, max_files=MAX_SCANS, max_fields=200)
+            elif content_type == "application/x-www-form-urlencoded":
+                parser = FormParser(request.headers, stream, max_fields=200)
+            else:
+                return FormData()
+            return await parser.parse()
+        except MultiPartException as exc:
+            raise InvalidInput("The form could not be read: {reason}", reason=exc.message) from exc
+
+
+def _text(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+async def _scans(form: FormData, max_bytes: int) -> list[Scan]:
+    scans = []
+    for item in form.getlist("scans"):
+        if not isinstance(item, UploadFile):
+            continue
+        if not item.filename and not item.size:
+            continue  # the browser sends an empty part when no file was chosen
+        data = await item.read(max_bytes + 1)
+        scans.append(check_scan(item.filename or "scan", data, max_bytes))
+    return scans
+
+
+def _date(text: str, field: str) -> date | None:
+    if not text:
+        return None
+    try:
+        return parse_date(text)
+    except ValueError:
+        raise InvalidInput("Write the date as dd/mm/yyyy.", field=field) from None
+
+
+def _whole_number(text: str, field: str, message: str) -> int | None:
+    cleaned = text.replace(".", "").replace(",", "").replace(" ", "")
+    if not cleaned:
+        return None
+    if not cleaned.isdigit() or len(cleaned) > 12:
+        raise InvalidInput(message, field=field)
+    return int(cleaned)
+
+
+def _receive_input(form: FormData, procedure: dict[str, Any]) -> ReceiveInput:
+    documents = []
+    for n, component in enumerate(receipt.components_of(procedure)):
+        form_field, count_field = f"doc_{n}_form", f"doc_{n}_count"
+        choice = _text(form, form_field) or "none"
+        if choice == "none":
+            continue
+        if choice not in DOCUMENT_FORMS or choice not in receipt.accepted_forms(component):
+            raise InvalidInput(
+                "The procedure does not accept this form of {name}.", field=form_field, name=component["name"]
+            )
+        bad_count = "A document count is between 1 and 99."
+        count = _whole_number(_text(form, count_field) or "1", count_field, bad_count)
+        if count is None or not 1 <= count <= 99:
+            raise InvalidInput(bad_count, field=count_field)
+        documents.append({"name": component["name"], "form": choice, "count": count})
+    return ReceiveInput(
+        procedure=procedure["code"],
+        applicant_type=_text(form, "applicant_type") or "citizen",
+        applicant_name=_text(form, "applicant_name"),
+        citizen_id=_text(form, "citizen_id").replace(" ", ""),
+        dob=_date(_text(form, "dob"), "dob"),
+        phone=_text(form, "phone"),
+        email=_text(form, "email"),
+        address=_text(form, "address"),
+        address_unit=_text(form, "address_unit"),
+        handling_unit=_text(form, "handling_unit"),
+        documents=documents,
+        fee=_whole_number(_text(form, "fee"), "fee", "The fee is a whole number of dong."),
+        channel=_text(form, "channel") or "direct",
+        confirm_clock=_text(form, "confirm_clock") in ("1", "on", "yes", "true"),
+    )
+
+
+# --- the list ----------------------------------------------------------------------------------
+
+
+def _filters(params: Any) -> tuple[queries.Filters, int]:
+    status = params.get("status", "").strip()
+    if status and not (status.isdigit() and 1 <= int(status) <= 10):
+        raise InvalidInput("Unknown status.", field="status")
+    due = params.get("due", "").strip()
+    if due and due not in ("overdue", "soon"):
+        raise InvalidInput("Unknown due filter.", field="due")
+    page = params.get("page", "1").strip()
+    filters = queries.Filters(
+        status=int(status) if status else None,
+        procedure=params.get("procedure", "").strip() or None,
+        received_from=_date(params.get("received_from", "").strip(), "received_from"),
+        received_to=_date(params.get("received_to", "").strip(), "received_to"),
+        due=due or None,
+        q=params.get("q", "").strip()[:200],
+    )
+    return filters, int(page) if page.isdigit() and len(page) < 7 else 1
+
+
+def _query_of(filters: queries.Filters) -> dict[str, str]:
+    """The non-empty filters as query parameters (the pager's links keep them)."""
+    values = {
+        "status": str(filters.status) if filters.status is not None else "",
+        "procedure": filters.procedure or "",
+        "received_from": filters.received_from.isoformat() if filters.received_from else "",
+        "received_to": filters.received_to.isoformat() if filters.received_to else "",
+        "due": filters.due or "",
+        "q": filters.q,
+    }
+    return {k: v for k, v in values.items() if v}
+
+
+async def dossier_list(request: Request) -> Response:
+    actor = current_actor(request)
+    app = state(request)
+    filters, page = _filters(request.query_params)
+    partial = is_htmx(request) and request.headers.get("HX-History-Restore-Request") != "true"
+    with app.node.reader() as conn:
+        result = queries.list_dossiers(conn, actor, filters, today(app.node), page, app.settings.page_size)
+        procedures = [] if partial else queries.procedure_names(conn, 51)
+    context = {"actor": actor, "result": result, "filters": filters, "query": _query_of(filters)}
+    if partial:
+        response = render(request, "_dossier_results.html", context)
+    else:
+        response = render(request, "dossiers.html", {**context, "procedures": procedures})
+    response.headers.update(VARY)
+    return response
+
+
+# --- receiving -----------------------------------------------------------------------------------
+
+
+def _receive_page(
+    request: Request,
+    actor: Actor,
+    code: str,
+    q: str = "",
+    values: dict[str, str] | None = None,
+    error: EdgeError | None = None,
+) -> Response:
+    app = state(request)
+    procedure = None
+    status = error.status if error else 200
+    problem = _problem(error)
+    with app.node.reader() as conn:
+        if code:
+            try:
+                procedure = queries.procedure(conn, code)
+            except NotFound as exc:
+                problem = _problem(exc)
+                status = error.status if error else 404
+        choices = [] if procedure else queries.procedures(conn, q)
+        units = queries.units(conn, app.node.config.province) if procedure else []
+    if procedure is None:
+        context = {"actor": actor, "q": q, "choices": choices, "error": problem}
+        if is_htmx(request) and not error:
+            response = render(request, "_procedure_choices.html", context)
+            response.headers.update(VARY)
+            return response
+        return render(request, "receive.html", context, status=status)
+    components = receipt.components_of(procedure)
+    if values is None:
+        values = _default_values(app.node.config.unit, procedure, components)
+    context = {
+        "actor": actor,
+        "procedure": procedure,
+        "components": [(n, c, receipt.accepted_forms(c)) for n, c in enumerate(components)],
+        "units": units,
+        "values": values,
+        "error": problem,
+        "home_unit": app.node.config.unit,
+        "max_upload_mb": app.settings.max_upload_mb,
+        "today": today(app.node),
+    }
+    return render(request, "receive.html", context, status=status)
+
+
+def _default_values(unit: str, procedure: dict[str, Any], components: list[dict[str, Any]]) -> dict[str, str]:
+    values = {
+        "applicant_type": "citizen",
+        "fee": str(procedure.get("fee") or 0),
+        "channel": "direct",
+        "handling_unit": unit,
+        "address_unit": unit,
+    }
+    for n, component in enumerate(components):
+        forms = receipt.accepted_forms(component)
+        received = component.get("required", True) and forms
+        values[f"doc_{n}_form"] = forms[0] if received else "none"
+        values[f"doc_{n}_count"] = str(component.get("count") or 1)
+    return values
+
+
+def _problem(error: EdgeError | None) -> dict[str, Any] | None:
+    if error is None:
+        return None
+    return {"message": gettext_(error.message, **error.params), "field": error.field, "code": error.code}
+
+
+async def receive_form(request: Request) -> Response:
+    actor = current_actor(request)
+    params = request.query_params
+    return _receive_page(request, actor, params.get("procedure", "").strip(), params.get("q", "").strip())
+
+
+async def receive_post(request: Request) -> Response:
+    actor = current_actor(request)
+    app = state(request)
+    form = await read_form(request, _upload_limit(request))
+    try:
+        check_csrf(request, form)
+        code = _text(form, "procedure")
+        values = {key: value for key, value in form.multi_items() if isinstance(value, str)}
+        values.pop("csrf", None)
+        try:
+            with app.node.reader() as conn:
+                procedure = queries.procedure(conn, code)
+        except NotFound:
+            unknown = InvalidInput("Unknown procedure {code}.", field="procedure", code=code[:40])
+            return _receive_page(request, actor, "", q=code[:40], error=unknown)
+        try:
+            data = _receive_input(form, procedure)
+            scans = await _scans(form, app.settings.max_upload_bytes)
+            clock = clockcheck.check(app.node.clock, app.settings.clock_skew_warn_s * 1000)
+            received = receive(app.node, actor, data, scans, clock)
+        except (InvalidInput, TooLarge) as exc:
+            return _receive_page(request, actor, code, values=values, error=exc)
+    finally:
+        await form.close()
+    if received.clock_warning:
+        request.session["clock_warning"] = [received.id, received.clock_warning]
+    return RedirectResponse(f"/dossiers/{received.id}/receipt", status_code=303)
+
+
+# --- one dossier ---------------------------------------------------------------------------------
+
+
+def _conflicts(request: Request, dossier_id: str) -> list[dict[str, Any]]:
+    """Ops of this dossier that sync kept aside, with who did what: the clerk must settle them."""
+    replica = state(request).node.replica
+    kept = replica.conflicts("dossier", dossier_id)
+    if not kept:
+        return []
+    ops = {(op.node, op.seq): op for op in replica.ops_of("dossier", dossier_id)}
+    out = []
+    for conflict in kept:
+        op = ops.get((conflict.node, conflict.seq))
+        payload = dict(op.payload) if op else {}
+        out.append(
+            {
+                "node": conflict.node,
+                "seq": conflict.seq,
+                "action": conflict.action,
+                "reason": conflict.reason,
+                "at": op.hlc.wall if op else None,
+                "by": payload.get("by"),
+                "role": payload.get("role"),
+                "to": payload.get("to"),
+                "handling_unit": payload.get("handling_unit"),
+                "due_date": payload.get("due_date"),
+                "note": payload.get("note"),
+            }
+        )
+    return out
+
+
+def _dossier_context(request: Request, actor: Actor, dossier_id: str) -> dict[str, Any]:
+    app = state(request)
+    with app.node.reader() as conn:
+        found = queries.dossier(conn, actor, dossier_id)
+        try:
+            procedure: dict[str, Any] | None = queries.procedure(conn, found["procedure_code"])
+        except NotFound:
+            procedure = None  # the catalogue has not reached this box yet
+        actions = available_actions(actor, found["status"], found["handling_unit"])
+        transfer = any(a.name == "transfer" for a in actions)
+        units = queries.units(conn, app.node.config.province) if transfer else []
+        codes = {found["receiving_unit"], found["handling_unit"]}
+        codes.update(step["handling_unit"] for step in found["steps"])
+        if found.get("applicant_address_unit"):
+            codes.add(found["applicant_address_unit"])
+        unit_names = queries.unit_names(conn, sorted(codes))
+        who = [step["actor"] for step in found["steps"]] + [a["added_by"] for a in found["attachments"]]
+        people = queries.account_names(conn, who)
+    return {
+        "actor": actor,
+        "d": found,
+        "procedure": procedure,
+        "documents": receipt.documents_of(found),
+        "actions": actions,
+        "units": units,
+        "unit_names": unit_names,
+        "people": people,
+        "conflicts": _conflicts(request, dossier_id),
+        "today": today(app.node).isoformat(),
+        "open": found["status"] in queries.OPEN_STATUSES,
+        "max_upload_mb": app.settings.max_upload_mb,
+        "values": {},
+        "error": None,
+    }
+
+
+async def dossier_page(request: Request) -> Response:
+    actor = current_actor(request)
+    return render(request, "dossier.html", _dossier_context(request, actor, request.path_params["id"]))
+
+
+def _action_refused(
+    request: Request, actor: Actor, dossier_id: str, exc: EdgeError, values: dict[str, str]
+) -> Response:
+    context = _dossier_context(request, actor, dossier_id)
+    context.update(error=_problem(exc), values=values)
+    if is_htmx(request):
+        # htmx swaps only 2xx answers: the refusal replaces the actions where the clerk acted.
+        return render(request, "_dossier_state.html", context)
+    return render(request, "dossier.html", context, status=exc.status)
+
+
+async def dossier_action(request: Request) -> Response:
+    actor = current_actor(request)
+    app = state(request)
+    dossier_id = request.path_params["id"]
+    form = await read_form(request, SMALL_FORM)
+    values = {name: _text(form, name) for name in ("action", "note", "handling_unit", "due_date")}
+    try:
+        check_csrf(request, form)
+        if values["action"] not in ACTIONS:
+            raise InvalidInput("Unknown action {name}.", field="action", name=values["action"][:40])
+        new_state = perform(
+            app.node,
+            actor,
+            dossier_id,
+            values["action"],
+            note=values["note"],
+            handling_unit=values["handling_unit"],
+            due_date=_date(values["due_date"], "due_date"),
+        )
+    except (InvalidInput, Forbidden, Conflict) as exc:
+        return _action_refused(request, actor, dossier_id, exc, values)
+    if not actor.may_see(new_state.get("receiving_unit", ""), new_state.get("handling_unit", "")):
+        # Transferred away from the clerk's unit: it is no longer theirs to see.
+        if is_htmx(request):
+            return Response(status_code=200, headers={"HX-Redirect": "/dossiers"})
+        return RedirectResponse("/dossiers", status_code=303)
+    if is_htmx(request):
+        context = _dossier_context(request, actor, dossier_id)
+        return render(request, "_dossier_state.html", context)
+    return RedirectResponse(f"/dossiers/{dossier_id}", status_code=303)
+
+
+async def add_attachments(request: Request) -> Response:
+    actor = current_actor(request)
+    app = state(request)
+    dossier_id = request.path_params["id"]
+    with app.node.reader() as conn:
+        queries.dossier(conn, actor, dossier_id)  # 404 before reading a byte of someone else's
+    form = await read_form(request, _upload_limit(request))
+    try:
+        check_csrf(request, form)
+        scans = await _scans(form, app.settings.max_upload_bytes)
+        attach(app.node, actor, dossier_id, scans)
+    finally:
+        await form.close()
+    return RedirectResponse(f"/dossiers/{dossier_id}#attachments", status_code=303)
+
+
+def _ascii_name(name: str) -> str:
+    folded = unicodedata.normalize("NFKD", name.replace("đ", "d").replace("Đ", "D"))
+    plain = "".join(ch for ch in folded if ch.isascii() and (ch.isalnum() or ch in " .-_()"))
+    return plain.strip() or "scan"
+
+
+async def attachment(request: Request) -> Response:
+    actor = current_actor(request)
+    app = state(request)
+    dossier_id, digest = request.path_params["id"], request.path_params["sha256"]
+    with app.node.reader() as conn:
+        found = queries.dossier(conn, actor, dossier_id)
+    held = next((a for a in found["attachments"] if a["sha256"] == digest), None)
+    if held is None:
+        raise NotFound("No such scan in this dossier.")
+    try:
+        data = app.node.blobs.get(check_digest(digest))
+    except BlobNotFound:
+        raise NotFound("The scan has not reached this box yet; it comes with the next sync.") from None
+    name = held["name"]
+    disposition = f"attachment; filename=\"{_ascii_name(name)}\"; filename*=UTF-8''{quote(name, safe='')}"
+    # The type comes from the bytes, not from what an op says: a scan is never served as HTML.
+    return Response(
+        data,
+        media_type=sniff(data) or "application/octet-stream",
+        headers={
+            "Content-Disposition": disposition,
+            "Cache-Control": "private, max-age=3600",
+        },
+    )
+
+
+async def receipt_page(request: Request) -> Response:
+    actor = current_actor(request)
+    app = state(request)
+    dossier_id = request.path_params["id"]
+    with app.node.reader() as conn:
+        found = queries.dossier(conn, actor, dossier_id)
+        try:
+            procedure: dict[str, Any] | None = queries.procedure(conn, found["procedure_code"])
+        except NotFound:
+            procedure = None
+        names = queries.unit_names(conn, [found["receiving_unit"], found["handling_unit"]])
+        creator = found["steps"][0]["actor"] if found["steps"] else ""
+        people = queries.account_names(conn, [creator])
+    remembered = request.session.get("clock_warning")
+    warning = remembered[1] if isinstance(remembered, list) and remembered[:1] == [dossier_id] else None
+    context = {
+        "actor": actor,
+        "d": found,
+        "procedure": procedure,
+        "documents": receipt.documents_of(found),
+        "unit_names": names,
+        "clerk": people.get(creator, creator),
+        "qr": receipt.qr_svg(found["code"]),
+        "clock_warning": warning,
+    }
+    return render(request, "receipt.html", context)
 
 
 def routes() -> list[BaseRoute]:
-    return []
+    return [
+        Route("/dossiers", dossier_list, methods=["GET"], name="dossiers"),
+        Route("/dossiers", receive_post, methods=["POST"]),
+        Route("/dossiers/new", receive_form, methods=["GET"], name="receive"),
+        Route("/dossiers/{id}", dossier_page, methods=["GET"], name="dossier"),
+        Route("/dossiers/{id}/actions", dossier_action, methods=["POST"]),
+        Route("/dossiers/{id}/attachments", add_attachments, methods=["POST"]),
+        Route("/dossiers/{id}/attachments/{sha256}", attachment, methods=["GET"]),
+        Route("/dossiers/{id}/receipt", receipt_page, methods=["GET"], name="receipt"),
+    ]
