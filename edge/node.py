@@ -42,7 +42,11 @@ class NodeConfig:
     province: str
     central_url: str | None = None
     central_key: str | None = None
-    """Hex of the city's public key, when the node was made from a node file (issue 4)."""
+    """Hex of the city's public key, when the node was made from a node file."""
+    central_node: str | None = None
+    """The city node's id (its ops are verified with ``central_key``)."""
+    role: str = "edge"
+    """"edge": a commune's partial replica; "central": the city's hub (holds everything)."""
 
 
 def _write_secret(path: Path, data: bytes) -> None:
@@ -58,7 +62,15 @@ class Node:
         self.data_dir = data_dir
         self.config = config
         self.identity = identity
-        self.replica = Replica(data_dir / DB_FILE, identity, KINDS, clock=clock, migrate=migrate)
+        self.replica = Replica(
+            data_dir / DB_FILE,
+            identity,
+            KINDS,
+            clock=clock,
+            migrate=migrate,
+            partial=config.role == "edge",
+            feed=config.role == "central",
+        )
         self.blobs = FileBlobStore(data_dir / BLOB_DIR)
         self.secret = (data_dir / SECRET_FILE).read_bytes()
         unit = find_unit(config.unit)
@@ -99,6 +111,45 @@ def open_node(data_dir: str | Path, clock: Clock | None = None) -> Node:
     return Node(directory, config, identity, clock or Clock())
 
 
+def create_node_dir(directory: Path, identity: Identity, config: NodeConfig) -> None:
+    """Write a new node's files; refuses to overwrite an existing node."""
+    if (directory / NODE_FILE).exists():
+        raise ConfigError(f"{directory} already holds a node; refusing to overwrite it")
+    directory.mkdir(parents=True, exist_ok=True)
+    _write_secret(directory / KEY_FILE, identity.private_bytes())
+    _write_secret(directory / SECRET_FILE, secrets.token_bytes(32))
+    (directory / NODE_FILE).write_text(json.dumps(asdict(config), indent=2), encoding="utf-8")
+
+
+def init_from_node_file(data_dir: str | Path, node_file: str | Path, clock: Clock | None = None) -> Node:
+    """Create an edge from the identity file central wrote (``motcua node add``): it syncs with
+    central and receives its reference data and accounts from it."""
+    try:
+        raw = json.loads(Path(node_file).read_text(encoding="utf-8"))
+        unit = str(raw["unit"])
+        identity = Identity.from_private_bytes(unit, bytes.fromhex(raw["private_key"]))
+        central_key = bytes.fromhex(raw["central_key"])
+        config = NodeConfig(
+            node=str(raw["node"]),
+            unit=unit,
+            province=str(raw["province"]),
+            central_url=str(raw["central_url"]),
+            central_key=raw["central_key"],
+            central_node=str(raw["central_node"]),
+        )
+    except FileNotFoundError as exc:
+        raise ConfigError(f"node file {node_file} does not exist") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{node_file} is not a motcua node file: {exc}") from exc
+    if identity.node != config.node:
+        raise ConfigError(f"{node_file}: the key does not belong to node {config.node}")
+    directory = Path(data_dir)
+    create_node_dir(directory, identity, config)
+    node = Node(directory, config, identity, clock or Clock())
+    node.replica.trust(config.central_node or "", central_key)
+    return node
+
+
 def init_node(data_dir: str | Path, unit_code: str, clock: Clock | None = None) -> Node:
     """Create a standalone node for a unit, seeded with its province's reference data.
 
@@ -108,14 +159,9 @@ def init_node(data_dir: str | Path, unit_code: str, clock: Clock | None = None) 
     unit = find_unit(unit_code)
     if unit is None:
         raise ConfigError(f"unknown unit code {unit_code!r}: use a post-2025 code such as 31135")
-    if (directory / NODE_FILE).exists():
-        raise ConfigError(f"{directory} already holds a node; refusing to overwrite it")
-    directory.mkdir(parents=True, exist_ok=True)
     identity = Identity.generate(unit.code)
-    _write_secret(directory / KEY_FILE, identity.private_bytes())
-    _write_secret(directory / SECRET_FILE, secrets.token_bytes(32))
     config = NodeConfig(identity.node, unit.code, unit.province_code)
-    (directory / NODE_FILE).write_text(json.dumps(asdict(config), indent=2), encoding="utf-8")
+    create_node_dir(directory, identity, config)
     node = Node(directory, config, identity, clock or Clock())
     with node.replica.write() as w:
         for record in province_units(unit.province_code):

@@ -48,7 +48,8 @@ def state(request: Request) -> AppState:
 
 
 def is_api(request: Request) -> bool:
-    return request.url.path.startswith("/api/")
+    """Machine callers get JSON errors: the JSON API and the sync protocol."""
+    return request.url.path.startswith(("/api/", "/sync/"))
 
 
 def is_htmx(request: Request) -> bool:
