@@ -123,6 +123,16 @@ class Received:
     clock_warning: str | None
 
 
+def _attach_payload(scan: Scan, digest: str, actor: Actor) -> dict[str, Any]:
+    return {
+        "sha256": digest,
+        "name": scan.name,
+        "mime": scan.mime,
+        "size": len(scan.data),
+        "by": actor.username,
+    }
+
+
 def today(node: Node) -> date:
     return datetime.fromtimestamp(node.clock.wall_ms() / 1000, TIMEZONE).date()
 
@@ -256,18 +266,7 @@ def receive(node: Node, actor: Actor, data: ReceiveInput, scans: list[Scan], clo
         )
         w.append("dossier", entity, "create", payload)
         for scan, digest in digests:
-            w.append(
-                "dossier",
-                entity,
-                "attach",
-                {
-                    "sha256": digest,
-                    "name": scan.name,
-                    "mime": scan.mime,
-                    "size": len(scan.data),
-                    "by": actor.username,
-                },
-            )
+            w.append("dossier", entity, "attach", _attach_payload(scan, digest, actor))
     return Received(
         entity, code, int(Status.NEW), payload["due_date"], clock.reason if clock.suspect else None
     )
@@ -344,18 +343,7 @@ def attach(node: Node, actor: Actor, dossier_id: str, scans: list[Scan]) -> list
         _visible(w, actor, dossier_id)
         digests = [node.blobs.put(scan.data) for scan in scans]
         for scan, digest in zip(scans, digests, strict=True):
-            w.append(
-                "dossier",
-                dossier_id,
-                "attach",
-                {
-                    "sha256": digest,
-                    "name": scan.name,
-                    "mime": scan.mime,
-                    "size": len(scan.data),
-                    "by": actor.username,
-                },
-            )
+            w.append("dossier", dossier_id, "attach", _attach_payload(scan, digest, actor))
         state = w.state("dossier", dossier_id) or {}
         if not state.get("digitised") and state.get("status") in _OPEN:
             w.append("dossier", dossier_id, "set", {"digitised": True})

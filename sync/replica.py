@@ -436,13 +436,7 @@ class Replica:
     def _stash(self, node: str, node_id: int, waiting: list[Verified]) -> None:
         """Keep verified ops that arrived ahead of a gap; a different body for a seq already
         waiting is equivocation, exactly as for a seq already applied."""
-        seqs = [v.op.seq for v in waiting]
-        held = dict(
-            self.conn.execute(
-                "SELECT seq, body FROM sync_pending WHERE node = ? AND seq BETWEEN ? AND ?",
-                (node_id, min(seqs), max(seqs)),
-            ).fetchall()
-        )
+        held = self._held("sync_pending", node_id, [v.op.seq for v in waiting])
         for v in waiting:
             if v.op.seq in held and held[v.op.seq] != v.body:
                 raise EquivocationError(
@@ -453,15 +447,18 @@ class Replica:
             [(node_id, v.op.seq, v.body) for v in waiting],
         )
 
+    def _held(self, table: str, node_id: int, seqs: Sequence[int]) -> dict[int, bytes]:
+        """Bodies of ``table`` (sync_op or sync_pending) for a node's seqs in min..max."""
+        rows = self.conn.execute(
+            f"SELECT seq, body FROM {table} WHERE node = ? AND seq BETWEEN ? AND ?",
+            (node_id, min(seqs), max(seqs)),
+        )
+        return dict(rows.fetchall())
+
     def _check_duplicates(
         self, node: str, node_id: int, seqs: list[int], items: Mapping[int, Verified]
     ) -> None:
-        held = dict(
-            self.conn.execute(
-                "SELECT seq, body FROM sync_op WHERE node = ? AND seq BETWEEN ? AND ?",
-                (node_id, min(seqs), max(seqs)),
-            ).fetchall()
-        )
+        held = self._held("sync_op", node_id, seqs)
         for seq in seqs:
             if held.get(seq) != items[seq].body:
                 raise EquivocationError(f"node {node} sent a different op #{seq} than the one already held")
