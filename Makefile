@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test lint bench bench-quick format clean
+.PHONY: run test browsers lint bench bench-quick format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +34,21 @@ $(DEV_STAMP): pyproject.toml $(HTMX) | $(BIN)/python
 run: $(STAMP)
 	$(BIN)/motcua demo
 
+# The browser tests drive Debian's Chromium through Playwright (never `playwright install`:
+# it downloads a browser build, which an offline or closed machine cannot). Installed only when
+# missing; CI runs as root on a clean machine, a developer may need sudo.
+CHROMIUM := /usr/bin/chromium
+
+$(CHROMIUM):
+	SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	$$SUDO apt-get update && \
+	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
+
+## browsers: Debian's Chromium for the browser tests (tests/browser/)
+browsers: $(CHROMIUM)
+
 ## test: install what the tests need and run the whole suite
-test: $(DEV_STAMP)
+test: $(DEV_STAMP) browsers
 	$(BIN)/python -m pytest -n 2 -q
 
 ## lint: ruff (lint + format check) and mypy (strict on sync/)

@@ -1,0 +1,226 @@
+"""A real ``motcua edge serve`` on loopback and Debian's Chromium driven by Playwright.
+
+The server is a subprocess made with the CLI a technician uses (``edge init``, ``user add``,
+``edge serve``), on a free port of 127.0.0.1: the browser talks to nothing else. Chromium is
+``/usr/bin/chromium`` from Debian (``make browsers``), never a browser Playwright downloads.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Route, sync_playwright
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    # Without these Chromium calls home at start; the machine's closed network refuses it.
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+TIMEOUT_MS = 10_000
+
+
+@dataclass(frozen=True)
+class Account:
+    username: str
+    full_name: str
+    role: str
+
+
+@dataclass(frozen=True)
+class Server:
+    """What a test needs of the running node: where it answers, who may log in, its log."""
+
+    url: str
+    log: Path
+    clerk: Account
+    leader: Account
+    password: str
+
+    def log_tail(self, lines: int = 40) -> str:
+        text = self.log.read_text(encoding="utf-8", errors="replace") if self.log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+UNIT = "31135"  # Phường Ninh Kiều, Cần Thơ
+PASSWORD = "Matkhau123"
+CLERK = Account("canbo01", "Nguyễn Thị Lan", "clerk")
+LEADER = Account("lanhdao01", "Trần Văn Hùng", "leader")
+
+
+def _motcua(*args: str) -> list[str]:
+    return [sys.executable, "-m", "ops.cli", *args]
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_until_up(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    with httpx.Client(timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"motcua edge serve exited with {proc.returncode}:\n{log.read_text()}")
+            try:
+                if client.get(f"{url}/login").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+    raise RuntimeError(f"motcua edge serve did not answer within {timeout_s} s:\n{log.read_text()}")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp("edge")
+    data = root / "node"
+    secret = root / "password.txt"
+    secret.write_text(PASSWORD + "\n", encoding="utf-8")
+    init = _motcua("edge", "init", "--data", str(data), "--unit", UNIT)
+    subprocess.run(init, check=True, capture_output=True)
+    for account in (CLERK, LEADER):
+        subprocess.run(
+            _motcua(
+                "user", "add", "--data", str(data), "--username", account.username,
+                "--full-name", account.full_name, "--role", account.role, "--password-file", str(secret),
+            ),
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = root / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            _motcua("edge", "serve", "--data", str(data), "--host", "127.0.0.1", "--port", str(port)),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_until_up(url, proc, log)
+        yield Server(url, log, CLERK, LEADER, PASSWORD)
+    finally:
+        _stop(proc)
+
+
+# Module scope, not session: while Playwright's sync API is running it owns an asyncio loop in
+# this thread, and the in-process tests that follow on the same worker (anyio.run, TestClient)
+# would fail with "Already running asyncio in this thread".
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's Chromium is missing: run `make browsers` (apt-get install chromium)")
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+    yield browser
+    browser.close()
+
+
+class Watch:
+    """What the browser did that a clerk's box must never do: reach past the box (every
+    request but those to 127.0.0.1 is aborted and noted), throw a script error, or break its
+    own content-security policy (Chromium reports both on the console)."""
+
+    def __init__(self) -> None:
+        self.foreign: list[str] = []
+        self.errors: list[str] = []
+
+    def attach(self, context: BrowserContext) -> None:
+        context.route("**/*", self._route)
+        context.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        context.on("weberror", lambda e: self.errors.append(str(e.error)))
+
+    def _route(self, route: Route) -> None:
+        if urlsplit(route.request.url).hostname == "127.0.0.1":
+            route.continue_()
+        else:
+            self.foreign.append(route.request.url)
+            route.abort()
+
+
+@pytest.fixture
+def new_context(browser: Browser) -> Iterator[Callable[..., BrowserContext]]:
+    """Make browser contexts (a clerk's own browser: cookies, session); all are closed and
+    checked at teardown."""
+    made: list[BrowserContext] = []
+    watch = Watch()
+
+    def make(*, javascript: bool = True) -> BrowserContext:
+        context = browser.new_context(
+            java_script_enabled=javascript, locale="vi-VN", viewport={"width": 1280, "height": 900}
+        )
+        context.set_default_timeout(TIMEOUT_MS)
+        watch.attach(context)
+        made.append(context)
+        return context
+
+    yield make
+    for context in made:
+        context.close()
+    assert not watch.foreign, f"the pages asked for something beyond the box: {watch.foreign}"
+    assert not watch.errors, f"the browser reported errors: {watch.errors}"
+
+
+@pytest.fixture
+def context(new_context: Callable[..., BrowserContext]) -> BrowserContext:
+    return new_context(javascript=True)
+
+
+@pytest.fixture
+def no_js_context(new_context: Callable[..., BrowserContext]) -> BrowserContext:
+    return new_context(javascript=False)
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Page:
+    return context.new_page()
+
+
+@pytest.fixture(autouse=True)
+def _server_log_on_failure(request: pytest.FixtureRequest, server: Server) -> Iterator[None]:
+    """When a browser test fails, the server's own log is the first thing one wants to read."""
+    yield
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        print(f"--- motcua edge serve log ({server.log}) ---\n{server.log_tail()}")
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report = yield
+    if report.when == "call":
+        item.rep_call = report  # type: ignore[attr-defined]
+    return report
