@@ -20,7 +20,9 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from edge.errors import LockedOut
 
-_hasher = PasswordHasher()
+# argon2id at OWASP's recommended floor (19 MiB, 2 passes): the library's default 64 MiB per
+# login would let a few simultaneous logins take most of an old 2 GB box's free memory.
+_hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 # Verified against when the username does not exist, so both paths cost the same time.
 _DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
 

@@ -20,6 +20,9 @@ from schema.calendar import add_working_days
 from schema.codes import fold_text
 from schema.search import fts_query
 
+COUNT_CAP = 10_000
+"""Lists count matches up to this many ("10000+"); beyond, a clerk narrows the filters."""
+
 OPEN_STATUSES = (1, 2, 4, 5, 6)
 """Statuses whose deadline is still running (9 'processed' waits only for the citizen)."""
 
@@ -39,7 +42,10 @@ def _rows(cur: sqlite3.Cursor) -> list[dict[str, Any]]:
 def _scope(actor: Actor) -> tuple[str, list[Any]]:
     if actor.role == "admin":
         return "1", []
-    return "(d.handling_unit = ? OR d.receiving_unit = ?)", [actor.unit, actor.unit]
+    # The unary + keeps SQLite from answering the OR with two index scans and a sort of the
+    # whole unit: on an edge nearly every dossier is in scope, so walking the index that the
+    # ORDER BY wants and filtering is what stays fast at 100,000 dossiers.
+    return "(+d.handling_unit = ? OR +d.receiving_unit = ?)", [actor.unit, actor.unit]
 
 
 @dataclass
@@ -106,7 +112,10 @@ def list_dossiers(
         clauses.append("dossier_fts MATCH ?")
         params.append(match)
     sql_where = " AND ".join(clauses)
-    total = conn.execute(f"SELECT count(*) FROM {source} WHERE {sql_where}", params).fetchone()[0]
+    # Counting a whole unit's dossiers costs more than the page itself: count up to a cap.
+    total = conn.execute(
+        f"SELECT count(*) FROM (SELECT 1 FROM {source} WHERE {sql_where} LIMIT {COUNT_CAP})", params
+    ).fetchone()[0]
     page = max(1, min(page, max(1, -(-total // page_size))))
     order = "d.received_at DESC" if filters.due is None else "d.due_date ASC, d.received_at ASC"
     cur = conn.execute(

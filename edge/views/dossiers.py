@@ -15,6 +15,7 @@ from datetime import date
 from typing import Any
 from urllib.parse import quote
 
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import FormParser, MultiPartException, MultiPartParser
 from starlette.requests import Request
@@ -192,7 +193,7 @@ def _query_of(filters: queries.Filters) -> dict[str, str]:
     return {k: v for k, v in values.items() if v}
 
 
-async def dossier_list(request: Request) -> Response:
+def dossier_list(request: Request) -> Response:
     actor = current_actor(request)
     app = state(request)
     filters, page = _filters(request.query_params)
@@ -279,7 +280,7 @@ def _problem(error: EdgeError | None) -> dict[str, Any] | None:
     return {"message": gettext_(error.message, **error.params), "field": error.field, "code": error.code}
 
 
-async def receive_form(request: Request) -> Response:
+def receive_form(request: Request) -> Response:
     actor = current_actor(request)
     params = request.query_params
     return _receive_page(request, actor, params.get("procedure", "").strip(), params.get("q", "").strip())
@@ -304,7 +305,7 @@ async def receive_post(request: Request) -> Response:
             data = _receive_input(form, procedure)
             scans = await _scans(form, app.settings.max_upload_bytes)
             clock = clockcheck.check(app.node.clock, app.settings.clock_skew_warn_s * 1000)
-            received = receive(app.node, actor, data, scans, clock)
+            received = await run_in_threadpool(receive, app.node, actor, data, scans, clock)
         except (InvalidInput, TooLarge) as exc:
             return _receive_page(request, actor, code, values=values, error=exc)
     finally:
@@ -382,7 +383,7 @@ def _dossier_context(request: Request, actor: Actor, dossier_id: str) -> dict[st
     }
 
 
-async def dossier_page(request: Request) -> Response:
+def dossier_page(request: Request) -> Response:
     actor = current_actor(request)
     return render(request, "dossier.html", _dossier_context(request, actor, request.path_params["id"]))
 
@@ -408,7 +409,8 @@ async def dossier_action(request: Request) -> Response:
         check_csrf(request, form)
         if values["action"] not in ACTIONS:
             raise InvalidInput("Unknown action {name}.", field="action", name=values["action"][:40])
-        new_state = perform(
+        new_state = await run_in_threadpool(
+            perform,
             app.node,
             actor,
             dossier_id,
@@ -425,7 +427,7 @@ async def dossier_action(request: Request) -> Response:
             return Response(status_code=200, headers={"HX-Redirect": "/dossiers"})
         return RedirectResponse("/dossiers", status_code=303)
     if is_htmx(request):
-        context = _dossier_context(request, actor, dossier_id)
+        context = await run_in_threadpool(_dossier_context, request, actor, dossier_id)
         return render(request, "_dossier_state.html", context)
     return RedirectResponse(f"/dossiers/{dossier_id}", status_code=303)
 
@@ -440,7 +442,7 @@ async def add_attachments(request: Request) -> Response:
     try:
         check_csrf(request, form)
         scans = await _scans(form, app.settings.max_upload_bytes)
-        attach(app.node, actor, dossier_id, scans)
+        await run_in_threadpool(attach, app.node, actor, dossier_id, scans)
     finally:
         await form.close()
     return RedirectResponse(f"/dossiers/{dossier_id}#attachments", status_code=303)
@@ -452,7 +454,7 @@ def _ascii_name(name: str) -> str:
     return plain.strip() or "scan"
 
 
-async def attachment(request: Request) -> Response:
+def attachment(request: Request) -> Response:
     actor = current_actor(request)
     app = state(request)
     dossier_id, digest = request.path_params["id"], request.path_params["sha256"]
@@ -478,7 +480,7 @@ async def attachment(request: Request) -> Response:
     )
 
 
-async def receipt_page(request: Request) -> Response:
+def receipt_page(request: Request) -> Response:
     actor = current_actor(request)
     app = state(request)
     dossier_id = request.path_params["id"]

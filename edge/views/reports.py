@@ -162,7 +162,7 @@ def _charts(months: Sequence[ReportRow], year: int, subject: str) -> tuple[Marku
     return Markup(bars), Markup(shares)  # noqa: S704
 
 
-async def reports(request: Request) -> Response:
+def reports(request: Request) -> Response:
     actor = current_actor(request)
     app = state(request)
     day = today(app.node)
