@@ -39,9 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     edge = sub.add_parser("edge", help="a commune node: create it, serve its web app")
     edge_sub = edge.add_subparsers(dest="edge_command", metavar="COMMAND", required=True)
-    init = edge_sub.add_parser("init", help="create a standalone node for a unit")
+    init = edge_sub.add_parser("init", help="create a node: from central's node file, or standalone")
     init.add_argument("--data", required=True, help="the node's data directory")
-    init.add_argument("--unit", required=True, help="post-2025 unit code, e.g. 31135")
+    made_from = init.add_mutually_exclusive_group(required=True)
+    made_from.add_argument("--node", help="node file written by 'motcua node add' (syncs with central)")
+    made_from.add_argument("--unit", help="standalone node of a unit (post-2025 code, e.g. 31135)")
     init.set_defaults(func=_edge_init)
     serve = edge_sub.add_parser("serve", help="serve the clerks' web app")
     serve.add_argument("--data", required=True, help="the node's data directory")
@@ -60,6 +62,34 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--password-file", required=True, help="file holding the password (one line)")
     add.set_defaults(func=_user_add)
 
+    central = sub.add_parser("central", help="the city server: create it, serve it")
+    central_sub = central.add_subparsers(dest="central_command", metavar="COMMAND", required=True)
+    cinit = central_sub.add_parser("init", help="create the city's data directory")
+    cinit.add_argument("--data", required=True, help="the city's data directory")
+    cinit.add_argument("--province", required=True, help="post-2025 province code, e.g. 92")
+    cinit.add_argument(
+        "--admin-password-file", default=None, help="password of 'quantri' (default: generated)"
+    )
+    cinit.set_defaults(func=_central_init)
+    cserve = central_sub.add_parser("serve", help="serve the sync API and the city's pages")
+    cserve.add_argument("--data", required=True, help="the city's data directory")
+    cserve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    cserve.add_argument("--port", type=int, default=8800, help="port (default 8800)")
+    cserve.set_defaults(func=_central_serve)
+
+    nodes = sub.add_parser("node", help="the city's node registry")
+    nodes_sub = nodes.add_subparsers(dest="node_command", metavar="COMMAND", required=True)
+    nadd = nodes_sub.add_parser("add", help="register a node of a unit and write its node file")
+    nadd.add_argument("--data", required=True, help="the city's data directory")
+    nadd.add_argument("--unit", required=True, help="the node's unit (a commune, ward or department)")
+    nadd.add_argument("--central-url", required=True, help="where the node reaches the city server")
+    nadd.add_argument("--out", required=True, help="node file to write (it holds the node's private key)")
+    nadd.set_defaults(func=_node_add)
+    nrevoke = nodes_sub.add_parser("revoke", help="refuse a node's requests and later ops")
+    nrevoke.add_argument("--data", required=True, help="the city's data directory")
+    nrevoke.add_argument("node_id", metavar="NODE_ID")
+    nrevoke.set_defaults(func=_node_revoke)
+
     catalogue = sub.add_parser("catalogue", help="the procedure catalogue")
     catalogue_sub = catalogue.add_subparsers(dest="catalogue_command", metavar="COMMAND", required=True)
     imp = catalogue_sub.add_parser(
@@ -69,6 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--data", required=True, help="the node's data directory")
     imp.add_argument("--format", choices=["csv", "json"], default=None, help="default: the file's suffix")
     imp.set_defaults(func=_catalogue_import)
+
+    sync = sub.add_parser("sync", help="exchange changes with the city server")
+    sync_sub = sync.add_subparsers(dest="sync_command", metavar="COMMAND", required=True)
+    now = sync_sub.add_parser("now", help="one sync round now (exit 0 ok, 1 link down, 2 refused)")
+    now.add_argument("--data", required=True, help="the node's data directory")
+    now.set_defaults(func=_sync_now)
     return parser
 
 
@@ -80,8 +116,14 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _edge_init(args: argparse.Namespace) -> int:
-    from edge.node import init_node
+    from edge.node import init_from_node_file, init_node
 
+    if args.node:
+        node = init_from_node_file(args.data, args.node)
+        print(f"node {node.identity.node} in {args.data}, syncing with {node.config.central_url}")
+        print(f"the node file {args.node} holds this node's private key: delete it now")
+        node.close()
+        return 0
     node = init_node(args.data, args.unit)
     print(f"node {node.identity.node} for {node.unit.name if node.unit else args.unit} in {args.data}")
     print(f"next: motcua user add --data {args.data} --username NAME --role clerk --password-file FILE")
@@ -104,6 +146,76 @@ def _edge_serve(args: argparse.Namespace) -> int:
         uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", workers=1)
     finally:
         node.close()
+    return 0
+
+
+def _central_init(args: argparse.Namespace) -> int:
+    from central.city import ADMIN_USERNAME, init_central
+
+    password = None
+    if args.admin_password_file:
+        password = Path(args.admin_password_file).read_text(encoding="utf-8").rstrip("\r\n")
+    city, generated = init_central(args.data, args.province, password)
+    try:
+        print(f"city node {city.node.identity.node} for {city.node.unit.name if city.node.unit else ''}")
+        print(f"  in {args.data}: reference data, fleet.db, account {ADMIN_USERNAME} (admin)")
+        if generated:
+            print(f"  password of {ADMIN_USERNAME}: {generated}   (shown once: write it down)")
+    finally:
+        city.close()
+    print(f"next: motcua node add --data {args.data} --unit CODE --central-url URL --out NODE_FILE")
+    return 0
+
+
+def _central_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from central.app import create_central_app
+    from central.city import open_central
+    from central.hub import Hub
+    from edge.settings import load
+
+    settings = load(args.data, host=args.host, port=args.port)
+    city = open_central(args.data)
+    try:
+        app = create_central_app(settings, Hub(city))
+        print(f"serving city {city.node.identity.node} on http://{args.host}:{args.port}/", flush=True)
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", workers=1)
+    finally:
+        city.close()
+    return 0
+
+
+def _node_add(args: argparse.Namespace) -> int:
+    from central.city import open_central
+    from central.registry import add_node, write_node_file
+
+    if Path(args.out).exists():
+        print(f"motcua: {args.out} already exists; refusing to overwrite a node file", file=sys.stderr)
+        return 2
+    city = open_central(args.data)
+    try:
+        new = add_node(city, args.unit, args.central_url)
+        write_node_file(args.out, new.node_file)
+    finally:
+        city.close()
+    print(f"registered node {new.identity.node} of unit {args.unit}")
+    print(f"wrote {args.out} (mode 0600): it holds the node's PRIVATE KEY; carry it to the box only,")
+    print(f"then on the box: motcua edge init --data DIR --node {args.out}   and delete the file")
+    return 0
+
+
+def _node_revoke(args: argparse.Namespace) -> int:
+    from central.city import open_central
+    from central.registry import revoke_node
+
+    city = open_central(args.data)
+    try:
+        registration = revoke_node(city, args.node_id)
+    finally:
+        city.close()
+    after = registration.revoked_after
+    print(f"revoked {registration.node}: its requests, and its ops after #{after}, are refused")
     return 0
 
 
@@ -144,6 +256,29 @@ def _catalogue_import(args: argparse.Namespace) -> int:
         node.close()
     print(f"imported {report.imported}, unchanged {report.unchanged}")
     return 0
+
+
+def _sync_now(args: argparse.Namespace) -> int:
+    from edge.node import open_node
+    from edge.settings import load
+    from edge.syncclient import run_round, syncs_with_city
+
+    settings = load(args.data)
+    node = open_node(args.data)
+    try:
+        if not syncs_with_city(node):
+            print(
+                f"motcua: {args.data} has no city server to sync with (make it from a node file)",
+                file=sys.stderr,
+            )
+            return 2
+        result = run_round(node, settings)
+    finally:
+        node.close()
+    print(result.summary())
+    if result.ok:
+        return 0
+    return 1 if result.retryable else 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:

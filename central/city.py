@@ -1,0 +1,100 @@
+"""The city's data directory: a node with role "central", plus what only the city keeps.
+
+DIR/node.json, node.key, session.key, motcua.db, blobs/   as any node (edge/node.py); the key is
+                                                         the city key that signs certificates
+DIR/fleet.db          the node registry and fleet state, not replicated (central/fleet.py)
+DIR/blobs-incoming/   attachments still arriving in chunks (central/incoming.py)
+
+``init_central`` authors the province's reference data as ops of the city node (every unit of
+the province, departments included, and the pilot procedures) and an admin account, so edges
+receive them by sync like any other change.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from central.fleet import FLEET_FILE, FleetStore
+from edge.accounts import add_account, check_password_strength
+from edge.errors import ConfigError, EdgeError
+from edge.node import NODE_FILE, Node, NodeConfig, create_node_dir, open_node
+from schema import PILOT_PROCEDURES
+from schema.units import province_record, province_units
+from sync.clock import Clock
+from sync.identity import Identity
+
+ADMIN_USERNAME = "quantri"
+INCOMING_DIR = "blobs-incoming"
+
+
+@dataclass
+class City:
+    """An opened city data directory. Close it when done."""
+
+    node: Node
+    fleet: FleetStore
+
+    @property
+    def province(self) -> str:
+        return self.node.config.province
+
+    def close(self) -> None:
+        self.fleet.close()
+        self.node.close()
+
+
+def generate_password() -> str:
+    while True:
+        password = secrets.token_urlsafe(12)
+        try:
+            check_password_strength(password)
+        except EdgeError:
+            continue
+        return password
+
+
+def init_central(
+    data_dir: str | Path, province: str, admin_password: str | None = None, clock: Clock | None = None
+) -> tuple[City, str | None]:
+    """Create the city's data directory; returns it and the admin password if one was generated.
+
+    Refuses a directory that already holds a node or a fleet database."""
+    directory = Path(data_dir)
+    try:
+        record = province_record(province)
+    except (ValueError, KeyError) as exc:
+        raise ConfigError(f"unknown province code {province!r}: use a post-2025 code such as 92") from exc
+    if (directory / NODE_FILE).exists() or (directory / FLEET_FILE).exists():
+        raise ConfigError(f"{directory} already holds a node; refusing to overwrite it")
+    generated = None
+    if admin_password is None:
+        admin_password = generated = generate_password()
+    check_password_strength(admin_password)
+    identity = Identity.generate(record.code)
+    config = NodeConfig(identity.node, record.code, record.code, role="central")
+    create_node_dir(directory, identity, config)
+    node = Node(directory, config, identity, clock or Clock())
+    with node.replica.write() as w:
+        for unit in province_units(record.code):
+            w.append("unit", unit.code, "upsert", unit.as_payload())
+        for procedure in PILOT_PROCEDURES:
+            w.append("procedure", procedure.code, "upsert", procedure.as_payload())
+    add_account(node, ADMIN_USERNAME, "Quản trị thành phố", "admin", admin_password, record.code)
+    (directory / INCOMING_DIR).mkdir(exist_ok=True)
+    return City(node, FleetStore(directory / FLEET_FILE)), generated
+
+
+def open_central(data_dir: str | Path, clock: Clock | None = None) -> City:
+    directory = Path(data_dir)
+    if not (directory / FLEET_FILE).exists():
+        raise ConfigError(
+            f"{directory} is not a city data directory (no {FLEET_FILE}); "
+            "create one with: motcua central init --data DIR --province 92"
+        )
+    node = open_node(directory, clock)
+    if node.config.role != "central":
+        node.close()
+        raise ConfigError(f"{directory} holds an edge node, not the city's")
+    return City(node, FleetStore(directory / FLEET_FILE))

@@ -1,0 +1,342 @@
+"""``DIR/fleet.db``: what central knows about its nodes that is not replicated.
+
+The node registry (who may sync, with which key, since when, revoked when, the city's signed
+certificate of it), each node's last reported status, every request a node made and how it
+ended, the signed acknowledgement of every batch central accepted, and the nonces of recent
+requests (so a replay is refused across a restart too).
+
+This is operational state, not dossier state: it never travels as ops. It lives in its own
+SQLite file so a node can be registered or revoked (``motcua node add/revoke``) while the city
+server runs: every read here is fresh, nothing is cached in memory, and a revocation holds from
+the node's next request on. :class:`FleetStore` is the one storage interface for it (SQLite
+today; PostgreSQL can implement the same methods for a national hub).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sync import wire
+from sync.db import connect
+from sync.migrations import Migration
+from sync.migrations import apply as apply_migrations
+
+FLEET_FILE = "fleet.db"
+
+SCHEMA = """
+-- Every node ever registered. The city's certificate (wire.Cert, msgpack) is re-issued when
+-- the node is revoked, so edges learn the revocation with the next hello.
+CREATE TABLE nodes (
+    node TEXT PRIMARY KEY,
+    unit TEXT NOT NULL,
+    public_key BLOB NOT NULL,
+    registered_ms INTEGER NOT NULL,
+    revoked_ms INTEGER,
+    revoked_after INTEGER,          -- the node's ops after this seq are refused
+    cert BLOB NOT NULL
+) STRICT;
+CREATE INDEX nodes_unit ON nodes (unit);
+
+-- What each node last told central (hello) and what central saw of it.
+CREATE TABLE node_status (
+    node TEXT PRIMARY KEY REFERENCES nodes (node),
+    last_contact_ms INTEGER,        -- last authenticated request
+    last_ok_ms INTEGER,             -- last push or pull that succeeded
+    software TEXT,
+    protocol INTEGER,
+    drift_ms INTEGER,               -- central's clock - the node's wall clock (positive: node behind)
+    backup_age_s INTEGER,
+    edge_waiting INTEGER,           -- the node's own ops central lacked at its last hello
+    central_waiting INTEGER,        -- ops in the node's scope after its cursor at its last hello
+    have INTEGER,                   -- central's highest contiguous seq of the node's ops
+    cursor INTEGER,                 -- the node's position in central's feed (last reported)
+    served_cursor INTEGER,          -- the cursor central's last pull reply handed out
+    pending_blobs INTEGER,
+    reported_error TEXT,            -- the node's own last error, as it reported it
+    last_error TEXT,                -- central's last refusal of this node's requests
+    last_error_code TEXT,
+    last_error_ms INTEGER
+) STRICT;
+
+-- Every request a node made (or claimed to make), ok or not.
+CREATE TABLE attempts (
+    id INTEGER PRIMARY KEY,
+    node TEXT NOT NULL,             -- as claimed in the request: refused requests may lie
+    at_ms INTEGER NOT NULL,
+    endpoint TEXT NOT NULL,
+    ops_in INTEGER NOT NULL DEFAULT 0,
+    ops_out INTEGER NOT NULL DEFAULT 0,
+    bytes_in INTEGER NOT NULL DEFAULT 0,
+    bytes_out INTEGER NOT NULL DEFAULT 0,
+    duration_ms INTEGER NOT NULL DEFAULT 0,
+    outcome TEXT NOT NULL CHECK (outcome IN ('ok', 'refused', 'failed')),
+    error_code TEXT,
+    error TEXT
+) STRICT;
+CREATE INDEX attempts_node ON attempts (node, at_ms);
+CREATE INDEX attempts_outcome ON attempts (outcome, at_ms);
+
+-- The signed acknowledgement of every batch central accepted (wire.Ack, msgpack).
+CREATE TABLE acks (
+    id INTEGER PRIMARY KEY,
+    node TEXT NOT NULL,
+    have INTEGER NOT NULL,
+    batch_sha256 BLOB NOT NULL,
+    at_ms INTEGER NOT NULL,
+    ack BLOB NOT NULL
+) STRICT;
+CREATE INDEX acks_node ON acks (node, at_ms);
+CREATE INDEX acks_batch ON acks (batch_sha256);
+
+CREATE TABLE nonces (
+    node TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    PRIMARY KEY (node, nonce)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX nonces_age ON nonces (at_ms);
+"""
+
+MIGRATIONS = [Migration(1, "fleet", SCHEMA)]
+
+
+@dataclass(frozen=True)
+class Registration:
+    node: str
+    unit: str
+    public_key: bytes
+    registered_ms: int
+    revoked_ms: int | None
+    revoked_after: int | None
+    cert: wire.Cert
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_ms is not None
+
+
+@dataclass(frozen=True)
+class AttemptRow:
+    node: str
+    at_ms: int
+    endpoint: str
+    ops_in: int
+    ops_out: int
+    bytes_in: int
+    bytes_out: int
+    duration_ms: int
+    outcome: str
+    error_code: str | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class Status:
+    node: str
+    last_contact_ms: int | None = None
+    last_ok_ms: int | None = None
+    software: str | None = None
+    protocol: int | None = None
+    drift_ms: int | None = None
+    backup_age_s: int | None = None
+    edge_waiting: int | None = None
+    central_waiting: int | None = None
+    have: int | None = None
+    cursor: int | None = None
+    served_cursor: int | None = None
+    pending_blobs: int | None = None
+    reported_error: str | None = None
+    last_error: str | None = None
+    last_error_code: str | None = None
+    last_error_ms: int | None = None
+
+
+_STATUS_FIELDS = tuple(Status.__dataclass_fields__)
+_REPORTED = frozenset(_STATUS_FIELDS) - {"node", "last_error", "last_error_code", "last_error_ms"}
+
+
+class FleetStore:
+    """The fleet database. Thread-safe: one connection, one lock (one writer per file)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self.conn = connect(self.path)
+        apply_migrations(self.conn, "fleet", MIGRATIONS)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+
+    # --- registry ---------------------------------------------------------------------------
+
+    def register(self, cert: wire.Cert) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO nodes (node, unit, public_key, registered_ms, cert) VALUES (?,?,?,?,?)",
+                (cert.node, cert.unit, cert.public_key, cert.issued_ms, wire.encode(cert)),
+            )
+            conn.execute("INSERT INTO node_status (node) VALUES (?)", (cert.node,))
+
+    def mark_revoked(self, node: str, revoked_ms: int, revoked_after: int, cert: wire.Cert) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                "UPDATE nodes SET revoked_ms = ?, revoked_after = ?, cert = ? WHERE node = ?",
+                (revoked_ms, revoked_after, wire.encode(cert), node),
+            )
+
+    def registration(self, node: str) -> Registration | None:
+        with self._lock:
+            row = self.conn.execute(
+                "SELECT node, unit, public_key, registered_ms, revoked_ms, revoked_after, cert "
+                "FROM nodes WHERE node = ?",
+                (node,),
+            ).fetchone()
+        return None if row is None else _registration(row)
+
+    def registrations(self) -> list[Registration]:
+        with self._lock:
+            rows = self.conn.execute(
+                "SELECT node, unit, public_key, registered_ms, revoked_ms, revoked_after, cert "
+                "FROM nodes ORDER BY unit, node"
+            ).fetchall()
+        return [_registration(row) for row in rows]
+
+    def certs(self) -> list[wire.Cert]:
+        with self._lock:
+            rows = self.conn.execute("SELECT cert FROM nodes ORDER BY node").fetchall()
+        return [wire.decode(row[0], wire.Cert) for row in rows]
+
+    # --- status -----------------------------------------------------------------------------
+
+    def report(self, node: str, **values: int | str | None) -> None:
+        """Update what is known of a registered node (unknown fields are a bug: KeyError)."""
+        unknown = set(values) - _REPORTED
+        if unknown:
+            raise KeyError(f"not status fields: {sorted(unknown)}")
+        if not values:
+            return
+        assignments = ", ".join(f"{name} = ?" for name in values)
+        with self._tx() as conn:
+            conn.execute(f"UPDATE node_status SET {assignments} WHERE node = ?", (*values.values(), node))
+
+    def status(self, node: str) -> Status | None:
+        with self._lock:
+            row = self.conn.execute(
+                f"SELECT {', '.join(_STATUS_FIELDS)} FROM node_status WHERE node = ?", (node,)
+            ).fetchone()
+        return None if row is None else Status(*row)
+
+    def statuses(self) -> list[Status]:
+        with self._lock:
+            rows = self.conn.execute(
+                f"SELECT {', '.join(_STATUS_FIELDS)} FROM node_status ORDER BY node"
+            ).fetchall()
+        return [Status(*row) for row in rows]
+
+    # --- attempts and acknowledgements ----------------------------------------------------------
+
+    def record_attempt(self, attempt: AttemptRow, *, contact: bool) -> None:
+        """Log one request; ``contact``: it was authenticated (it proves the node is alive)."""
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO attempts (node, at_ms, endpoint, ops_in, ops_out, bytes_in, bytes_out, "
+                "duration_ms, outcome, error_code, error) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    attempt.node[:100],
+                    attempt.at_ms,
+                    attempt.endpoint,
+                    attempt.ops_in,
+                    attempt.ops_out,
+                    attempt.bytes_in,
+                    attempt.bytes_out,
+                    attempt.duration_ms,
+                    attempt.outcome,
+                    attempt.error_code,
+                    (attempt.error or "")[:500] or None,
+                ),
+            )
+            if contact:
+                conn.execute(
+                    "UPDATE node_status SET last_contact_ms = ? WHERE node = ?", (attempt.at_ms, attempt.node)
+                )
+            if attempt.outcome != "ok":
+                conn.execute(
+                    "UPDATE node_status SET last_error = ?, last_error_code = ?, last_error_ms = ? "
+                    "WHERE node = ?",
+                    (attempt.error, attempt.error_code, attempt.at_ms, attempt.node),
+                )
+            elif attempt.endpoint in ("push", "pull"):
+                conn.execute(
+                    "UPDATE node_status SET last_ok_ms = ? WHERE node = ?", (attempt.at_ms, attempt.node)
+                )
+
+    def attempts(self, node: str | None = None, limit: int = 200) -> list[AttemptRow]:
+        query = (
+            "SELECT node, at_ms, endpoint, ops_in, ops_out, bytes_in, bytes_out, duration_ms, outcome, "
+            "error_code, error FROM attempts"
+        )
+        params: tuple[object, ...] = ()
+        if node is not None:
+            query += " WHERE node = ?"
+            params = (node,)
+        with self._lock:
+            rows = self.conn.execute(query + " ORDER BY id DESC LIMIT ?", (*params, limit)).fetchall()
+        return [AttemptRow(*row) for row in rows]
+
+    def store_ack(self, ack: wire.Ack) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO acks (node, have, batch_sha256, at_ms, ack) VALUES (?,?,?,?,?)",
+                (ack.node, ack.have, ack.batch_sha256, ack.at_ms, wire.encode(ack)),
+            )
+
+    def acks(self, node: str) -> list[wire.Ack]:
+        with self._lock:
+            rows = self.conn.execute("SELECT ack FROM acks WHERE node = ? ORDER BY id", (node,)).fetchall()
+        return [wire.decode(row[0], wire.Ack) for row in rows]
+
+    # --- nonces -----------------------------------------------------------------------------
+
+    def use_nonce(self, node: str, nonce: str, now_ms: int) -> bool:
+        """Remember a nonce; False if it was already used (a replay). Forgets old ones."""
+        with self._tx() as conn:
+            if now_ms % 64 == 0:
+                conn.execute("DELETE FROM nonces WHERE at_ms < ?", (now_ms - 2 * wire.WINDOW_MS,))
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO nonces (node, nonce, at_ms) VALUES (?,?,?)", (node, nonce, now_ms)
+            )
+            return cur.rowcount == 1
+
+
+def _registration(row: tuple[Any, ...]) -> Registration:
+    node, unit, key, registered, revoked, after, cert = row
+    return Registration(node, unit, key, registered, revoked, after, wire.decode(cert, wire.Cert))
+
+
+class FleetNonces(wire.NonceBook):
+    """The nonce book of :func:`wire.verify_request`, kept in fleet.db: survives a restart."""
+
+    def __init__(self, fleet: FleetStore) -> None:
+        super().__init__()
+        self._fleet = fleet
+
+    def use(self, node: str, nonce: str, now_ms: int) -> None:
+        if not self._fleet.use_nonce(node, nonce, now_ms):
+            raise wire.ReplayedRequest("this request was already received once (replay refused)")

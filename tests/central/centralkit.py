@@ -1,0 +1,115 @@
+"""Helpers for the central tests (importable: tests/central is on pytest's pythonpath).
+
+A city of province 92 with two registered edges made from their node files: Phường Ninh Kiều
+(31135) and Phường Cái Khế (31120), a real uvicorn server on loopback, and ``sync_round``: one
+round of the protocol as an edge does it (time, hello, certificates, push, pull, digest).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+
+from edge.node import Node
+from sync import wire
+from sync.batch import encode_batch
+from sync.transport import HttpPeer
+
+PASSWORD = "Matkhau123"
+NINH_KIEU, CAI_KHE = "31135", "31120"
+CURSOR = "central_cursor"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def serving(app: Starlette) -> Iterator[str]:
+    """A real uvicorn server for ``app`` on 127.0.0.1 in a thread; yields its base URL."""
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", lifespan="off", ws="none")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            httpx.get(url + "/sync/v1/time", timeout=1.0)
+            break
+        except httpx.TransportError:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError("the test server did not start") from None
+            time.sleep(0.05)
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@dataclass
+class Round:
+    pushed: int = 0
+    pulled: int = 0
+    acks: list[wire.Ack] = field(default_factory=list)
+    edge_digest: bytes = b""
+    central_digest: bytes = b""
+
+
+def trust_certs(node: Node, certs: list[wire.Cert]) -> None:
+    central_key = bytes.fromhex(node.config.central_key or "")
+    for cert in certs:
+        wire.check_cert(cert, central_key)
+        if cert.node == node.identity.node:
+            continue
+        try:
+            known = node.replica.public_key(cert.node)
+        except Exception:
+            known = None
+        if known != cert.public_key:
+            node.replica.trust(cert.node, cert.public_key)
+        if cert.revoked_after is not None:
+            node.replica.revoke(cert.node, cert.revoked_after)
+
+
+def sync_round(node: Node, peer: HttpPeer, max_ops: int = 2000) -> Round:
+    """One sync round as an edge does it (the real client is edge/syncclient.py)."""
+    done = Round()
+    me = node.identity.node
+    replica = node.replica
+    peer.time()
+    cursor = int(replica.meta(CURSOR, 0) or 0)
+    hello = wire.Hello(
+        software="motcua-test", head=replica.vector()[me], cursor=cursor, wall_ms=node.clock.wall_ms()
+    )
+    reply = peer.hello(hello)
+    trust_certs(node, reply.certs)
+    for batch in replica.batches({me: reply.have}, nodes=[me]):
+        ack = wire.check_ack(peer.push(encode_batch(batch)), bytes.fromhex(node.config.central_key or ""))
+        done.acks.append(ack)
+        done.pushed += sum(len(run.ops) for run in batch.runs)
+    while True:
+        pulled = peer.pull(wire.PullRequest(cursor, max_ops))
+        trust_certs(node, pulled.certs)
+        for data in pulled.batches:
+            report = replica.merge(data)
+            done.pulled += report.applied
+        cursor = pulled.cursor
+        replica.set_meta(CURSOR, cursor)
+        if pulled.done:
+            break
+    done.edge_digest = replica.scope_digest({node.config.unit, "*"})
+    done.central_digest = peer.digest().scope_digest
+    return done
