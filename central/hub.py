@@ -145,23 +145,7 @@ class Hub:
     def backlog(self, caller: Caller, cursor: int) -> int:
         """Ops in the caller's scope after ``cursor`` that are not its own: what its next pulls
         will bring (not counting the history of dossiers newly routed to it)."""
-        keys = sorted(caller.scope)
-        conn = self.replica.reader()
-        try:
-            row = conn.execute(
-                f"""SELECT count(*) FROM (
-                        SELECT 1 FROM sync_feed AS f
-                        WHERE f.pos > ?
-                          AND f.node != coalesce((SELECT id FROM sync_node WHERE node = ?), -1)
-                          AND EXISTS (SELECT 1 FROM sync_scope AS s
-                                      WHERE s.kind = f.kind AND s.entity = f.entity
-                                        AND s.key IN ({",".join("?" * len(keys))}))
-                        LIMIT ?)""",
-                (max(0, cursor), caller.node, *keys, BACKLOG_COUNT_LIMIT),
-            ).fetchone()
-        finally:
-            conn.close()
-        return int(row[0])
+        return self.replica.backlog(caller.scope, cursor, exclude=caller.node, cap=BACKLOG_COUNT_LIMIT)
 
     def push(self, caller: Caller, body: bytes, counts: Counts) -> wire.Ack:
         """Merge one batch of the caller's own ops, all or nothing; the signed receipt."""

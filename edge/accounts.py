@@ -29,6 +29,7 @@ def add_account(
     if not full_name.strip():
         raise InvalidInput("Enter the full name.", field="full_name")
     check_password_strength(password)
+    node.require_reference_author("Accounts")
     unit = unit or node.config.unit
     payload = {
         "username": username,

@@ -77,6 +77,20 @@ class Node:
         self.unit: UnitRecord | None = unit
 
     @property
+    def authors_reference_data(self) -> bool:
+        """Whether reference data (units, procedures, accounts) may be created here: at the
+        city, or on a standalone node. An edge connected to the city receives it instead — its
+        own ops of that kind would be refused by the city and block its sync for good."""
+        return self.config.role == "central" or self.config.central_url is None
+
+    def require_reference_author(self, what: str) -> None:
+        if not self.authors_reference_data:
+            raise ConfigError(
+                f"{what} are managed at the city server for a connected node; "
+                "run this command there (with --data pointing at the city's directory)"
+            )
+
+    @property
     def clock(self) -> Clock:
         return self.replica.clock
 

@@ -55,6 +55,7 @@ def apply_catalogue(
     node: Node, records: Sequence[ProcedureRecord], progress: Progress | None = None
 ) -> ImportReport:
     """Upsert every changed procedure in one transaction; see the module docstring."""
+    node.require_reference_author("Procedures")
     imported = 0
     with node.replica.write() as w:
         for done, record in enumerate(records, 1):

@@ -113,6 +113,24 @@ def pull(
     return Slice({names[n]: sorted(seqs) for n, seqs in picked.items()}, new_cursor, done)
 
 
+def backlog(conn: sqlite3.Connection, keys: Iterable[str], cursor: int, exclude: str | None, cap: int) -> int:
+    """How many ops of the scope arrived after ``cursor`` (not ``exclude``'s own), up to ``cap``:
+    what a partial replica's next pulls will bring, besides the history of newly routed entities."""
+    keys = sorted(set(keys))
+    row = conn.execute(
+        f"""SELECT count(*) FROM (
+                SELECT 1 FROM sync_feed AS f
+                WHERE f.pos > ?
+                  AND f.node != coalesce((SELECT id FROM sync_node WHERE node = ?), -1)
+                  AND EXISTS (SELECT 1 FROM sync_scope AS s
+                              WHERE s.kind = f.kind AND s.entity = f.entity
+                                AND s.key IN ({",".join("?" * len(keys))}))
+                LIMIT ?)""",
+        (max(0, cursor), exclude or "", *keys, cap),
+    ).fetchone()
+    return int(row[0])
+
+
 def scope_digest(conn: sqlite3.Connection, keys: Iterable[str]) -> bytes:
     """SHA-256 over the ops of every entity in the scope, in (node, seq) order: a hub and a
     partial replica that agree hold the same ops of that scope."""

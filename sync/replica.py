@@ -188,6 +188,12 @@ class Replica:
     def close(self) -> None:
         self.conn.close()
 
+    def reload(self) -> None:
+        """Forget what this process cached of the database (nodes, heads, keys, clock) and read it
+        again: for a database that another process (a CLI beside the server) also wrote."""
+        with self._lock:
+            self._load()
+
     def reader(self) -> sqlite3.Connection:
         """A new read-only connection to the same file (WAL: readers never block the writer)."""
         return connect(self.path, readonly=True)
@@ -733,6 +739,17 @@ class Replica:
     @_locked
     def feed_head(self) -> int:
         return feed.head(self.conn)
+
+    def backlog(
+        self, keys: Iterable[str], cursor: int, *, exclude: str | None = None, cap: int = 100_000
+    ) -> int:
+        """Ops of a scope after ``cursor`` not authored by ``exclude`` (counted up to ``cap``),
+        on a read connection so it never waits for a merge."""
+        conn = self.reader()
+        try:
+            return feed.backlog(conn, keys, cursor, exclude, cap)
+        finally:
+            conn.close()
 
     def _seal_leaves(self, node_id: int, seal: Seal, rows: Sequence[tuple[int, bytes]]) -> dict[int, bytes]:
         """Leaf hashes of a seal's ops held here, in the log or still waiting behind a gap."""

@@ -10,6 +10,7 @@ from edgekit import actor, receive_sample
 from central.registry import revoke_node
 from edge.accounts import add_account
 from edge.dossiers import perform
+from edge.errors import ConfigError
 from sync import ops as opcodec
 from sync import wire
 from sync.batch import PROTOCOL, Batch, Run, decode_batch, encode_batch, seal_run
@@ -170,7 +171,14 @@ def test_a_procedure_from_an_edge(synced):
 def test_an_account_created_at_an_edge(synced):
     world = synced
     edge = world.edges[NINH_KIEU]
-    add_account(edge, "canbo_moi", "Người Mới", "clerk", PASSWORD)
+    # The edge's own tools refuse (accounts are managed at the city) ...
+    with pytest.raises(ConfigError, match="city server"):
+        add_account(edge, "canbo_moi", "Người Mới", "clerk", PASSWORD)
+    # ... and an old or rogue edge that writes the op anyway is refused by central.
+    payload = {"username": "canbo_moi", "full_name": "Người Mới", "unit": NINH_KIEU, "role": "clerk",
+               "password_hash": "x", "active": True}  # fmt: skip
+    with edge.replica.write() as w:
+        w.append("account", "canbo_moi", "create", payload)
     before = world.central_log()
     with pytest.raises(wire.ScopeViolation, match="password"):
         world.peer(NINH_KIEU).push(pending_batch(world, NINH_KIEU))
