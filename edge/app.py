@@ -18,7 +18,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from edge import api, i18n, views
+from edge import api, i18n, syncclient, syncloop, views
 from edge.auth import Throttle, Tokens
 from edge.errors import EdgeError
 from edge.node import Node
@@ -79,9 +79,18 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def create_app(settings: Settings, node: Node) -> Starlette:
+def create_app(
+    settings: Settings,
+    node: Node,
+    *,
+    sync_peer: syncclient.PeerFactory = syncclient.http_peer,
+    background: bool = True,
+) -> Starlette:
+    """``sync_peer`` makes the link to the city; ``background`` runs the sync loop while the app
+    serves (for a node with a city; tests pass False and drive rounds themselves)."""
     templates = make_templates(str(TEMPLATES))
     app = Starlette(
+        lifespan=syncloop.lifespan(node, settings, sync_peer, background=background),
         routes=[
             *views.routes(),
             *api.routes(),
@@ -112,4 +121,6 @@ def create_app(settings: Settings, node: Node) -> Starlette:
         throttle=Throttle(settings.login_attempts, settings.lockout_minutes * 60),
         tokens=Tokens(node.secret, settings.session_hours * 3600),
     )
+    app.state.sync_peer = sync_peer
+    app.state.sync_loop = None
     return app

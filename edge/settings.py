@@ -40,6 +40,14 @@ class Settings:
     """How long a locked account waits before it may try again."""
     secure_cookies: bool = False
     """Mark cookies Secure (only when the box serves HTTPS)."""
+    sync_interval_s: int = 60
+    """Seconds between two syncs with the city while the link works."""
+    sync_max_backoff_s: int = 900
+    """Longest wait between sync attempts after failures (a refusal by the city waits this long)."""
+    batch_bytes: int = 262144
+    """Largest batch of changes sent to the city in one request, in bytes (a cut loses at most one)."""
+    blob_chunk_bytes: int = 262144
+    """Pieces scans are sent and fetched in, in bytes (a cut link resumes after the last piece)."""
 
     @property
     def max_upload_bytes(self) -> int:
@@ -63,7 +71,18 @@ SETTINGS: list[tuple[str, Any, str]] = [
 def _check(settings: Settings) -> Settings:
     if settings.language not in ("vi", "en"):
         raise ConfigError(f"language must be vi or en, not {settings.language!r}")
-    for name in ("port", "max_upload_mb", "session_hours", "page_size", "login_attempts"):
+    positive = (
+        "port",
+        "max_upload_mb",
+        "session_hours",
+        "page_size",
+        "login_attempts",
+        "sync_interval_s",
+        "sync_max_backoff_s",
+        "batch_bytes",
+        "blob_chunk_bytes",
+    )
+    for name in positive:
         value = getattr(settings, name)
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             raise ConfigError(f"{name} must be a positive whole number, not {value!r}")

@@ -1,0 +1,613 @@
+"""The edge side of the sync protocol: one round with the city, :func:`sync_once`.
+
+A round is a sequence of steps, each committed before the next, so a link cut at any point
+loses at most the request in flight and the next round carries on from what was kept:
+
+1. time       the city's clock; this box's clock is calibrated against it (offset persisted)
+2. hello      who this box is and how it is; the city answers what it holds of this box's ops,
+              the clock drift it saw and the certificates of the province's nodes
+3. certs      keys the city vouches for are trusted, revocations applied
+4. push       this box's own ops the city lacks, in bounded batches; every signed
+              acknowledgement is checked against the city key and kept
+5. blobs up   scans referenced by pushed ops, in chunks, resumed from what the city holds
+6. pull       the next slices of this box's scope after the feed cursor; each batch merged
+              (all or nothing), then the cursor saved
+7. blobs down scans of the dossiers held here that this box lacks (whether they arrived in this
+              round or the city did not hold them yet before), in chunks into a ``.part`` file,
+              resumed, sha256-checked before they enter the blob store
+8. digest     anti-entropy: the two scope digests must agree; if not, the cursor goes back to 0
+              and the next round exchanges the whole scope again (merges are idempotent)
+
+Every round, whatever its outcome, is appended to the node's signed attempt log
+(:mod:`sync.attempts`) with its reason in words a clerk understands (English msgids, translated
+when a page shows them): the dossier's transmission record is made of these. The background
+loop that runs rounds is :mod:`edge.syncloop`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sqlite3
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from edge.node import Node
+from edge.settings import Settings
+from edge.syncstate import CENTRAL
+from sync import attempts, wire
+from sync import ops as opcodec
+from sync.batch import decode_batch, encode_batch
+from sync.blobs import BlobNotFound, check_digest, digest_of
+from sync.errors import (
+    BadSignature,
+    ClockDriftError,
+    CorruptBatch,
+    EquivocationError,
+    PeerUnreachable,
+    RevokedNode,
+    SyncError,
+    UnknownNode,
+    VerificationError,
+)
+from sync.feed import EVERYWHERE
+from sync.transport import HttpPeer, Peer
+
+log = logging.getLogger("motcua.sync")
+
+CHANNEL = "http"
+RECORDED_KINDS = frozenset({"dossier"})
+"""Entities whose ids an attempt lists (a dossier's transmission record is looked up by them)."""
+MAX_BLOB_BYTES = 64 * 1024 * 1024
+"""A scan fetched from the city larger than this is refused (uploads are capped far lower)."""
+PEER_TIMEOUT_S = 20.0
+INCOMING = "incoming"
+"""Directory (in the data directory) of scans being fetched: ``<sha256>.part`` files."""
+
+# Small values kept next to the log (Replica.meta).
+CURSOR, OFFSET, DRIFT, BLOBS_UP, LAST_ERROR = (
+    "sync.feed_cursor",
+    "sync.clock_offset_ms",
+    "sync.clock_drift_ms",
+    "sync.blobs_up",
+    "sync.last_error",
+)
+
+
+def N_(message: str) -> str:
+    """Marks a msgid for extraction; the page that shows it translates it."""
+    return message
+
+
+# Why a round failed, as a clerk reads it (English msgids; edge/locale translates them).
+NO_CONNECTION = N_("No connection to the city server.")
+TIMED_OUT = N_("The city server did not answer in time.")
+CITY_TROUBLE = N_("The city server has a problem; the box will try again.")
+REVOKED = N_("The city has revoked this box's key. Call city IT.")
+UNKNOWN_BOX = N_("The city server does not know this box. Call city IT.")
+OUT_OF_SCOPE = N_("The city server refused a change outside this commune's scope. Call city IT.")
+STALE = N_("The box's clock is too far from the city's clock. Check the date and time.")
+REPLAYED = N_("The city server received a request twice; the box will try again.")
+TOO_OLD = N_("This box's software is too old for the city server. It needs an upgrade.")
+BAD_SIGNATURE = N_("A signature did not verify, so nothing of it was applied. Call city IT.")
+UNREADABLE = N_("Data from the city server could not be read. Call city IT if this repeats.")
+CLOCKS_APART = N_("The clocks of this box and the city server are too far apart.")
+REFUSED = N_("The city server refused the request. Call city IT.")
+DISK = N_("The box could not save what it received. Tell the technician.")
+NOT_CONFIGURED = N_("This box is not set up to sync with the city.")
+MISMATCH = N_(
+    "The city server and this box disagree on what they hold; everything is exchanged again at the next sync."
+)
+DAMAGED_SCAN = N_("A scan from the city server was damaged on the way; it will be fetched again.")
+INTERRUPTED = N_("Sync was interrupted because the box is shutting down.")
+UNEXPECTED = N_("Unexpected error on the box. Tell the technician.")
+
+
+class NotConfigured(SyncError):
+    status = 400
+    code = "sync_not_configured"
+
+
+class Interrupted(SyncError):
+    retryable = True
+    code = "sync_interrupted"
+
+
+def software_version() -> str:
+    try:
+        return version("motcua")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def explain(exc: BaseException) -> tuple[str, bool]:
+    """(msgid a clerk reads, retryable) for an error that ended a round."""
+    retryable = bool(getattr(exc, "retryable", False))
+    if isinstance(exc, PeerUnreachable):
+        text = exc.message.lower()
+        if "in time" in text:
+            return TIMED_OUT, True
+        if "trouble" in text or "http 5" in text:
+            return CITY_TROUBLE, True
+        return NO_CONNECTION, True
+    if isinstance(exc, wire.ReplayedRequest):
+        # A duplicated request (a proxy retrying): the first copy went through; nothing is wrong.
+        return REPLAYED, True
+    known: list[tuple[type[BaseException], str]] = [
+        (Interrupted, INTERRUPTED),
+        (NotConfigured, NOT_CONFIGURED),
+        (RevokedNode, REVOKED),
+        (UnknownNode, UNKNOWN_BOX),
+        (wire.ScopeViolation, OUT_OF_SCOPE),
+        (wire.StaleRequest, STALE),
+        (wire.ProtocolMismatch, TOO_OLD),
+        (BadSignature, BAD_SIGNATURE),
+        (EquivocationError, BAD_SIGNATURE),
+        (CorruptBatch, UNREADABLE),
+        (VerificationError, UNREADABLE),
+        (ClockDriftError, CLOCKS_APART),
+        (SyncError, REFUSED),
+        (OSError, DISK),
+        (sqlite3.Error, DISK),
+    ]
+    for cls, message in known:
+        if isinstance(exc, cls):
+            return message, retryable
+    return UNEXPECTED, False
+
+
+@dataclass
+class RoundResult:
+    """What one round did. ``error`` is the msgid of why it stopped or what went wrong."""
+
+    outcome: str = "failed"
+    """"ok", "partial" (something went through, not everything) or "failed"."""
+    ops_sent: int = 0
+    ops_received: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    duration_ms: int = 0
+    error: str | None = None
+    detail: str | None = None
+    """The technical cause (English), for logs, the CLI and city IT."""
+    retryable: bool = True
+    entities: list[str] = field(default_factory=list)
+    acks: list[wire.Ack] = field(default_factory=list)
+    blobs_sent: int = 0
+    blobs_received: int = 0
+    blobs_waiting: int = 0
+    """Scans the city does not hold yet (their commune has not uploaded them)."""
+    digest_match: bool | None = None
+    """Anti-entropy's verdict; None when it was not reached or skipped (the feed kept moving)."""
+    record_id: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "ok"
+
+    def summary(self) -> str:
+        """One line for the shell and the log."""
+        line = (
+            f"{self.outcome}: {self.ops_sent} ops sent, {self.ops_received} received, "
+            f"{self.bytes_sent} bytes sent, {self.bytes_received} received, "
+            f"{self.blobs_sent + self.blobs_received} scans, {self.duration_ms} ms"
+        )
+        if self.error:
+            line += f" — {self.error}" + (f" ({self.detail})" if self.detail else "")
+        return line
+
+
+@dataclass
+class _Batch:
+    data: bytes
+    ops: int
+    entities: set[str]
+    blobs: list[str]
+
+
+def _read_batch(data: bytes) -> _Batch:
+    entities: set[str] = set()
+    blobs: list[str] = []
+    count = 0
+    for run in decode_batch(data).runs:
+        for body in run.ops:
+            op = opcodec.decode(body)
+            count += 1
+            if op.kind in RECORDED_KINDS:
+                entities.add(op.entity)
+            sha = op.payload.get("sha256") if op.action == "attach" else None
+            if isinstance(sha, str):
+                blobs.append(sha)
+    return _Batch(data, count, entities, blobs)
+
+
+def _digest(sha: str) -> str:
+    try:
+        return check_digest(sha)
+    except BlobNotFound as exc:
+        raise CorruptBatch(f"the city server named a scan by a malformed hash: {sha!r:.80}") from exc
+
+
+def _bytes_of(peer: Peer) -> tuple[int, int]:
+    """Bytes on the wire so far, if the peer counts them (HttpPeer does)."""
+    return int(getattr(peer, "sent", 0)), int(getattr(peer, "received", 0))
+
+
+class _Round:
+    """One round's steps and counters: an error at any step leaves the counters true."""
+
+    def __init__(self, node: Node, peer: Peer, settings: Settings, stop: Callable[[], bool] | None) -> None:
+        self.node = node
+        self.replica = node.replica
+        self.peer = peer
+        self.settings = settings
+        self.stop = stop
+        self.me = node.identity.node
+        self.keys = {node.config.unit, EVERYWHERE}
+        self.result = RoundResult()
+        self.entities: set[str] = set()
+        self.problem: str | None = None
+        self.cursor = self._int_meta(CURSOR)
+        self.pushed_head = 0
+        if not node.config.central_key:
+            raise NotConfigured("this node has no city key: create it from a node file")
+        self.city_key = bytes.fromhex(node.config.central_key)
+
+    # --- persisted values ------------------------------------------------------------------
+
+    def _int_meta(self, key: str) -> int:
+        try:
+            return int(self.replica.meta(key) or 0)
+        except ValueError:
+            return 0
+
+    def _list_meta(self, key: str) -> list[str]:
+        value = self.replica.meta(key)
+        if not isinstance(value, str) or not value:
+            return []
+        try:
+            items = json.loads(value)
+        except ValueError:
+            return []
+        return [str(item) for item in items] if isinstance(items, list) else []
+
+    def _set_list(self, key: str, items: Iterable[str]) -> None:
+        self.replica.set_meta(key, json.dumps(sorted(set(items))))
+
+    def _check_stop(self) -> None:
+        if self.stop is not None and self.stop():
+            raise Interrupted("the box is shutting down")
+
+    # --- the steps -------------------------------------------------------------------------
+
+    def pending(self, have: int) -> list[_Batch]:
+        """This box's own ops after ``have``, as the encoded batches a push sends."""
+        batches = self.replica.batches({self.me: have}, nodes=[self.me], max_bytes=self.settings.batch_bytes)
+        return [_read_batch(encode_batch(batch)) for batch in batches]
+
+    def run(self) -> None:
+        # What this round tries to send, known before any request: a round that cannot even
+        # reach the city still counts as an attempt to send these dossiers.
+        known_have = self.replica.peer_vector(CENTRAL)[self.me]
+        batches = self.pending(known_have)
+        for batch in batches:
+            self.entities.update(batch.entities)
+        self._calibrate()
+        reply = self._hello()
+        self._apply_certs(reply.certs)
+        if reply.have != known_have:
+            batches = self.pending(reply.have)
+        self._push(batches, reply.have)
+        self._upload_blobs()
+        self._pull()
+        self._fetch_blobs()
+        self._anti_entropy()
+
+    def _calibrate(self) -> None:
+        self._check_stop()
+        clock = self.node.clock
+        started = time.monotonic()
+        reply = self.peer.time()
+        rtt_ms = int((time.monotonic() - started) * 1000)
+        if wire.PROTOCOL not in reply.protocols:
+            raise wire.ProtocolMismatch(
+                f"the city server speaks protocol(s) {sorted(reply.protocols)}, this box {wire.PROTOCOL}"
+            )
+        offset = clock.calibrate(reply.time_ms + rtt_ms // 2)
+        self.replica.set_meta(OFFSET, offset)
+
+    def _hello(self) -> wire.HelloReply:
+        self._check_stop()
+        clock = self.node.clock
+        last_error = self.replica.meta(LAST_ERROR)
+        hello = wire.Hello(
+            software=software_version(),
+            head=self.replica.vector()[self.me],
+            cursor=self.cursor,
+            wall_ms=clock.wall_ms() - clock.offset_ms,
+            backup_age_s=None,
+            pending_blobs=len(self._list_meta(BLOBS_UP)),
+            last_error=str(last_error) if last_error else None,
+        )
+        reply = self.peer.hello(hello)
+        self.replica.set_meta(DRIFT, int(reply.drift_ms))
+        self.replica.remember_peer(CENTRAL, {self.me: reply.have})
+        return reply
+
+    def _apply_certs(self, certs: Iterable[wire.Cert]) -> None:
+        for cert in certs:
+            wire.check_cert(cert, self.city_key)
+            if cert.node == self.me:
+                continue  # our own revocation: the city refuses our requests, nothing to apply
+            try:
+                self.replica.public_key(cert.node)
+            except UnknownNode:
+                self.replica.trust(cert.node, cert.public_key)
+            if cert.revoked_after is not None:
+                key = f"sync.revoked:{cert.node}"
+                if self.replica.meta(key) != cert.revoked_after:
+                    self.replica.revoke(cert.node, cert.revoked_after)
+                    self.replica.set_meta(key, cert.revoked_after)
+                    log.warning("node %s revoked after op #%d", cert.node, cert.revoked_after)
+
+    def _push(self, batches: list[_Batch], have: int) -> None:
+        self.pushed_head = have
+        for batch in batches:
+            self._check_stop()
+            self.entities.update(batch.entities)
+            if batch.blobs:
+                # Queued before the push: once the city holds the ops, the scans must follow
+                # even if this round is cut right after.
+                self._set_list(BLOBS_UP, [*self._list_meta(BLOBS_UP), *batch.blobs])
+            ack = self.peer.push(batch.data)
+            wire.check_ack(ack, self.city_key)
+            if ack.node != self.me or ack.batch_sha256 != hashlib.sha256(batch.data).digest():
+                raise BadSignature("the city's acknowledgement is not for the batch this box sent")
+            self.result.acks.append(ack)
+            self.result.ops_sent += batch.ops
+            self.pushed_head = max(self.pushed_head, ack.have)
+            self.replica.remember_peer(CENTRAL, {self.me: ack.have})
+
+    def _upload_blobs(self) -> None:
+        chunk = self.settings.blob_chunk_bytes
+        for sha in self._list_meta(BLOBS_UP):
+            self._check_stop()
+            if not self.node.blobs.has(sha):
+                log.warning("scan %s is referenced by an op of this box but missing here", sha)
+                self._done_with(BLOBS_UP, sha)
+                continue
+            data = self.node.blobs.get(sha)
+            size = self.peer.blob_size(sha)
+            stalls = 0
+            while size < len(data):
+                self._check_stop()
+                new_size = self.peer.put_blob(sha, size, data[size : size + chunk])
+                # The city answers what it holds: resume from there (it may hold less after a
+                # restart); a city that keeps taking nothing is a fault, not a reason to spin.
+                stalls = stalls + 1 if new_size <= size else 0
+                if stalls > 2:
+                    raise CorruptBatch(f"the city server does not take scan {sha} at byte {size}")
+                size = new_size
+            self._done_with(BLOBS_UP, sha)
+            self.result.blobs_sent += 1
+
+    def _done_with(self, key: str, sha: str) -> None:
+        self._set_list(key, [s for s in self._list_meta(key) if s != sha])
+
+    def _pull(self) -> None:
+        while True:
+            self._check_stop()
+            reply = self.peer.pull(wire.PullRequest(cursor=self.cursor))
+            self._apply_certs(reply.certs)
+            for data in reply.batches:
+                self.result.ops_received += self.replica.merge(data).applied
+            if not reply.done and reply.cursor <= self.cursor:
+                raise CorruptBatch(f"the city's feed did not move past {self.cursor}")
+            self.replica.set_meta(CURSOR, reply.cursor)
+            self.cursor = reply.cursor
+            if reply.done:
+                return
+
+    def _missing_scans(self) -> dict[str, int]:
+        """Scans of the dossiers held here that this box lacks, with their size. The projection
+        knows every attachment merged, so a scan the city did not hold yet when its op arrived
+        is still fetched at a later round."""
+        with self.node.reader() as conn:
+            rows = conn.execute("SELECT sha256, max(size) FROM attachments GROUP BY sha256").fetchall()
+        return {str(sha): int(size or 0) for sha, size in rows if not self.node.blobs.has(str(sha))}
+
+    def _fetch_blobs(self) -> None:
+        incoming = self.node.data_dir / INCOMING
+        for sha, size in sorted(self._missing_scans().items()):
+            self._check_stop()
+            incoming.mkdir(exist_ok=True)
+            part = incoming / f"{_digest(sha)}.part"
+            try:
+                data = self._fetch(sha, size, part)
+            except BlobNotFound:
+                self.result.blobs_waiting += 1  # its commune has not uploaded it yet
+                continue
+            if digest_of(data) != sha:
+                part.unlink(missing_ok=True)
+                log.warning("scan %s arrived damaged; it will be fetched again", sha)
+                self.problem = self.problem or DAMAGED_SCAN
+                continue
+            self.node.blobs.put(data)
+            part.unlink(missing_ok=True)
+            self.result.blobs_received += 1
+
+    def _fetch(self, sha: str, size: int, part: Path) -> bytes:
+        """The scan's ``size`` bytes, resumed from what ``part`` already holds."""
+        if not 0 < size <= MAX_BLOB_BYTES:
+            raise CorruptBatch(f"scan {sha} has an impossible size ({size} bytes)")
+        chunk = self.settings.blob_chunk_bytes
+        offset = part.stat().st_size if part.exists() else 0
+        if offset > size:
+            part.unlink()
+            offset = 0
+        with part.open("ab") as out:
+            while offset < size:
+                self._check_stop()
+                piece = self.peer.get_blob(sha, offset, min(chunk, size - offset))
+                if not piece:
+                    break  # shorter than its op says: the hash check tells
+                out.write(piece)
+                out.flush()
+                offset += len(piece)
+        return part.read_bytes()
+
+    def _anti_entropy(self) -> None:
+        for _ in range(3):
+            self._check_stop()
+            reply = self.peer.digest()
+            if reply.feed_head > self.cursor:
+                self._pull()  # ops arrived at the city meanwhile: catch up, then compare
+                continue
+            if self.replica.vector()[self.me] > self.pushed_head:
+                return  # a clerk wrote meanwhile: the next round compares
+            mine = self.replica.scope_digest(self.keys)
+            self.result.digest_match = mine == reply.scope_digest
+            if not self.result.digest_match:
+                log.warning(
+                    "scope digests differ (cursor %d, city feed head %d): full re-exchange next round",
+                    self.cursor,
+                    reply.feed_head,
+                )
+                self.replica.set_meta(CURSOR, 0)
+                self.problem = self.problem or MISMATCH
+            return
+
+
+_round_locks: weakref.WeakKeyDictionary[Node, threading.Lock] = weakref.WeakKeyDictionary()
+_round_locks_guard = threading.Lock()
+
+
+def _round_lock(node: Node) -> threading.Lock:
+    with _round_locks_guard:
+        return _round_locks.setdefault(node, threading.Lock())
+
+
+def sync_once(
+    node: Node, peer: Peer, settings: Settings, *, stop: Callable[[], bool] | None = None
+) -> RoundResult:
+    """One round with the city through ``peer``; recorded in the attempt log whatever happens.
+
+    Typed errors (sync refusals, a cut link, a full disk) end the round and are returned in the
+    result; anything else is a bug: it is recorded too, then raised. Rounds of one node never
+    overlap in a process (the loop and a "Sync now" wait for each other)."""
+    with _round_lock(node):
+        return _sync_once(node, peer, settings, stop)
+
+
+def _sync_once(node: Node, peer: Peer, settings: Settings, stop: Callable[[], bool] | None) -> RoundResult:
+    started = time.monotonic()
+    offset_before = node.clock.offset_ms
+    at_ms = node.clock.wall_ms()
+    sent_before, received_before = _bytes_of(peer)
+    step: _Round | None = None
+    result = RoundResult()
+    failure: BaseException | None = None
+    try:
+        step = _Round(node, peer, settings, stop)
+        result = step.result
+        step.run()
+    except (SyncError, OSError, sqlite3.Error) as exc:
+        failure = exc
+    except Exception as exc:
+        failure = exc
+        log.exception("sync round failed unexpectedly")
+    if step is not None:
+        result.entities = sorted(step.entities)
+    sent, received = _bytes_of(peer)
+    result.bytes_sent, result.bytes_received = sent - sent_before, received - received_before
+    result.duration_ms = int((time.monotonic() - started) * 1000)
+    moved = result.ops_sent or result.ops_received or result.blobs_sent or result.blobs_received
+    if failure is not None:
+        result.error, result.retryable = explain(failure)
+        result.detail = str(failure) or failure.__class__.__name__
+        result.outcome = "partial" if moved else "failed"
+    elif step is not None and step.problem is not None:
+        result.error, result.retryable, result.outcome = step.problem, True, "partial"
+    else:
+        result.outcome, result.retryable = "ok", True
+    # The calibration moved the clock: the round started at that corrected time.
+    at_ms += node.clock.offset_ms - offset_before
+    _record(node, result, at_ms)
+    if failure is not None and not isinstance(failure, SyncError | OSError | sqlite3.Error):
+        raise failure
+    return result
+
+
+def _record(node: Node, result: RoundResult, at_ms: int) -> None:
+    attempt = attempts.Attempt(
+        at_ms=at_ms,
+        peer=CENTRAL,
+        channel=CHANNEL,
+        ops_sent=result.ops_sent,
+        ops_received=result.ops_received,
+        bytes_sent=result.bytes_sent,
+        bytes_received=result.bytes_received,
+        duration_ms=result.duration_ms,
+        outcome=result.outcome,
+        error=result.error,
+        entities=result.entities,
+        acks=[wire.encode(ack) for ack in result.acks],
+    )
+    try:
+        # One transaction under the replica's writer lock: the chain's "read the last hash,
+        # append after it" must not interleave with another appender (a shell round).
+        with node.replica.write() as w:
+            result.record_id = attempts.append(w.conn, attempt, node.identity.sign).id
+        detail = None if result.error is None else f"{result.error} ({result.detail or ''})"
+        node.replica.set_meta(LAST_ERROR, detail or "")
+    except (OSError, sqlite3.Error):
+        log.exception("could not record the sync attempt")
+    log.info("sync with the city: %s", result.summary())
+
+
+def reference_skew_ms(node: Node) -> int | None:
+    """How far this box's own clock was from the city's at the last hello (positive: behind);
+    None before the first hello. For :func:`edge.clockcheck.check`'s ``reference_skew_ms``."""
+    value = node.replica.meta(DRIFT)
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def syncs_with_city(node: Node) -> bool:
+    """An edge made from a node file: it knows the city's address and key."""
+    config = node.config
+    return config.role == "edge" and bool(config.central_url) and bool(config.central_key)
+
+
+def http_peer(node: Node) -> Peer:
+    if not node.config.central_url:
+        raise NotConfigured("this node has no central_url")
+    return HttpPeer(node.config.central_url, node.identity, node.clock, timeout=PEER_TIMEOUT_S)
+
+
+def close_peer(peer: Peer | None) -> None:
+    closer = getattr(peer, "close", None)
+    if callable(closer):
+        closer()
+
+
+PeerFactory = Callable[[Node], Peer]
+
+
+def run_round(node: Node, settings: Settings, factory: PeerFactory = http_peer) -> RoundResult:
+    """One round on a fresh peer (the shell, a "Sync now" without a background loop)."""
+    peer = factory(node)
+    try:
+        return sync_once(node, peer, settings)
+    finally:
+        close_peer(peer)
