@@ -264,7 +264,7 @@ async def create_dossier(request: Request) -> Response:
         channel=body.channel,
         confirm_clock=body.confirm_clock,
     )
-    clock = clockcheck.check(app.node.clock, app.settings.clock_skew_warn_s * 1000)
+    clock = clockcheck.for_node(app.node, app.settings.clock_skew_warn_s * 1000)
     received = receive(app.node, actor, data, [], clock)
     return _json(
         {
@@ -398,7 +398,7 @@ async def sync_status(request: Request) -> Response:
     node = app.node
     current = badge(node)  # reads the write connection: stays on the loop with the writes
     vector = dict(node.replica.vector())
-    clock = clockcheck.check(node.clock, app.settings.clock_skew_warn_s * 1000)
+    clock = clockcheck.for_node(node, app.settings.clock_skew_warn_s * 1000)
     return _json(
         {
             **asdict(current),

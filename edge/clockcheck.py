@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from edge.node import Node
+from edge.syncclient import reference_skew_ms
 from sync.clock import Clock
 
 EARLIEST_PLAUSIBLE_MS = int(datetime(2025, 7, 1, tzinfo=UTC).timestamp() * 1000)
@@ -38,3 +40,12 @@ def check(clock: Clock, threshold_ms: int, reference_skew_ms: int | None = None)
             f"it differs from the city's clock by {abs(reference_skew_ms) // 60000} min",
         )
     return ClockStatus(False, behind, None)
+
+
+def for_node(node: Node, threshold_ms: int) -> ClockStatus:
+    """The node's clock status, with what the city's clock said at the last sync: the part of
+    the measured drift that calibration has not corrected (none after a successful round; all of
+    it after a restart, until the next round)."""
+    drift = reference_skew_ms(node)
+    residual = None if drift is None else drift - node.clock.offset_ms
+    return check(node.clock, threshold_ms, residual)

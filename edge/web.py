@@ -141,7 +141,7 @@ def render(
     actor = context.get("actor") if context else None
     if actor is None:
         actor = session_actor(request)
-    clock = clockcheck.check(app.node.clock, app.settings.clock_skew_warn_s * 1000)
+    clock = clockcheck.for_node(app.node, app.settings.clock_skew_warn_s * 1000)
     full = {
         "request": request,
         "actor": actor,

@@ -304,7 +304,7 @@ async def receive_post(request: Request) -> Response:
         try:
             data = _receive_input(form, procedure)
             scans = await _scans(form, app.settings.max_upload_bytes)
-            clock = clockcheck.check(app.node.clock, app.settings.clock_skew_warn_s * 1000)
+            clock = clockcheck.for_node(app.node, app.settings.clock_skew_warn_s * 1000)
             received = await run_in_threadpool(receive, app.node, actor, data, scans, clock)
         except (InvalidInput, TooLarge) as exc:
             return _receive_page(request, actor, code, values=values, error=exc)
