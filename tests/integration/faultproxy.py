@@ -68,9 +68,16 @@ class FaultProxy:
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._loop.call_soon_threadsafe(self._server.close)
-        self._loop.call_soon_threadsafe(self._loop.stop)
+        async def shutdown() -> None:
+            if self._server is not None:
+                self._server.close()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._loop.stop()
+
+        self._loop.call_soon_threadsafe(lambda: self._loop.create_task(shutdown()))
         self._thread.join(10)
 
     def __enter__(self) -> FaultProxy:
@@ -168,7 +175,10 @@ class FaultProxy:
                     with contextlib.suppress(ConnectionError, OSError):
                         w.close()
 
-        await asyncio.gather(pump(reader, up_writer, True), pump(up_reader, writer, False))
+        try:
+            await asyncio.gather(pump(reader, up_writer, True), pump(up_reader, writer, False))
+        except asyncio.CancelledError:
+            return  # the proxy is stopping
         if duplicate and recorded:
             await self._replay(bytes(recorded))
 
