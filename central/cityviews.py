@@ -5,11 +5,8 @@
 - :func:`oldest_waiting_ms`: when the oldest op waiting at the city for a node was written.
 - :func:`unit_indicators`: the Decision 766 indicators per unit.
 
-The first two read the hub's feed tables (``sync_feed``, ``sync_scope``, ``sync_node``,
-``sync_op``), which DESIGN.md keeps behind sync's API. They are read-only, live only here, and
-belong in :mod:`sync.feed` as ``Replica`` methods ("highest feed position of an entity's ops
-not authored by node N", "the first op of a scope after a cursor"); until then this module is
-the one place to change if those tables change.
+The first two ask the city replica through sync's API (``Replica.delivery_positions``,
+``Replica.first_waiting``); only the domain's ``dossiers`` table is read here directly.
 
 A dossier is *delivered* to a node when the node's cursor, as it reported it at its last hello
 (``node_status.cursor``), is at or past both the highest feed position of the dossier's ops
@@ -28,8 +25,8 @@ from datetime import date, datetime, time
 
 from edge.i18n import TIMEZONE
 from edge.queries import OPEN_STATUSES
-from sync import ops as opcodec
 from sync.feed import EVERYWHERE
+from sync.replica import Replica
 
 
 @dataclass(frozen=True)
@@ -61,72 +58,52 @@ class RoutedDossier:
 
 
 def routing_queue(
-    conn: sqlite3.Connection, targets: Sequence[Target], limit: int
+    conn: sqlite3.Connection, replica: Replica, targets: Sequence[Target], limit: int
 ) -> tuple[list[RoutedDossier], int]:
     """Undelivered non-territorial dossiers, oldest received first (at most ``limit``) and how
     many there are in all. A handling unit without a live node works on the city's own pages:
     nothing waits to be delivered there, so its dossiers are not listed."""
-    if not targets:
+    by_unit = {t.unit: t for t in targets}
+    if not by_unit:
         return [], 0
-    values = ",".join("(?,?,?,?)" for _ in targets)
-    params: list[object] = []
-    for t in targets:
-        params.extend((t.node, t.unit, t.cursor, t.served_cursor))
-    query = f"""
-        WITH target (node, unit, cursor, served) AS (VALUES {values}),
-        waiting AS (
-            SELECT d.id, d.code, d.procedure_code, d.receiving_unit, d.handling_unit, d.status,
-                   d.received_at, t.node, t.cursor, t.served,
-                   max(
-                       coalesce((SELECT max(f.pos) FROM sync_feed AS f
-                                 WHERE f.kind = 'dossier' AND f.entity = d.id
-                                   AND f.node != coalesce(
-                                       (SELECT n.id FROM sync_node AS n WHERE n.node = t.node), -1)), 0),
-                       coalesce((SELECT s.since_pos FROM sync_scope AS s
-                                 WHERE s.kind = 'dossier' AND s.entity = d.id
-                                   AND s.key = d.handling_unit), 0)
-                   ) AS position
-            FROM dossiers AS d JOIN target AS t ON t.unit = d.handling_unit
-            WHERE d.handling_unit != d.receiving_unit
-        )
-        SELECT * FROM waiting WHERE position > cursor"""
-    total = int(conn.execute(f"SELECT count(*) FROM ({query})", params).fetchone()[0])
-    rows = conn.execute(query + " ORDER BY received_at, id LIMIT ?", [*params, limit]).fetchall()
-    items = [
-        RoutedDossier(
-            id=row[0],
-            code=row[1],
-            procedure_code=row[2],
-            receiving_unit=row[3],
-            handling_unit=row[4],
-            status=int(row[5]),
-            received_at=int(row[6]),
-            node=row[7],
-            cursor=int(row[8]),
-            sent=int(row[9]) >= int(row[10]),
-            position=int(row[10]),
-        )
-        for row in rows
-    ]
-    return items, total
+    marks = ",".join("?" * len(by_unit))
+    candidates = conn.execute(
+        f"""SELECT id, code, procedure_code, receiving_unit, handling_unit, status, received_at
+            FROM dossiers WHERE handling_unit != receiving_unit AND handling_unit IN ({marks})
+            ORDER BY received_at, id""",
+        sorted(by_unit),
+    ).fetchall()
+    positions = replica.delivery_positions(
+        "dossier", [(row[0], row[4], by_unit[row[4]].node) for row in candidates]
+    )
+    waiting = []
+    for row in candidates:
+        target = by_unit[row[4]]
+        position = positions.get((row[0], row[4], target.node), 0)
+        if position > target.cursor:
+            waiting.append(
+                RoutedDossier(
+                    id=row[0],
+                    code=row[1],
+                    procedure_code=row[2],
+                    receiving_unit=row[3],
+                    handling_unit=row[4],
+                    status=int(row[5]),
+                    received_at=int(row[6]),
+                    node=target.node,
+                    cursor=target.cursor,
+                    sent=target.served_cursor >= position,
+                    position=position,
+                )
+            )
+    return waiting[:limit], len(waiting)
 
 
-def oldest_waiting_ms(conn: sqlite3.Connection, unit: str, cursor: int, node: str) -> int | None:
+def oldest_waiting_ms(replica: Replica, unit: str, cursor: int, node: str) -> int | None:
     """The HLC wall time of the first op after ``cursor`` in the scope of ``unit`` that ``node``
     did not write: how long the oldest change waiting for the node has existed (None: none)."""
-    row = conn.execute(
-        """SELECT o.body FROM sync_feed AS f
-           JOIN sync_op AS o ON o.node = f.node AND o.seq = f.seq
-           WHERE f.pos > ?
-             AND f.node != coalesce((SELECT id FROM sync_node WHERE node = ?), -1)
-             AND EXISTS (SELECT 1 FROM sync_scope AS s
-                         WHERE s.kind = f.kind AND s.entity = f.entity AND s.key IN (?, ?))
-           ORDER BY f.pos LIMIT 1""",
-        (max(0, cursor), node, unit, EVERYWHERE),
-    ).fetchone()
-    if row is None:
-        return None
-    return opcodec.decode(row[0]).hlc.wall
+    op = replica.first_waiting({unit, EVERYWHERE}, cursor, exclude=node)
+    return None if op is None else op.hlc.wall
 
 
 # --- Decision 766 indicators per unit ----------------------------------------------------------

@@ -124,7 +124,9 @@ class Dashboard:
             for r in registrations:
                 status = statuses.get(r.node)
                 if status is not None and not r.revoked and (status.central_waiting or 0) > 0:
-                    oldest[r.node] = cityviews.oldest_waiting_ms(conn, r.unit, status.cursor or 0, r.node)
+                    oldest[r.node] = cityviews.oldest_waiting_ms(
+                        self.hub.replica, r.unit, status.cursor or 0, r.node
+                    )
         return fleetviews.node_rows(
             registrations, statuses.values(), names, self.hub.now_ms(), self.settings.silent_ms, oldest
         )
@@ -249,7 +251,9 @@ class Dashboard:
             served = (status.served_cursor if status else None) or 0
             targets.append(Target(r.node, r.unit, cursor, served))
         with state(request).node.reader() as conn:
-            items, total = cityviews.routing_queue(conn, targets, self.settings.routing_rows)
+            items, total = cityviews.routing_queue(
+                conn, self.hub.replica, targets, self.settings.routing_rows
+            )
             names = queries.unit_names(
                 conn, sorted({i.receiving_unit for i in items} | {i.handling_unit for i in items})
             )

@@ -131,6 +131,51 @@ def backlog(conn: sqlite3.Connection, keys: Iterable[str], cursor: int, exclude:
     return int(row[0])
 
 
+def first_after(
+    conn: sqlite3.Connection, keys: Iterable[str], cursor: int, exclude: str | None
+) -> bytes | None:
+    """The bytes of the first op of the scope after ``cursor`` not authored by ``exclude``: the
+    oldest change a partial replica has still to pull (None: nothing waits)."""
+    keys = sorted(set(keys))
+    row = conn.execute(
+        f"""SELECT o.body FROM sync_feed AS f
+            JOIN sync_op AS o ON o.node = f.node AND o.seq = f.seq
+            WHERE f.pos > ?
+              AND f.node != coalesce((SELECT id FROM sync_node WHERE node = ?), -1)
+              AND EXISTS (SELECT 1 FROM sync_scope AS s
+                          WHERE s.kind = f.kind AND s.entity = f.entity
+                            AND s.key IN ({",".join("?" * len(keys))}))
+            ORDER BY f.pos LIMIT 1""",
+        (max(0, cursor), exclude or "", *keys),
+    ).fetchone()
+    return None if row is None else bytes(row[0])
+
+
+def delivery_positions(
+    conn: sqlite3.Connection, kind: str, wanted: Sequence[tuple[str, str, str]]
+) -> dict[tuple[str, str, str], int]:
+    """For each (entity, scope key, node): the feed position a partial replica of that scope must
+    have pulled past to hold every op of the entity that the node did not write itself — the
+    later of its last such op and the moment the entity entered the scope (0: nothing)."""
+    out: dict[tuple[str, str, str], int] = {}
+    for start in range(0, len(wanted), 300):
+        chunk = wanted[start : start + 300]
+        values = ",".join("(?,?,?)" for _ in chunk)
+        rows = conn.execute(
+            f"""WITH want (entity, key, node) AS (VALUES {values})
+                SELECT w.entity, w.key, w.node, max(
+                    coalesce((SELECT max(f.pos) FROM sync_feed AS f
+                              WHERE f.kind = ? AND f.entity = w.entity AND f.node != coalesce(
+                                  (SELECT id FROM sync_node WHERE node = w.node), -1)), 0),
+                    coalesce((SELECT s.since_pos FROM sync_scope AS s
+                              WHERE s.kind = ? AND s.entity = w.entity AND s.key = w.key), 0))
+                FROM want AS w""",
+            [*(v for item in chunk for v in item), kind, kind],
+        ).fetchall()
+        out.update({(entity, key, node): int(pos) for entity, key, node, pos in rows})
+    return out
+
+
 def scope_digest(conn: sqlite3.Connection, keys: Iterable[str]) -> bytes:
     """SHA-256 over the ops of every entity in the scope, in (node, seq) order: a hub and a
     partial replica that agree hold the same ops of that scope."""

@@ -188,6 +188,28 @@ class Replica:
     def close(self) -> None:
         self.conn.close()
 
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        conn = self.reader()
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def first_waiting(self, keys: Iterable[str], cursor: int, *, exclude: str | None = None) -> Op | None:
+        """The oldest op of a scope after ``cursor`` not authored by ``exclude`` (a hub's view
+        of what a partial replica still has to pull)."""
+        with self._read() as conn:
+            body = feed.first_after(conn, keys, cursor, exclude)
+        return None if body is None else opcodec.decode(body)
+
+    def delivery_positions(
+        self, kind: str, wanted: Sequence[tuple[str, str, str]]
+    ) -> dict[tuple[str, str, str], int]:
+        """See :func:`sync.feed.delivery_positions`; on a read connection."""
+        with self._read() as conn:
+            return feed.delivery_positions(conn, kind, wanted)
+
     def reload(self) -> None:
         """Forget what this process cached of the database (nodes, heads, keys, clock) and read it
         again: for a database that another process (a CLI beside the server) also wrote."""
@@ -745,11 +767,8 @@ class Replica:
     ) -> int:
         """Ops of a scope after ``cursor`` not authored by ``exclude`` (counted up to ``cap``),
         on a read connection so it never waits for a merge."""
-        conn = self.reader()
-        try:
+        with self._read() as conn:
             return feed.backlog(conn, keys, cursor, exclude, cap)
-        finally:
-            conn.close()
 
     def _seal_leaves(self, node_id: int, seal: Seal, rows: Sequence[tuple[int, bytes]]) -> dict[int, bytes]:
         """Leaf hashes of a seal's ops held here, in the log or still waiting behind a gap."""
