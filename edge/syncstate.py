@@ -38,3 +38,14 @@ def badge(node: Node) -> Badge:
         last_error=last.error if last and last.outcome != "ok" else None,
         waiting=max(0, own - at_city),
     )
+
+
+def waiting_since(node: Node, kind: str, entity: str) -> int | None:
+    """When the oldest change of this node to an entity that the city has not acknowledged was
+    made (HLC wall ms), or None when all of them reached the city (or there is no city)."""
+    if node.config.central_url is None:
+        return None
+    me = node.identity.node
+    at_city = node.replica.peer_vector(CENTRAL)[me]
+    waiting = [op.hlc.wall for op in node.replica.ops_of(kind, entity) if op.node == me and op.seq > at_city]
+    return min(waiting) if waiting else None

@@ -105,6 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
     now = sync_sub.add_parser("now", help="one sync round now (exit 0 ok, 1 link down, 2 refused)")
     now.add_argument("--data", required=True, help="the node's data directory")
     now.set_defaults(func=_sync_now)
+
+    record = sub.add_parser("record", help="transmission records of dossiers")
+    record_sub = record.add_subparsers(dest="record_command", metavar="COMMAND", required=True)
+    check = record_sub.add_parser("verify", help="verify a box's transmission record at the city")
+    check.add_argument("file", help="the record.json exported from the box's dossier page")
+    check.add_argument("--data", required=True, help="the city's data directory")
+    check.set_defaults(func=_record_verify)
     return parser
 
 
@@ -279,6 +286,33 @@ def _sync_now(args: argparse.Namespace) -> int:
     if result.ok:
         return 0
     return 1 if result.retryable else 2
+
+
+def _record_verify(args: argparse.Namespace) -> int:
+    import json
+
+    from central.city import open_central
+    from central.records import verify_record
+    from edge.i18n import format_datetime
+
+    try:
+        document = json.loads(Path(args.file).read_text(encoding="utf-8"))
+    except ValueError as exc:
+        print(f"motcua: {args.file} is not JSON: {exc}", file=sys.stderr)
+        return 2
+    city = open_central(args.data)
+    try:
+        result = verify_record(city, document if isinstance(document, dict) else {})
+    finally:
+        city.close()
+    print(f"record of node {result.node} (unit {result.unit}): {result.records} signed records, chain intact")
+    attempts_seen = len(result.concerning)
+    print(f"dossier {result.dossier}: {attempts_seen} attempt(s), {result.acks} city acknowledgement(s)")
+    for r in result.concerning:
+        a = r.attempt
+        reason = f" — {a.error}" if a.error else ""
+        print(f"  {format_datetime(a.at_ms)}  {a.outcome:7} sent {a.ops_sent} op(s){reason}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

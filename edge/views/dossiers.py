@@ -36,6 +36,7 @@ from edge.dossiers import (
 )
 from edge.errors import Conflict, EdgeError, Forbidden, InvalidInput, NotFound, TooLarge
 from edge.i18n import gettext_, parse_date
+from edge.syncstate import waiting_since
 from edge.uploads import Scan, check_scan, sniff
 from edge.web import check_csrf, current_actor, is_htmx, render, state
 from sync.blobs import BlobNotFound, check_digest
@@ -375,6 +376,7 @@ def _dossier_context(request: Request, actor: Actor, dossier_id: str) -> dict[st
         "unit_names": unit_names,
         "people": people,
         "conflicts": _conflicts(request, dossier_id),
+        "waiting_since": waiting_since(app.node, "dossier", dossier_id),
         "today": today(app.node).isoformat(),
         "open": found["status"] in queries.OPEN_STATUSES,
         "max_upload_mb": app.settings.max_upload_mb,

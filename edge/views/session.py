@@ -10,6 +10,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from edge import i18n, queries
+from edge.accounts import set_password
 from edge.auth import Actor, authenticate, new_csrf_token
 from edge.dossiers import today
 from edge.errors import InvalidInput, LockedOut
@@ -98,6 +99,34 @@ def home(request: Request) -> Response:
     return render(request, "home.html", context)
 
 
+def password_form(request: Request) -> Response:
+    return render(request, "account_password.html", {"actor": current_actor(request)})
+
+
+def _change_password(app: AppState, actor: Actor, current: str, new: str, again: str) -> None:
+    with app.node.reader() as conn:
+        if authenticate(conn, app.throttle, actor.username, current) is None:
+            raise InvalidInput("The current password is wrong.", field="current")
+    if new != again:
+        raise InvalidInput("The two new passwords differ.", field="again")
+    set_password(app.node, actor.username, new)
+
+
+async def password_change(request: Request) -> Response:
+    """A clerk changes their own password offline; the op reaches the city at the next sync."""
+    actor = current_actor(request)
+    form = await request.form()
+    check_csrf(request, form)
+    app = state(request)
+    fields = [str(form.get(name, "")) for name in ("current", "new", "again")]
+    try:
+        await run_in_threadpool(_change_password, app, actor, *fields)
+    except (InvalidInput, LockedOut) as exc:
+        message = i18n.gettext_(exc.message, **exc.params)
+        return render(request, "account_password.html", {"actor": actor, "error": message}, status=422)
+    return render(request, "account_password.html", {"actor": actor, "done": True})
+
+
 def routes() -> list[BaseRoute]:
     return [
         Route("/", home, name="home"),
@@ -105,4 +134,6 @@ def routes() -> list[BaseRoute]:
         Route("/login", login, methods=["POST"]),
         Route("/logout", logout, methods=["POST"], name="logout"),
         Route("/lang/{code}", language, name="language"),
+        Route("/account/password", password_form, methods=["GET"], name="password"),
+        Route("/account/password", password_change, methods=["POST"]),
     ]

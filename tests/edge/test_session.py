@@ -95,3 +95,47 @@ def test_security_headers_forbid_framing_and_remote_scripts(client):
     response = client.get("/login")
     assert response.headers["x-frame-options"] == "DENY"
     assert "script-src 'self'" in response.headers["content-security-policy"]
+
+
+def test_a_clerk_changes_their_password_offline_and_it_is_an_op(client, node):
+    token = login(client, "canbo01")
+    me = node.identity.node
+    before = node.replica.vector()[me]
+    refused = client.post(
+        "/account/password", data={"csrf": token, "current": "wrong", "new": "Moi12345", "again": "Moi12345"}
+    )
+    assert refused.status_code == 422
+    assert node.replica.vector()[me] == before
+    done = client.post(
+        "/account/password", data={"csrf": token, "current": PASSWORD, "new": "Moi12345", "again": "Moi12345"}
+    )
+    assert done.status_code == 200
+    assert node.replica.vector()[me] == before + 1
+    last = node.replica.ops_of("account", "canbo01")[-1]
+    assert last.action == "set"
+    assert set(last.payload) == {"password_hash"}
+    client.post("/logout", data={"csrf": token})
+    page = client.get("/login")
+    old = client.post(
+        "/login", data={"username": "canbo01", "password": PASSWORD, "csrf": csrf_of(page.text)}
+    )
+    assert old.status_code == 400
+    new = client.post(
+        "/login", data={"username": "canbo01", "password": "Moi12345", "csrf": csrf_of(page.text)}
+    )
+    assert new.status_code == 303
+
+
+def test_password_change_needs_csrf_and_matching_new_passwords(client, node):
+    token = login(client, "canbo01")
+    assert (
+        client.post(
+            "/account/password", data={"current": PASSWORD, "new": "Moi12345", "again": "Moi12345"}
+        ).status_code
+        == 403
+    )
+    mismatch = client.post(
+        "/account/password",
+        data={"csrf": token, "current": PASSWORD, "new": "Moi12345", "again": "Khac12345"},
+    )
+    assert mismatch.status_code == 422

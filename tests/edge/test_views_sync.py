@@ -286,3 +286,16 @@ def test_unit_tests_can_keep_the_loop_off(edge, peer):
 
 def test_the_login_page_still_works_with_the_badge(client):
     assert csrf_of(client.get("/login").text)
+
+
+def test_a_dossier_changed_offline_shows_it_is_waiting_for_the_link_until_the_city_has_it(client, edge, peer):
+    dossier = receive_sample(edge).id
+    settings = load(edge.data_dir)
+    peer.down = True
+    sync_once(edge, peer, settings)
+    login(client)
+    waiting = client.get(f"/dossiers/{dossier}")
+    assert "data-waiting-since" in waiting.text
+    peer.down = False
+    assert sync_once(edge, peer, settings).outcome == "ok"
+    assert "data-waiting-since" not in client.get(f"/dossiers/{dossier}").text
