@@ -32,9 +32,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"motcua {package_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    demo = sub.add_parser("demo", help="run the demonstration (a city and two communes)")
-    demo.add_argument("--dir", default="var/demo", help="where the demo keeps its databases")
-    demo.add_argument("--dossiers", type=int, default=150, help="dossiers per commune")
+    demo = sub.add_parser("demo", help="run the demonstration: a city and two communes, with a link switch")
+    demo.add_argument("--dir", default="var/demo", help="where the demo keeps its data (wiped at start)")
+    demo.add_argument("--dossiers", type=int, default=150, help="generated dossiers per commune")
+    demo.add_argument("--host", default="127.0.0.1", help="address to serve on")
+    demo.add_argument("--port", type=int, default=8800, help="landing page port; city +1, communes +2, +3")
+    demo.add_argument(
+        "--offline-unit", default=None, help="start with this commune's link down (31135 or 31120)"
+    )
+    demo.add_argument("--sync-interval", type=int, default=10, help="seconds between a commune's syncs")
     demo.set_defaults(func=_demo)
 
     edge = sub.add_parser("edge", help="a commune node: create it, serve its web app")
@@ -90,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     nrevoke.add_argument("node_id", metavar="NODE_ID")
     nrevoke.set_defaults(func=_node_revoke)
 
+    _add_provision(sub)
+
     catalogue = sub.add_parser("catalogue", help="the procedure catalogue")
     catalogue_sub = catalogue.add_subparsers(dest="catalogue_command", metavar="COMMAND", required=True)
     imp = catalogue_sub.add_parser(
@@ -105,6 +113,36 @@ def build_parser() -> argparse.ArgumentParser:
     now = sync_sub.add_parser("now", help="one sync round now (exit 0 ok, 1 link down, 2 refused)")
     now.add_argument("--data", required=True, help="the node's data directory")
     now.set_defaults(func=_sync_now)
+    export = sync_sub.add_parser("export", help="write a signed bundle for a USB stick (sneakernet)")
+    export.add_argument("--data", required=True, help="the node's (or the city's) data directory")
+    export.add_argument("--out", required=True, help="the bundle file to write")
+    export.add_argument("--since-vector", default=None, help="JSON file: what the other side holds")
+    export.add_argument("--unit", default=None, help="at the city: the bundle is for this unit's node")
+    export.add_argument("--node", default=None, help="at the city: the bundle is for this node")
+    export.set_defaults(func=_sync_export)
+    bimport = sync_sub.add_parser("import", help="apply a bundle carried on a USB stick")
+    bimport.add_argument("file", metavar="FILE", help="the bundle (or its .ack receipt)")
+    bimport.add_argument("--data", required=True, help="the node's (or the city's) data directory")
+    bimport.set_defaults(func=_sync_import)
+
+    backup = sub.add_parser("backup", help="continuous backup with litestream, and restore")
+    backup_sub = backup.add_subparsers(dest="backup_command", metavar="COMMAND", required=True)
+    bconfig = backup_sub.add_parser("config", help="write DIR/litestream.yml")
+    bconfig.add_argument("--data", required=True, help="the node's data directory")
+    bconfig.add_argument(
+        "--replica", default=None, help="file:///mnt/usb/backup or s3://bucket/path (default: DIR/../backup)"
+    )
+    bconfig.set_defaults(func=_backup_config)
+    brun = backup_sub.add_parser("run", help="replicate in the foreground (the systemd unit runs this)")
+    brun.add_argument("--data", required=True, help="the node's data directory")
+    brun.set_defaults(func=_backup_run)
+    bstatus = backup_sub.add_parser("status", help="the replica's position and age")
+    bstatus.add_argument("--data", required=True, help="the node's data directory")
+    bstatus.set_defaults(func=_backup_status)
+    brestore = backup_sub.add_parser("restore", help="restore the database and scans into a new directory")
+    brestore.add_argument("--data", required=True, help="the node's data directory (its litestream.yml)")
+    brestore.add_argument("--to", required=True, help="the new data directory")
+    brestore.set_defaults(func=_backup_restore)
 
     record = sub.add_parser("record", help="transmission records of dossiers")
     record_sub = record.add_subparsers(dest="record_command", metavar="COMMAND", required=True)
@@ -115,11 +153,50 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_provision(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    provision = sub.add_parser("provision", help="USB provisioning kits: make one, apply one on a box")
+    provision_sub = provision.add_subparsers(dest="provision_command", metavar="COMMAND", required=True)
+    create = provision_sub.add_parser("create", help="at the city: register a node and write its kit")
+    create.add_argument("--data", required=True, help="the city's data directory")
+    create.add_argument("--unit", required=True, help="the node's unit (a commune, ward or department)")
+    create.add_argument("--central-url", required=True, help="where the node reaches the city server")
+    create.add_argument("--out", required=True, help="the kit directory to write (new or empty)")
+    create.add_argument("--passphrase-file", default=None, help="file holding the passphrase (default: ask)")
+    create.add_argument("--no-wheelhouse", action="store_true", help="skip the offline wheelhouse")
+    create.add_argument("--valid-days", type=int, default=30, help="days the kit may be applied (default 30)")
+    create.add_argument("--tls-pin", default=None, help="SHA-256 of the city's TLS certificate (hex)")
+    create.set_defaults(func=_provision_create)
+    apply = provision_sub.add_parser("apply", help="on the box: verify a kit and create the node from it")
+    apply.add_argument("kit", metavar="KIT_DIR", help="the kit directory (on the USB stick)")
+    apply.add_argument("--data", required=True, help="the node's data directory to create")
+    apply.add_argument("--passphrase-file", default=None, help="file holding the passphrase (default: ask)")
+    apply.add_argument("--expect-city", default=None, help="the city key fingerprint city IT published")
+    apply.set_defaults(func=_provision_apply)
+
+
+def _provision_create(args: argparse.Namespace) -> int:
+    from ops import kitcli
+
+    return kitcli.create(args)
+
+
+def _provision_apply(args: argparse.Namespace) -> int:
+    from ops import kitcli
+
+    return kitcli.apply(args)
+
+
 def _demo(args: argparse.Namespace) -> int:
     from ops import demo
 
-    ok = demo.run(Path(args.dir), dossiers=args.dossiers)
-    return 0 if ok else 1
+    return demo.run(
+        Path(args.dir),
+        dossiers=args.dossiers,
+        host=args.host,
+        port=args.port,
+        offline_unit=args.offline_unit,
+        sync_interval_s=args.sync_interval,
+    )
 
 
 def _edge_init(args: argparse.Namespace) -> int:
@@ -286,6 +363,91 @@ def _sync_now(args: argparse.Namespace) -> int:
     if result.ok:
         return 0
     return 1 if result.retryable else 2
+
+
+def _sync_export(args: argparse.Namespace) -> int:
+    from central.city import open_central
+    from central.fleet import FLEET_FILE
+    from edge.node import open_node
+    from ops import bundle
+
+    out = Path(args.out)
+    if (Path(args.data) / FLEET_FILE).exists():
+        if not (args.unit or args.node):
+            print("motcua: at the city, say whose bundle: --unit CODE or --node NODE", file=sys.stderr)
+            return 2
+        since = bundle.read_since(args.since_vector, "cursor") if args.since_vector else None
+        city = open_central(args.data)
+        try:
+            target = args.node or bundle.node_of_unit(city, args.unit)
+            report = bundle.export_from_city(city, target, out, since)
+        finally:
+            city.close()
+    else:
+        node = open_node(args.data)
+        try:
+            me = node.identity.node
+            since = bundle.read_since(args.since_vector, me) if args.since_vector else None
+            report = bundle.export_from_edge(node, out, since)
+        finally:
+            node.close()
+    print(report.summary())
+    return 0
+
+
+def _sync_import(args: argparse.Namespace) -> int:
+    from central.city import open_central
+    from central.fleet import FLEET_FILE
+    from edge.node import open_node
+    from ops import bundle
+
+    def progress(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    if (Path(args.data) / FLEET_FILE).exists():
+        city = open_central(args.data)
+        try:
+            report = bundle.import_at_city(city, Path(args.file), progress)
+        finally:
+            city.close()
+    else:
+        node = open_node(args.data)
+        try:
+            report = bundle.import_at_edge(node, Path(args.file), progress)
+        finally:
+            node.close()
+    print(report.summary())
+    return 0
+
+
+def _backup_config(args: argparse.Namespace) -> int:
+    from ops import backup
+
+    path, replica, defaulted = backup.write_config(Path(args.data), args.replica)
+    print(f"wrote {path}: {Path(args.data) / backup.DB_FILE} -> {replica}")
+    if defaulted:
+        print("  (the default replica, next to the data directory: better on a second disk or a USB stick)")
+    return 0
+
+
+def _backup_run(args: argparse.Namespace) -> int:
+    from ops import backup
+
+    return backup.run(Path(args.data))
+
+
+def _backup_status(args: argparse.Namespace) -> int:
+    from ops import backup
+
+    print(backup.status(Path(args.data)).summary())
+    return 0
+
+
+def _backup_restore(args: argparse.Namespace) -> int:
+    from ops import backup
+
+    print(backup.restore(Path(args.data), Path(args.to)).summary())
+    return 0
 
 
 def _record_verify(args: argparse.Namespace) -> int:

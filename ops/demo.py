@@ -1,120 +1,285 @@
-"""A replication demo of the sync core: a city replica and two Can Tho communes.
+"""``motcua demo``: a city and two Can Tho communes, served on this machine, with a link switch.
 
-Until the web apps land this is what ``make run`` shows: real units and procedures authored at
-the city as ops, dossiers received offline at two communes (some non-territorial), a link that
-drops, concurrent moves of one dossier that conflict, and every replica converging to the same
-digest once the link is back.
+The city (province 92) is created with its reference data; two communes (Phường Ninh Kiều 31135
+and Phường Cái Khế 31120) are registered and set up from their node identities with the city's
+snapshot of their scope — what a provisioning kit carries — so they serve their clerks before
+any link. Each commune then receives a few hundred generated dossiers (generated Vietnamese
+names, never real people), some of them for the other commune (non-territorial). All three
+servers run in this process; every commune syncs with the city in the background through a
+link that the landing page (or ``--offline-unit``) switches off, so a visitor sees dossiers
+queue, the badge turn offline, the transmission record fill with failures, and everything catch
+up when the link returns. Ctrl-C stops it all cleanly.
 """
 
 from __future__ import annotations
 
+import html
 import random
 import shutil
+import signal
+import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from central.app import create_central_app
+from central.city import City, init_central
+from central.hub import Hub
+from central.registry import add_node, write_node_file
+from edge.accounts import add_account
+from edge.app import create_app
+from edge.node import Node, init_from_node_file
+from edge.settings import load
+from edge.syncclient import http_peer
 from ops.demodata import dossier_ops
-from schema import KINDS, PILOT_PROCEDURES, migrate, province_units
-from sync.identity import Identity
-from sync.replica import Replica
+from schema import PILOT_PROCEDURES
+from sync import wire
+from sync.batch import encode_batch
+from sync.errors import PeerUnreachable
+from sync.transport import Peer
 
 PROVINCE = "92"
-COMMUNES = ("31135", "31120")  # Phường Ninh Kiều, Phường Cái Khế
+COMMUNES = {"31135": "ninhkieu", "31120": "caikhe"}
+PASSWORD = "Demo2025"  # noqa: S105 (a published demo password)
+"""The password of every demo account (generated data; never use it on a real box)."""
 
 
-def _open(path: Path, unit: str) -> Replica:
-    return Replica(path, Identity.generate(unit), KINDS, migrate=migrate)
+@dataclass
+class Links:
+    """The demo's link switch: a commune whose link is down reaches nothing."""
+
+    up: dict[str, bool] = field(default_factory=lambda: dict.fromkeys(COMMUNES, True))
 
 
-def exchange(a: Replica, b: Replica, link_up: bool = True) -> tuple[int, int]:
-    """One sync round in both directions; returns ops applied (at b, at a)."""
-    if not link_up:
-        return (0, 0)
-    to_b = sum(b.merge(batch).applied for batch in a.batches(b.vector()))
-    to_a = sum(a.merge(batch).applied for batch in b.batches(a.vector()))
-    return to_b, to_a
+class SwitchedPeer:
+    """A real HttpPeer behind the demo's switch: when the switch is off, every call fails the way
+    a cut cable does (PeerUnreachable), so the box's sync loop backs off and records why."""
+
+    def __init__(self, peer: Peer, is_up: Callable[[], bool]) -> None:
+        self._peer = peer
+        self._is_up = is_up
+
+    def __getattr__(self, name: str) -> object:
+        attr = getattr(self._peer, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: object, **kwargs: object) -> object:
+            if not self._is_up():
+                raise PeerUnreachable("no connection to the city server (the demo's link is off)")
+            return attr(*args, **kwargs)
+
+        return call
 
 
-def run(directory: Path, dossiers: int = 150, say: Callable[[str], None] = print) -> bool:
-    """Run the demo in ``directory`` (wiped first); return True when every replica converged."""
+@dataclass
+class World:
+    directory: Path
+    city: City
+    edges: dict[str, Node]
+    links: Links = field(default_factory=Links)
+
+    def close(self) -> None:
+        for edge in self.edges.values():
+            edge.close()
+        self.city.close()
+
+
+def _seed_edge(city: City, edge: Node) -> int:
+    """What a kit carries: the city's certificates and the commune's scope as signed ops."""
+    city_key = city.node.identity.public_raw
+    for cert in city.fleet.certs():
+        wire.check_cert(cert, city_key)
+        edge.replica.trust(cert.node, cert.public_key)
+    batches, _ = city.node.replica.pull({edge.config.unit, "*"}, 0, exclude=edge.identity.node)
+    return sum(edge.replica.merge(encode_batch(b)).applied for b in batches)
+
+
+def _generate(edge: Node, other: str, dossiers: int, rnd: random.Random) -> tuple[int, int]:
+    """Dossiers received over the last weeks, at every stage; one in ten for the other commune."""
+    unit = edge.config.unit
+    today = datetime.now(UTC).date()
+    routed = 0
+    with edge.replica.write() as w:
+        for n in range(dossiers):
+            day = today - timedelta(days=rnd.randrange(0, 28))
+            received = int(datetime.combine(day, datetime.min.time(), UTC).timestamp() * 1000) + 8 * 3600_000
+            entity = f"{rnd.getrandbits(128):032x}"
+            procedure = rnd.choice(PILOT_PROCEDURES).code
+            stop_after = rnd.choice([1, 4, 6, 8, 10, 10])
+            for i, (action, payload) in enumerate(dossier_ops(rnd, unit, procedure, day, n + 1, received)):
+                if i >= stop_after:
+                    break
+                if action == "create" and n % 10 == 0:
+                    payload = {**payload, "handling_unit": other}
+                    routed += 1
+                if action == "transition" and payload["to"] >= 9 and n % 10 == 0:
+                    break  # the handling unit decides, not the receiving one
+                payload = {**payload, "by": f"canbo_{COMMUNES[unit]}"} if "by" in payload else payload
+                w.append("dossier", entity, action, payload)
+    return dossiers, routed
+
+
+def build(
+    directory: Path, central_url: str, dossiers: int = 150, say: Callable[[str], None] = print
+) -> World:
     if directory.exists():
         shutil.rmtree(directory)
     directory.mkdir(parents=True)
+    city, _ = init_central(directory / "city", PROVINCE, admin_password=PASSWORD)
+    say(f"city {city.node.identity.node}: Thành phố Cần Thơ, {len(PILOT_PROCEDURES)} pilot procedures")
+    for unit, name in COMMUNES.items():
+        add_account(city.node, f"canbo_{name}", f"Cán bộ {name}", "clerk", PASSWORD, unit)
+        add_account(city.node, f"lanhdao_{name}", f"Lãnh đạo {name}", "leader", PASSWORD, unit)
+    edges: dict[str, Node] = {}
     rnd = random.Random(2025)
-    city = _open(directory / "central.db", PROVINCE)
-    communes = [_open(directory / f"edge-{unit}.db", unit) for unit in COMMUNES]
-    everyone = [city, *communes]
-    for r in everyone:
-        for other in everyone:
-            if other is not r:
-                r.trust(other.identity.node, other.identity.public_raw)
+    for unit, name in COMMUNES.items():
+        new = add_node(city, unit, central_url)
+        node_file = directory / f"{name}.node.json"
+        write_node_file(node_file, new.node_file)
+        edge = init_from_node_file(directory / f"edge-{unit}", node_file)
+        node_file.unlink()  # it holds a private key: the box has it now
+        seeded = _seed_edge(city, edge)
+        edges[unit] = edge
+        say(f"commune {unit} ({name}): node {edge.identity.node}, {seeded} ops from the city's snapshot")
+    for unit, edge in edges.items():
+        other = next(u for u in COMMUNES if u != unit)
+        made, routed = _generate(edge, other, dossiers, rnd)
+        say(f"commune {unit}: {made} dossiers received ({routed} for {other}, non-territorial)")
+    return World(directory, city, edges)
 
-    units = province_units(PROVINCE)
-    with city.write() as w:
-        for unit in units:
-            w.append("unit", unit.code, "upsert", unit.as_payload())
-        for procedure in PILOT_PROCEDURES:
-            w.append("procedure", procedure.code, "upsert", procedure.as_payload())
-    say(f"city {city.identity.node}: {len(units)} units of Cần Thơ, {len(PILOT_PROCEDURES)} procedures")
 
-    for edge in communes:
-        applied, _ = exchange(city, edge)
-        say(f"  -> {edge.identity.node} received {applied} reference ops")
+# --- serving ------------------------------------------------------------------------------------
 
-    today = datetime.now(UTC).date()
-    received_ms = int(time.time() * 1000)
-    shared: list[str] = []
-    for index, commune in enumerate(communes):
-        code, other_code = COMMUNES[index], COMMUNES[1 - index]
-        with commune.write() as w:
-            for n in range(dossiers):
-                entity = f"{rnd.getrandbits(64):016x}"
-                procedure_code = rnd.choice(PILOT_PROCEDURES).code
-                ops = dossier_ops(rnd, code, procedure_code, today, n + 1, received_ms)
-                for action, payload in ops:
-                    if action == "create" and n % 10 == 0:
-                        payload = {**payload, "handling_unit": other_code}  # non-territorial
-                        shared.append(entity)
-                    if action == "transition" and payload["to"] == 9:
-                        break  # leave it processing: the handling unit decides
-                    w.append("dossier", entity, action, payload)
-        say(f"commune {code}: received {dossiers} dossiers offline ({dossiers // 10} for {other_code})")
 
-    for round_no in (1, 2):
-        for edge in communes:
-            to_city, to_edge = exchange(edge, city)
-            say(f"sync {round_no}: {edge.identity.unit} -> city {to_city} ops, back {to_edge} ops")
+def _landing(world: World, urls: dict[str, str]) -> Starlette:
+    def page(request: Request) -> Response:
+        rows = []
+        for unit, name in COMMUNES.items():
+            up = world.links.up[unit]
+            state = "UP" if up else "DOWN"
+            action = "down" if up else "up"
+            rows.append(
+                f"<tr><td>{unit} ({name})</td><td><a href='{urls[unit]}'>{urls[unit]}</a></td>"
+                f"<td>canbo_{name} / lanhdao_{name}</td><td><b>{state}</b> "
+                f"<form method='post' action='/link/{unit}/{action}' class='inline'>"
+                f"<button>switch {action}</button></form></td></tr>"
+            )
+        body = (
+            "<!doctype html><html lang='vi'><meta charset='utf-8'><title>motcua demo</title>"
+            "<h1>motcua demo — Thành phố Cần Thơ</h1>"
+            f"<p>City (admin <code>quantri</code>): <a href='{urls['city']}'>{urls['city']}</a>"
+            f" — fleet dashboard at <a href='{urls['city']}/fleet'>/fleet</a></p>"
+            "<table border='1' cellpadding='6'><tr><th>Commune</th><th>Web app</th><th>Logins</th>"
+            f"<th>Link to the city</th></tr>{''.join(rows)}</table>"
+            f"<p>Every password: <code>{html.escape(PASSWORD)}</code> (generated demo data).</p></html>"
+        )
+        return HTMLResponse(body)
 
-    # The second commune's link drops; both communes move the same non-territorial dossier
-    # while apart: the later move in HLC order will be a conflict, kept and shown.
-    contested = shared[0]
-    say(f"link {COMMUNES[1]} <-> city DOWN")
-    with communes[0].write() as w:
-        w.append("dossier", contested, "transition", {"to": 9, "by": "lanhdao01", "role": "leader"})
-    with communes[1].write() as w:
-        w.append("dossier", contested, "transition", {"to": 5, "by": "canbo02", "role": "clerk"})
-    to_city, _ = exchange(communes[0], city)
-    say(f"link {COMMUNES[0]} <-> city: city got {to_city} ops")
+    def switch(request: Request) -> Response:
+        unit = request.path_params["unit"]
+        if unit in world.links.up:
+            world.links.up[unit] = request.path_params["state"] == "up"
+        return RedirectResponse("/", status_code=303)
 
-    say(f"link {COMMUNES[1]} <-> city UP again")
-    for round_no in (3, 4):
-        for edge in communes:
-            to_city, to_edge = exchange(edge, city)
-            say(f"sync {round_no}: {edge.identity.unit} -> city {to_city} ops, back {to_edge} ops")
+    return Starlette(routes=[Route("/", page), Route("/link/{unit}/{state}", switch, methods=["POST"])])
 
-    digests = {r.identity.node: r.digest().hex()[:16] for r in everyone}
-    states = {r.state_digest().hex()[:16] for r in everyone}
-    for node, digest in digests.items():
-        say(f"  {node:28}  ops digest {digest}")
-    conflicts = city.conflicts("dossier", contested)
-    state = city.state("dossier", contested) or {}
-    say(f"contested dossier {state.get('code')}: status {state.get('status')}, conflicts: {len(conflicts)}")
-    for c in conflicts:
-        say(f"  conflict: {c.action} by {c.node}#{c.seq}: {c.reason}")
-    converged = len(set(digests.values())) == 1 and len(states) == 1
-    say("converged: every replica holds the same ops and the same state" if converged else "NOT converged")
-    for r in everyone:
-        r.close()
-    return converged
+
+@dataclass
+class Running:
+    servers: list[uvicorn.Server]
+    threads: list[threading.Thread]
+    urls: dict[str, str]
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.should_exit = True
+        for thread in self.threads:
+            thread.join(15)
+
+
+def serve(world: World, host: str, base_port: int, sync_interval_s: int = 10) -> Running:
+    backoff = 3 * sync_interval_s  # a visitor sees the catch-up soon after switching the link on
+    """Landing page on base_port, the city on base_port+1, the communes after it."""
+    urls = {"landing": f"http://{host}:{base_port}", "city": f"http://{host}:{base_port + 1}"}
+    apps = {"city": create_central_app(load(world.city.node.data_dir), Hub(world.city))}
+    for i, (unit, edge) in enumerate(world.edges.items()):
+        urls[unit] = f"http://{host}:{base_port + 2 + i}"
+
+        def factory(node: Node, unit: str = unit) -> Peer:
+            return cast(Peer, SwitchedPeer(http_peer(node), lambda: world.links.up[unit]))
+
+        settings = load(edge.data_dir, sync_interval_s=sync_interval_s, sync_max_backoff_s=backoff)
+        apps[unit] = create_app(settings, edge, sync_peer=factory, background=True)
+    apps["landing"] = _landing(world, urls)
+    running = Running([], [], urls)
+    for name, app in apps.items():
+        port = int(urls[name].rsplit(":", 1)[1])
+        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))
+        thread = threading.Thread(target=server.run, name=f"demo-{name}", daemon=True)
+        thread.start()
+        running.servers.append(server)
+        running.threads.append(thread)
+    deadline = time.monotonic() + 20
+    while not all(s.started for s in running.servers):
+        if time.monotonic() > deadline or not all(t.is_alive() for t in running.threads):
+            running.stop()
+            raise RuntimeError("the demo's servers did not start (is a port in use? try --port)")
+        time.sleep(0.05)
+    return running
+
+
+def run(
+    directory: Path,
+    *,
+    dossiers: int = 150,
+    host: str = "127.0.0.1",
+    port: int = 8800,
+    offline_unit: str | None = None,
+    sync_interval_s: int = 10,
+    say: Callable[[str], None] = print,
+    stop: threading.Event | None = None,
+) -> int:
+    world = build(directory, f"http://{host}:{port + 1}", dossiers, say)
+    if offline_unit is not None:
+        if offline_unit not in COMMUNES:
+            world.close()
+            raise SystemExit(f"motcua: --offline-unit must be one of {', '.join(COMMUNES)}")
+        world.links.up[offline_unit] = False
+    running = serve(world, host, port, sync_interval_s)
+    say("")
+    say(f"  demo home (link switches): {running.urls['landing']}")
+    say(f"  city:                      {running.urls['city']}   login quantri")
+    for unit, name in COMMUNES.items():
+        state = "" if world.links.up[unit] else "   (link DOWN)"
+        say(f"  commune {unit}:           {running.urls[unit]}   login canbo_{name}, lanhdao_{name}{state}")
+    say(f"  password of every demo account: {PASSWORD}")
+    say("  Ctrl-C stops the demo.")
+    stop = stop or threading.Event()
+    handlers = {}
+    if _main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            handlers[sig] = signal.signal(sig, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        for sig, previous in handlers.items():
+            signal.signal(sig, previous)
+        say("stopping…")
+        running.stop()
+        world.close()
+    return 0
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()

@@ -1,0 +1,129 @@
+"""The demo (make run) as a visitor uses it: real servers, real logins, a link switched off and on."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ops.demo import PASSWORD
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_base_port() -> int:
+    """A base port with the next three free too (landing, city, two communes)."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = probe.getsockname()[1]
+        if base > 60000:
+            continue
+        held: list[socket.socket] = []
+        try:
+            for port in range(base, base + 4):
+                sock = socket.socket()
+                held.append(sock)
+                sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            for sock in held:
+                sock.close()
+        return base
+    raise RuntimeError("no four free ports in a row")
+
+
+def wait_for(check, what: str, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def token(base: str, username: str) -> dict[str, str]:
+    r = httpx.post(f"{base}/api/v1/auth/token", json={"username": username, "password": PASSWORD}, timeout=10)
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['token']}"}
+
+
+def receive(base: str, headers: dict[str, str], name: str) -> str:
+    body = {
+        "procedure": "2.000720",
+        "applicant_name": name,
+        "citizen_id": "092085001234",
+        "dob": "1985-03-14",
+    }
+    r = httpx.post(f"{base}/api/v1/dossiers", json=body, headers=headers, timeout=10)
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+def at_city(city: str, headers: dict[str, str], dossier: str) -> bool:
+    return httpx.get(f"{city}/api/v1/dossiers/{dossier}", headers=headers, timeout=10).status_code == 200
+
+
+@pytest.fixture
+def demo(tmp_path):
+    base = free_base_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "ops.cli", "demo", "--dir", str(tmp_path / "demo"), "--port", str(base),
+           "--dossiers", "30", "--sync-interval", "1", "--offline-unit", "31120"]  # fmt: skip
+    log = (tmp_path / "demo.log").open("w")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    urls = {
+        name: f"http://127.0.0.1:{base + i}" for i, name in enumerate(("landing", "city", "31135", "31120"))
+    }
+    try:
+        wait_for(lambda: _answers(urls["landing"]) or proc.poll() is not None, "the demo to start")
+        assert proc.poll() is None, (tmp_path / "demo.log").read_text()
+        yield proc, urls
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.close()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def test_demo_clerks_receive_sync_and_the_link_switch_queues_then_delivers(demo):
+    proc, urls = demo
+    admin = token(urls["city"], "quantri")
+    lan = token(urls["31135"], "canbo_ninhkieu")
+    ha = token(urls["31120"], "canbo_caikhe")
+
+    online = receive(urls["31135"], lan, "Nguyễn Văn Demo")
+    wait_for(lambda: at_city(urls["city"], admin, online), "the 31135 dossier to reach the city")
+
+    queued = receive(urls["31120"], ha, "Trần Thị Ngoại Tuyến")  # 31120 starts with its link down
+    time.sleep(3)
+    assert not at_city(urls["city"], admin, queued)
+    status = httpx.get(f"{urls['31120']}/api/v1/sync/status", headers=ha, timeout=10).json()
+    assert status["waiting"] >= 1
+
+    switched = httpx.post(f"{urls['landing']}/link/31120/up", timeout=10, follow_redirects=False)
+    assert switched.status_code == 303
+    wait_for(lambda: at_city(urls["city"], admin, queued), "the queued dossier after the link returns")
+
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(30) == 0
