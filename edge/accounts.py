@@ -16,7 +16,7 @@ def check_password_strength(password: str) -> None:
     if len(password) < MIN_PASSWORD:
         raise InvalidInput("A password has at least {n} characters.", field="password", n=MIN_PASSWORD)
     if password.lower() == password or password.isalpha():
-        raise InvalidInput("A password mixes upper and lower case letters or digits.", field="password")
+        raise InvalidInput("A password needs an upper-case letter and a digit or symbol.", field="password")
 
 
 def add_account(

@@ -408,7 +408,7 @@ async def sync_status(request: Request) -> Response:
             "vector": vector,
             "vector_size": len(vector),
             "ops_held": sum(vector.values()),
-            "clock": {"suspect": clock.suspect, "skew_ms": clock.skew_ms, "reason": clock.reason},
+            "clock": {"suspect": clock.suspect, "skew_ms": clock.skew_ms, "reason": clock.text},
         }
     )
 

@@ -7,9 +7,10 @@ threshold (time went backwards), or when the city's time, learned at the last sy
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from edge.i18n import N_, gettext_
 from edge.node import Node
 from edge.syncclient import reference_skew_ms
 from sync.clock import Clock
@@ -23,21 +24,30 @@ class ClockStatus:
     skew_ms: int
     """How far the wall clock is behind the best known time (negative: ahead)."""
     reason: str | None
+    """Why, as an English msgid with ``{placeholders}``; :attr:`text` is it translated."""
+    params: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str | None:
+        return None if self.reason is None else gettext_(self.reason, **self.params)
 
 
 def check(clock: Clock, threshold_ms: int, reference_skew_ms: int | None = None) -> ClockStatus:
     wall = clock.wall_ms()
     if wall < EARLIEST_PLAUSIBLE_MS:
         date = datetime.fromtimestamp(max(wall, 0) / 1000, UTC).strftime("%d/%m/%Y")
-        return ClockStatus(True, clock.last.wall - wall, f"it reads {date}")
+        return ClockStatus(True, clock.last.wall - wall, N_("it reads {date}"), {"date": date})
     behind = clock.last.wall - wall
     if behind > threshold_ms:
-        return ClockStatus(True, behind, f"it is {behind // 60000} min behind changes already made")
+        return ClockStatus(
+            True, behind, N_("it is {minutes} min behind changes already made"), {"minutes": behind // 60000}
+        )
     if reference_skew_ms is not None and abs(reference_skew_ms) > threshold_ms:
         return ClockStatus(
             True,
             reference_skew_ms,
-            f"it differs from the city's clock by {abs(reference_skew_ms) // 60000} min",
+            N_("it differs from the city's clock by {minutes} min"),
+            {"minutes": abs(reference_skew_ms) // 60000},
         )
     return ClockStatus(False, behind, None)
 

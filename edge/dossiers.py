@@ -16,7 +16,7 @@ from typing import Any
 from edge.auth import Actor
 from edge.clockcheck import ClockStatus
 from edge.errors import Conflict, Forbidden, InvalidInput, NotFound
-from edge.i18n import TIMEZONE, format_date
+from edge.i18n import N_, TIMEZONE, format_date, gettext_
 from edge.node import Node
 from edge.uploads import Scan
 from schema.calendar import add_working_days
@@ -25,6 +25,15 @@ from schema.errors import InvalidCitizenId
 from schema.status import Status, check_transition
 from sync.fold import Rejected
 from sync.replica import Writer
+
+# The data model's reasons for refusing a CCCD (schema reads no catalog): marked here so the
+# Vietnamese catalog carries them; a test keeps this list equal to schema's.
+CCCD_REASONS = (
+    N_("a citizen id (CCCD) has exactly 12 digits"),
+    N_("a citizen id (CCCD) contains digits only"),
+    N_("the first 3 digits are not a province code of birth registration"),
+    N_("the year of birth in the citizen id is in the future"),
+)
 
 
 @dataclass(frozen=True)
@@ -166,7 +175,7 @@ def _check_receive(w: Writer, node: Node, data: ReceiveInput, day: date) -> dict
             parsed = parse_citizen_id(citizen_id, today=day)
         except InvalidCitizenId as exc:
             raise InvalidInput(
-                "The citizen id is not valid: {reason}.", field="citizen_id", reason=exc.message
+                "The citizen id is not valid: {reason}.", field="citizen_id", reason=gettext_(exc.message)
             ) from exc
         if data.dob is not None and data.dob.year != parsed.birth_year:
             raise InvalidInput("The date of birth does not match the year in the citizen id.", field="dob")
@@ -247,7 +256,7 @@ def receive(node: Node, actor: Actor, data: ReceiveInput, scans: list[Scan], clo
             "The box's clock may be wrong ({reason}): check today's date and confirm before the "
             "appointment date is printed.",
             field="confirm_clock",
-            reason=clock.reason,
+            reason=clock.text,
         )
     day = today(node)
     entity = secrets.token_hex(16)
@@ -267,9 +276,7 @@ def receive(node: Node, actor: Actor, data: ReceiveInput, scans: list[Scan], clo
         w.append("dossier", entity, "create", payload)
         for scan, digest in digests:
             w.append("dossier", entity, "attach", _attach_payload(scan, digest, actor))
-    return Received(
-        entity, code, int(Status.NEW), payload["due_date"], clock.reason if clock.suspect else None
-    )
+    return Received(entity, code, int(Status.NEW), payload["due_date"], clock.text if clock.suspect else None)
 
 
 # --- acting on a dossier ----------------------------------------------------------------------

@@ -53,6 +53,11 @@ def ngettext_(singular: str, plural: str, n: int, **params: Any) -> str:
 _ = gettext_
 
 
+def N_(message: str) -> str:
+    """Marks a msgid for extraction where it is translated later (with its parameters)."""
+    return message
+
+
 def pick_language(requested: str | None, default: str) -> str:
     return requested if requested in LANGUAGES else default
 

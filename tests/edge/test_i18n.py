@@ -57,3 +57,10 @@ def test_dates_and_money_use_vietnamese_conventions():
     assert i18n.format_money(1250000) == "1.250.000 ₫"
     assert i18n.parse_date("05/01/2026") == date(2026, 1, 5)
     assert i18n.parse_date("2026-01-05") == date(2026, 1, 5)
+
+
+def test_the_data_models_cccd_reasons_are_all_in_the_catalog():
+    from edge.dossiers import CCCD_REASONS
+    from schema.errors import CitizenIdProblem
+
+    assert set(CCCD_REASONS) == {p.value for p in CitizenIdProblem}
