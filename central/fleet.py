@@ -103,7 +103,10 @@ CREATE TABLE nonces (
 CREATE INDEX nonces_age ON nonces (at_ms);
 """
 
-MIGRATIONS = [Migration(1, "fleet", SCHEMA)]
+MIGRATIONS = [
+    Migration(1, "fleet", SCHEMA),
+    Migration(2, "oldest_waiting", "ALTER TABLE node_status ADD COLUMN oldest_waiting_ms INTEGER;"),
+]
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,8 @@ class Status:
     last_error: str | None = None
     last_error_code: str | None = None
     last_error_ms: int | None = None
+    oldest_waiting_ms: int | None = None
+    """When the oldest change waiting at the edge was made (protocol 2 boxes report it)."""
 
 
 _STATUS_FIELDS = tuple(Status.__dataclass_fields__)

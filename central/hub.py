@@ -132,6 +132,7 @@ class Hub:
             cursor=hello.cursor,
             pending_blobs=hello.pending_blobs,
             reported_error=(hello.last_error or "")[:500] or None,
+            oldest_waiting_ms=hello.oldest_waiting_ms,
         )
         return wire.HelloReply(
             time_ms=now,

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from edge.backupstate import backup_age_s
 from edge.node import Node
 from edge.settings import Settings
 from edge.syncstate import CENTRAL
@@ -322,6 +323,14 @@ class _Round:
         offset = clock.calibrate(reply.time_ms + rtt_ms // 2)
         self.replica.set_meta(OFFSET, offset)
 
+    def _oldest_waiting(self) -> int | None:
+        """When this box made the oldest change the city has not acknowledged (protocol 2)."""
+        at_city = self.replica.peer_vector(CENTRAL)[self.me]
+        if self.replica.vector()[self.me] <= at_city:
+            return None
+        op = self.replica.op(self.me, at_city + 1)
+        return None if op is None else op.hlc.wall
+
     def _hello(self) -> wire.HelloReply:
         self._check_stop()
         clock = self.node.clock
@@ -331,9 +340,10 @@ class _Round:
             head=self.replica.vector()[self.me],
             cursor=self.cursor,
             wall_ms=clock.wall_ms() - clock.offset_ms,
-            backup_age_s=None,
+            backup_age_s=backup_age_s(self.node.data_dir),
             pending_blobs=len(self._list_meta(BLOBS_UP)),
             last_error=str(last_error) if last_error else None,
+            oldest_waiting_ms=self._oldest_waiting(),
         )
         reply = self.peer.hello(hello)
         self.replica.set_meta(DRIFT, int(reply.drift_ms))

@@ -424,7 +424,8 @@ def _backup_config(args: argparse.Namespace) -> int:
     from ops import backup
 
     path, replica, defaulted = backup.write_config(Path(args.data), args.replica)
-    print(f"wrote {path}: {Path(args.data) / backup.DB_FILE} -> {replica}")
+    names = ", ".join(db.name for db in backup.databases(Path(args.data)))
+    print(f"wrote {path}: {names} -> {replica}")
     if defaulted:
         print("  (the default replica, next to the data directory: better on a second disk or a USB stick)")
     return 0

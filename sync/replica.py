@@ -831,6 +831,17 @@ class Replica:
         ]
 
     @_locked
+    def op(self, node: str, seq: int) -> Op | None:
+        """One op by its identity, or None if not held."""
+        node_id = self._ids.get(node)
+        if node_id is None:
+            return None
+        row = self.conn.execute(
+            "SELECT body FROM sync_op WHERE node = ? AND seq = ?", (node_id, seq)
+        ).fetchone()
+        return None if row is None else opcodec.decode(row[0])
+
+    @_locked
     def op_count(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM sync_op").fetchone()[0])
 

@@ -1,4 +1,7 @@
-"""The sync protocol's messages, request signatures and node certificates (protocol 1).
+"""The sync protocol's messages, request signatures and node certificates (protocol 2).
+
+Protocol 2 added ``Hello.oldest_waiting_ms`` (how long the oldest change has waited at the
+edge). A hub serves protocols 1 and 2: ``central/compat.py`` translates protocol 1's messages.
 
 Every request from a node carries, in headers, its node id, the protocol version, a timestamp,
 a nonce and an Ed25519 signature over (method, path, SHA-256 of the body, timestamp, nonce):
@@ -24,8 +27,8 @@ import msgspec
 from sync.errors import BadSignature, CorruptBatch, SyncError
 from sync.identity import Identity, check_binding, verify
 
-PROTOCOL = 1
-SUPPORTED = frozenset({1})
+PROTOCOL = 2
+SUPPORTED = frozenset({1, 2})
 """Protocol versions a hub serves (the current one and, after an upgrade, the one before)."""
 WINDOW_MS = 5 * 60 * 1000
 """How far a request's timestamp may be from the hub's clock (also the nonce memory)."""
@@ -92,6 +95,8 @@ class Hello(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     backup_age_s: int | None = None
     pending_blobs: int = 0
     last_error: str | None = None
+    oldest_waiting_ms: int | None = None
+    """Protocol 2: when the oldest of the sender's own changes the hub lacks was made."""
 
 
 class HelloReply(msgspec.Struct, frozen=True, forbid_unknown_fields=False):

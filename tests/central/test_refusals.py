@@ -246,7 +246,7 @@ def test_a_corrupt_batch(synced):
     assert_refused(world, me, "corrupt_batch", before)
 
 
-@pytest.mark.parametrize("version", ["0", "2", "", "one"])
+@pytest.mark.parametrize("version", ["0", "3", "", "one"])
 def test_wrong_protocol_version(synced, version):
     world = synced
     edge = world.edges[NINH_KIEU]

@@ -1,0 +1,436 @@
+"""The USB provisioning kit: everything a blank commune box needs to become a node, offline.
+
+A kit is a directory (copied to a USB stick) made at the city by :func:`create_kit`::
+
+    node.json              who the node is: id, unit, province, central URL, city key and id,
+                           optional TLS certificate pin (no secrets)
+    node.key.p8            the node's private key, PKCS#8, encrypted with the kit's passphrase
+    snapshot.msgpack       the unit's scope as the city holds it: its signed batches and the
+                           certificates of the nodes that authored them
+    litestream.yml         backup config of the node's database (file replica on a second disk)
+    systemd/*.service      the edge server and the backup, as services
+    install.sh             venv + offline install from wheelhouse/, then ``provision apply``
+    wheelhouse/            the motcua wheel (htmx inside) and every dependency's wheel
+    MANIFEST.json          every other file's path, size and sha256; node id; created, expires
+    MANIFEST.sig           the city key's Ed25519 signature over MANIFEST.json's bytes
+
+:func:`apply_kit` on the box checks everything before it writes anything: the signature (the
+technician compares the city key's fingerprint with the one city IT published), each file's
+size and hash, no file missing or unlisted, the expiry, the passphrase; then it builds the node
+in a hidden sibling of the data directory and renames it into place, so a refusal or a crash
+leaves the box as it was.
+
+The private key's encryption: scrypt (n=2**16, r=8, p=1: 64 MiB, a fraction of a second on an
+old box) derives an AES-256-GCM key that encrypts the key's PKCS#8 DER, the node id bound in as
+associated data. Not ``BestAvailableEncryption``: for PKCS#8 it means PBKDF2 with OpenSSL's
+2,048 iterations, cheap to brute-force from a lost stick, and its wrong-passphrase failure is an
+undifferentiated ``ValueError``; GCM's tag tells a wrong passphrase from a damaged file exactly.
+
+Limits: the manifest is signed by the key it names, so it proves integrity and origin only once
+the technician (or ``--expect-city``) has compared the fingerprint. The box cannot know offline
+that its node was revoked after the kit was made; the city refuses it at the first sync.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    load_der_private_key,
+)
+
+from central.city import City
+from central.registry import add_node
+from edge.errors import ConfigError
+from edge.node import NODE_FILE, Node, NodeConfig, create_node_dir
+from edge.syncclient import CURSOR
+from ops import kitfiles
+from sync import wire
+from sync.batch import encode_batch
+from sync.clock import Clock
+from sync.errors import SyncError
+from sync.identity import Identity, fingerprint, verify
+
+KIT_FORMAT = 1
+MIN_PASSPHRASE = 10
+DEFAULT_VALID_DAYS = 30
+DAY_MS = 86_400_000
+MANIFEST, SIGNATURE = "MANIFEST.json", "MANIFEST.sig"
+NODE_JSON, KEY_FILE, SNAPSHOT, LITESTREAM = "node.json", "node.key.p8", "snapshot.msgpack", "litestream.yml"
+WHEELHOUSE = "wheelhouse"
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**16, 8, 1
+KEY_PEM_LABEL = "MOTCUA SCRYPT AES-GCM ENCRYPTED PKCS8 KEY"
+
+
+class KitRefused(ConfigError):
+    """The kit (or the box) is not fit to apply; the message names what and what to do."""
+
+
+@dataclass(frozen=True)
+class Applied:
+    node: str
+    unit: str
+    city_fingerprint: str
+    already: bool
+    ops: int = 0
+
+
+class Snapshot(msgspec.Struct, frozen=True):
+    """The unit's scope as the city held it when the kit was made."""
+
+    format: int
+    city_node: str
+    cursor: int
+    """The city's feed cursor after these batches: the node's first sync pulls only what is newer."""
+    batches: list[bytes]
+    certs: list[wire.Cert]
+
+
+# --- the private key --------------------------------------------------------------------------
+
+
+def _kdf(salt: bytes, n: int, r: int, p: int) -> Scrypt:
+    return Scrypt(salt=salt, length=32, n=n, r=r, p=p)
+
+
+def encrypt_key(identity: Identity, passphrase: str) -> bytes:
+    salt, nonce = os.urandom(16), os.urandom(12)
+    key = _kdf(salt, SCRYPT_N, SCRYPT_R, SCRYPT_P).derive(passphrase.encode())
+    der = identity.private.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
+    sealed = AESGCM(key).encrypt(nonce, der, identity.node.encode())
+    headers = f"Node: {identity.node}\nKDF: scrypt,{SCRYPT_N},{SCRYPT_R},{SCRYPT_P},{salt.hex()}\n"
+    headers += f"Cipher: AES-256-GCM,{nonce.hex()}\n\n"
+    body = base64.encodebytes(sealed).decode()
+    return f"-----BEGIN {KEY_PEM_LABEL}-----\n{headers}{body}-----END {KEY_PEM_LABEL}-----\n".encode()
+
+
+def decrypt_key(data: bytes, unit: str, passphrase: str) -> Identity:
+    try:
+        text = data.decode("ascii")
+        head, _, rest = text.partition("\n\n")
+        fields = dict(line.split(": ", 1) for line in head.splitlines()[1:])
+        _, n, r, p, salt = fields["KDF"].split(",")
+        nonce = bytes.fromhex(fields["Cipher"].split(",")[1])
+        sealed = base64.decodebytes(rest.split("-----END", 1)[0].encode())
+        node = fields["Node"]
+        kdf = _kdf(bytes.fromhex(salt), int(n), int(r), int(p))
+    except (ValueError, KeyError, IndexError) as exc:
+        raise KitRefused(f"{KEY_FILE} is not a motcua key file; ask city IT for a new kit") from exc
+    try:
+        der = AESGCM(kdf.derive(passphrase.encode())).decrypt(nonce, sealed, node.encode())
+    except InvalidTag:
+        raise KitRefused("wrong passphrase: the kit's key did not open; check it with city IT") from None
+    private = load_der_private_key(der, password=None)
+    if not isinstance(private, Ed25519PrivateKey):
+        raise KitRefused(f"{KEY_FILE} does not hold an Ed25519 key")
+    return Identity.from_private_bytes(
+        unit, private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    )
+
+
+def check_passphrase(passphrase: str) -> None:
+    if len(passphrase) < MIN_PASSPHRASE:
+        raise ConfigError(f"the passphrase must have at least {MIN_PASSPHRASE} characters")
+
+
+# --- making a kit (at the city) ---------------------------------------------------------------
+
+
+def city_snapshot(city: City, unit: str, exclude: str) -> Snapshot:
+    batches: list[bytes] = []
+    cursor = 0
+    while True:
+        part, slice_ = city.node.replica.pull({unit, "*"}, cursor, exclude=exclude)
+        batches.extend(encode_batch(b) for b in part)
+        cursor = slice_.cursor
+        if slice_.done:
+            break
+    return Snapshot(KIT_FORMAT, city.node.identity.node, cursor, batches, city.fleet.certs())
+
+
+def build_wheelhouse(repo_root: Path, out: Path, progress: Callable[[str], None]) -> None:
+    """``pip wheel`` the project (htmx must be built into edge/static/vendor) and its
+    dependencies, plus litestream, for the running Python. Needs the package index."""
+    if not (repo_root / "edge" / "static" / "vendor" / "htmx.min.js").exists():
+        raise ConfigError(f"{repo_root}/edge/static/vendor/htmx.min.js is missing: run 'make' first")
+    progress(f"building the wheelhouse for Python {sys.version_info[0]}.{sys.version_info[1]} …")
+    command = [sys.executable, "-m", "pip", "wheel", "--disable-pip-version-check", "--wheel-dir"]
+    command += [str(out), str(repo_root), *kitfiles.INSTALL_PACKAGES[1:]]
+    with subprocess.Popen(  # noqa: S603 (our own interpreter, fixed arguments)
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith(("Collecting", "Saved", "Building wheel", "Successfully", "ERROR")):
+                progress("  " + line.rstrip())
+    if proc.returncode != 0:
+        raise ConfigError(f"pip wheel failed (exit {proc.returncode}): is the package index reachable?")
+    progress(f"  {len(list(out.glob('*.whl')))} wheels in {WHEELHOUSE}/")
+
+
+def _files(kit: Path) -> Iterator[Path]:
+    for path in sorted(kit.rglob("*")):
+        if path.is_file() or path.is_symlink():
+            yield path
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def create_kit(
+    city: City,
+    unit: str,
+    central_url: str,
+    out: str | Path,
+    passphrase: str,
+    *,
+    valid_days: int = DEFAULT_VALID_DAYS,
+    tls_pin: str | None = None,
+    wheelhouse_from: Path | None = None,
+    progress: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    """Register a node of ``unit`` and write its kit to ``out``; returns the manifest.
+
+    ``wheelhouse_from``: the project's source tree to build the wheelhouse from (None: no
+    wheelhouse). The kit is written beside ``out`` and renamed into place when complete."""
+    target = Path(out)
+    check_passphrase(passphrase)
+    if valid_days < 1:
+        raise ConfigError("--valid-days must be at least 1")
+    if tls_pin is not None and (
+        len(tls_pin) != 64 or not all(c in "0123456789abcdef" for c in tls_pin.lower())
+    ):
+        raise ConfigError("--tls-pin must be the certificate's SHA-256 as 64 hex digits")
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise ConfigError(f"{target} already exists and is not empty; choose a new kit directory")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    new = add_node(city, unit, central_url)
+    node_id = new.identity.node
+    progress(f"registered node {node_id} of unit {new.registration.unit}")
+    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        config = {k: v for k, v in new.node_file.items() if k != "private_key"}
+        config["tls_pin"] = tls_pin.lower() if tls_pin else None
+        config["format"] = KIT_FORMAT
+        (work / NODE_JSON).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        (work / KEY_FILE).write_bytes(encrypt_key(new.identity, passphrase))
+        snapshot = city_snapshot(city, unit, node_id)
+        (work / SNAPSHOT).write_bytes(wire.encode(snapshot))
+        progress(f"snapshot: {len(snapshot.batches)} signed batches, {len(snapshot.certs)} certificates")
+        (work / LITESTREAM).write_text(kitfiles.LITESTREAM_YML, encoding="utf-8")
+        (work / "systemd").mkdir()
+        (work / "systemd" / "motcua-edge.service").write_text(kitfiles.EDGE_SERVICE, encoding="utf-8")
+        (work / "systemd" / "motcua-backup.service").write_text(kitfiles.BACKUP_SERVICE, encoding="utf-8")
+        (work / "install.sh").write_text(kitfiles.INSTALL_SH, encoding="utf-8")
+        (work / "install.sh").chmod(0o755)
+        if wheelhouse_from is not None:
+            (work / WHEELHOUSE).mkdir()
+            build_wheelhouse(wheelhouse_from, work / WHEELHOUSE, progress)
+        created = city.node.clock.wall_ms()
+        manifest: dict[str, Any] = {
+            "format": KIT_FORMAT,
+            "node": node_id,
+            "unit": new.registration.unit,
+            "city_node": city.node.identity.node,
+            "city_key": city.node.identity.public_raw.hex(),
+            "created_ms": created,
+            "expires_ms": created + valid_days * DAY_MS,
+            "files": [
+                {"path": p.relative_to(work).as_posix(), "size": p.stat().st_size, "sha256": _sha256(p)}
+                for p in _files(work)
+            ],
+        }
+        body = (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode()
+        (work / MANIFEST).write_bytes(body)
+        (work / SIGNATURE).write_text(city.node.identity.sign(body).hex() + "\n", encoding="ascii")
+        if target.exists():
+            target.rmdir()
+        work.rename(target)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        progress(
+            f"the kit was not written; node {node_id} is registered: revoke it with 'motcua node revoke'"
+        )
+        raise
+    return manifest
+
+
+# --- checking and applying a kit (on the box) -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Verified:
+    kit: Path
+    manifest: dict[str, Any]
+    city_key: bytes
+
+    @property
+    def city_fingerprint(self) -> str:
+        return fingerprint(self.city_key)
+
+
+def date_text(ms: int) -> str:
+    return time.strftime("%d/%m/%Y %H:%M", time.localtime(ms / 1000))
+
+
+def verify_kit(kit: str | Path, *, expect_city: str | None = None, now_ms: int | None = None) -> Verified:
+    """Check the kit's signature, files and expiry; raise :class:`KitRefused` naming the problem."""
+    root = Path(kit)
+    if not root.is_dir():
+        raise KitRefused(f"{root} is not a kit directory (is the USB stick mounted?)")
+    try:
+        body = (root / MANIFEST).read_bytes()
+        signature = bytes.fromhex((root / SIGNATURE).read_text(encoding="ascii").strip())
+    except FileNotFoundError as exc:
+        raise KitRefused(f"{Path(exc.filename).name} is missing from the kit; copy the kit again") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise KitRefused(f"{SIGNATURE} is damaged; copy the kit again") from exc
+    try:
+        manifest = json.loads(body)
+        city_key = bytes.fromhex(manifest["city_key"])
+        listed = {str(f["path"]): (int(f["size"]), str(f["sha256"])) for f in manifest["files"]}
+        expires = int(manifest["expires_ms"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise KitRefused(f"{MANIFEST} is damaged; copy the kit again") from exc
+    try:
+        verify(city_key, signature, body)
+    except SyncError:
+        raise KitRefused(f"{MANIFEST} is not signed by the city key it names: the kit was altered") from None
+    verified = Verified(root, manifest, city_key)
+    if expect_city is not None and expect_city.strip().lower() != verified.city_fingerprint:
+        raise KitRefused(
+            f"this kit is signed by city key {verified.city_fingerprint}, not {expect_city.strip()}: "
+            "do not use it; call city IT"
+        )
+    present = {p.relative_to(root).as_posix() for p in _files(root)} - {MANIFEST, SIGNATURE}
+    for path in sorted(listed.keys() - present):
+        raise KitRefused(f"{path} is missing from the kit; copy the kit again")
+    for path in sorted(present - listed.keys()):
+        raise KitRefused(f"{path} is not part of the kit (an extra file): remove it or copy the kit again")
+    for path, (size, sha) in sorted(listed.items()):
+        file = root / path
+        if file.is_symlink() or file.stat().st_size != size or _sha256(file) != sha:
+            raise KitRefused(f"{path} was altered or damaged; copy the kit again from city IT's original")
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    if now > expires:
+        raise KitRefused(
+            f"this kit expired on {date_text(expires)} (the box's clock reads {date_text(now)}): "
+            "ask city IT for a new kit, or set the box's clock if it is wrong"
+        )
+    return verified
+
+
+def applied_node(data: Path) -> str | None:
+    try:
+        return str(json.loads((data / NODE_FILE).read_text(encoding="utf-8"))["node"])
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise KitRefused(f"{data / NODE_FILE} is damaged; this box needs city IT, not a kit") from exc
+
+
+def _config(verified: Verified) -> NodeConfig:
+    try:
+        raw = json.loads((verified.kit / NODE_JSON).read_text(encoding="utf-8"))
+        config = NodeConfig(
+            node=str(raw["node"]),
+            unit=str(raw["unit"]),
+            province=str(raw["province"]),
+            central_url=str(raw["central_url"]),
+            central_key=str(raw["central_key"]),
+            central_node=str(raw["central_node"]),
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise KitRefused(f"{NODE_JSON} is not a node description: {exc}") from exc
+    manifest = verified.manifest
+    if (config.node, config.central_key, config.central_node) != (
+        manifest.get("node"),
+        verified.city_key.hex(),
+        manifest.get("city_node"),
+    ):
+        raise KitRefused(f"{NODE_JSON} does not match the kit's manifest")
+    return config
+
+
+def apply_kit(
+    verified: Verified, data_dir: str | Path, passphrase: str, clock: Clock | None = None
+) -> Applied:
+    """Create the node of a verified kit in ``data_dir``: nothing there changes unless it all works."""
+    data = Path(data_dir).absolute()
+    config = _config(verified)
+    fp = verified.city_fingerprint
+    existing = applied_node(data)
+    if existing == config.node:
+        return Applied(config.node, config.unit, fp, already=True)
+    if existing is not None:
+        raise KitRefused(f"{data} already holds node {existing}; this kit is for {config.node}")
+    if data.exists() and (not data.is_dir() or any(data.iterdir())):
+        raise KitRefused(f"{data} is not empty: give an empty or new directory for the node")
+    identity = decrypt_key((verified.kit / KEY_FILE).read_bytes(), config.unit, passphrase)
+    if identity.node != config.node:
+        raise KitRefused(f"{KEY_FILE} is not the key of node {config.node}")
+    try:
+        snapshot = msgspec.msgpack.decode((verified.kit / SNAPSHOT).read_bytes(), type=Snapshot)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise KitRefused(f"{SNAPSHOT} is damaged: {exc}") from exc
+    data.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{data.name}.kit-", dir=data.parent))
+    try:
+        ops = _build(work, identity, config, verified.city_key, snapshot, clock)
+        shutil.copyfile(verified.kit / LITESTREAM, work / LITESTREAM)
+        if data.exists():
+            data.rmdir()  # empty, checked above: a mount point or a directory made for the node
+        work.rename(data)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return Applied(config.node, config.unit, fp, already=False, ops=ops)
+
+
+def _build(
+    work: Path, identity: Identity, config: NodeConfig, city_key: bytes, snap: Snapshot, clock: Clock | None
+) -> int:
+    create_node_dir(work, identity, config)
+    node = Node(work, config, identity, clock or Clock())
+    try:
+        node.replica.trust(config.central_node or "", city_key)
+        try:
+            for cert in snap.certs:
+                wire.check_cert(cert, city_key)
+                if cert.node == identity.node:
+                    continue
+                node.replica.trust(cert.node, cert.public_key)
+                if cert.revoked_after is not None:
+                    node.replica.revoke(cert.node, cert.revoked_after)
+            merged = sum(node.replica.merge(batch).applied for batch in snap.batches)
+        except SyncError as exc:
+            raise KitRefused(f"{SNAPSHOT} does not verify ({exc}); ask city IT for a new kit") from exc
+        node.replica.set_meta(CURSOR, snap.cursor)
+        return merged
+    finally:
+        node.close()
