@@ -87,6 +87,8 @@ class HttpPeer:
         self.clock = clock
         self.sent = 0
         self.received = 0
+        self.protocol = wire.PROTOCOL
+        """The protocol version this peer names in its requests."""
         self._client = httpx.Client(
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
@@ -101,6 +103,7 @@ class HttpPeer:
         headers = {"content-type": "application/octet-stream"}
         if signed:
             headers.update(wire.sign_request(self.identity, method, path, body, self.clock.wall_ms()))
+            headers[wire.H_PROTOCOL] = str(self.protocol)
         try:
             response = self._client.request(method, path, content=body, headers=headers)
         except httpx.TimeoutException as exc:
