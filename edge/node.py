@@ -12,18 +12,23 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from sqlite3 import Connection
 
 from edge.errors import ConfigError
 from schema import KINDS, PILOT_PROCEDURES, migrate
+from schema.db import MIGRATIONS as SCHEMA_MIGRATIONS
 from schema.units import UnitRecord, find_unit, province_units
 from sync.blobs import FileBlobStore
 from sync.clock import Clock
+from sync.db import MIGRATIONS as SYNC_MIGRATIONS
 from sync.identity import Identity
+from sync.migrations import current_version
 from sync.replica import Replica
 
 NODE_FILE, KEY_FILE, SECRET_FILE, DB_FILE, BLOB_DIR = (
@@ -55,6 +60,32 @@ def _write_secret(path: Path, data: bytes) -> None:
         out.write(data)
 
 
+def snapshot_before_upgrade(data_dir: Path) -> Path | None:
+    """Copy the database aside before this software migrates it (an upgrade), so a failed or
+    regretted upgrade costs nothing: returns the snapshot's path, or None when nothing is due."""
+    db = data_dir / DB_FILE
+    if not db.exists():
+        return None
+    conn = sqlite3.connect(db)
+    try:
+        due = any(
+            current_version(conn, namespace) < migrations[-1].version
+            for namespace, migrations in (("sync", SYNC_MIGRATIONS), ("schema", SCHEMA_MIGRATIONS))
+        )
+        if not due:
+            return None
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        target = data_dir / f"pre-upgrade-{stamp}.db"
+        copy = sqlite3.connect(target)
+        try:
+            conn.backup(copy)
+        finally:
+            copy.close()
+        return target
+    finally:
+        conn.close()
+
+
 class Node:
     """An opened node. Close it when done (the CLI and the app do)."""
 
@@ -62,6 +93,7 @@ class Node:
         self.data_dir = data_dir
         self.config = config
         self.identity = identity
+        self.upgrade_snapshot = snapshot_before_upgrade(data_dir)
         self.replica = Replica(
             data_dir / DB_FILE,
             identity,
