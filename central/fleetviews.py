@@ -44,6 +44,8 @@ class FleetSettings:
     """Days shown by the node page's charts (ops per day, lag over time)."""
     routing_rows: int = 100
     """Dossiers listed on the routing queue page (the oldest; the rest are counted)."""
+    backup_stale_hours: int = 24
+    """A node whose last backup (as it reported it) is older than this is an alert."""
 
     @property
     def silent_ms(self) -> int:
@@ -51,6 +53,10 @@ class FleetSettings:
 
 
 # --- the fleet table ---------------------------------------------------------------------------
+
+BACKUP_STALE_S = FleetSettings.backup_stale_hours * 3600
+"""Backups older than this (reported by the node) raise an alert: a dead disk would cost more
+than a day of a commune's work."""
 
 ALERT, ERRORING, REVOKED_KNOCKING, HEALTHY, REVOKED_QUIET = range(5)
 """Severity groups, worst first (see :func:`severity`)."""
@@ -109,6 +115,8 @@ def node_row(
             alert = "never"
         elif now_ms - status.last_contact_ms > silent_ms:
             alert = "silent"
+        elif status.backup_age_s is not None and status.backup_age_s > BACKUP_STALE_S:
+            alert = "backup"
     error, error_ms, error_by, erroring = _error(status)
     return NodeRow(
         node=registration.node,

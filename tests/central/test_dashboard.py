@@ -384,6 +384,18 @@ def test_rows_sort_worst_first():
     assert node_row(regs[4], statuses[4], "", now, 4 * HOUR).alert == "silent"  # the threshold is a setting
 
 
+def test_a_node_whose_backup_is_older_than_a_day_is_an_alert():
+    now = 100 * HOUR
+    fresh = Status("fresh", last_contact_ms=now - HOUR, backup_age_s=3600)
+    stale = Status("stale", last_contact_ms=now - HOUR, backup_age_s=30 * 3600)
+    unknown = Status("unknown", last_contact_ms=now - HOUR, backup_age_s=None)
+    alerts = {
+        s.node: node_row(registration(s.node, None), s, "", now, 6 * HOUR).alert
+        for s in (fresh, stale, unknown)
+    }
+    assert alerts == {"fresh": None, "stale": "backup", "unknown": None}
+
+
 def test_staleness_is_the_longest_time_without_a_sync_on_each_day():
     day = 24 * HOUR
     days = [(0, day), (day, 2 * day), (2 * day, 3 * day), (3 * day, 4 * day)]
