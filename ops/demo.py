@@ -1,10 +1,11 @@
 """``motcua demo``: a city and two Can Tho communes, served on this machine, with a link switch.
 
 The city (province 92) is created with its reference data; two communes (Phường Ninh Kiều 31135
-and Phường Cái Khế 31120) are registered and set up from their node identities with the city's
-snapshot of their scope — what a provisioning kit carries — so they serve their clerks before
-any link. Each commune then receives a few hundred generated dossiers (generated Vietnamese
-names, never real people), some of them for the other commune (non-territorial). All three
+and Phường Cái Khế 31120) are each set up from a real provisioning kit (registered at the city,
+signed, the node's key sealed by a passphrase, the city's snapshot of their scope inside), so
+they serve their clerks before any link. Each commune then receives a few hundred generated
+dossiers (generated Vietnamese names, never real people), some of them for the other commune
+(non-territorial). All three
 servers run in this process; every commune syncs with the city in the background through a
 link that the landing page (or ``--offline-unit``) switches off, so a visitor sees dossiers
 queue, the badge turn offline, the transmission record fill with failures, and everything catch
@@ -34,22 +35,22 @@ from starlette.routing import Route
 from central.app import create_central_app
 from central.city import City, init_central
 from central.hub import Hub
-from central.registry import add_node, write_node_file
 from edge.accounts import add_account
 from edge.app import create_app
-from edge.node import Node, init_from_node_file
+from edge.node import Node, open_node
 from edge.settings import load
 from edge.syncclient import http_peer
 from ops.demodata import dossier_ops
+from ops.kit import apply_kit, create_kit, verify_kit
 from schema import PILOT_PROCEDURES
-from sync import wire
-from sync.batch import encode_batch
 from sync.errors import PeerUnreachable
+from sync.identity import fingerprint
 from sync.transport import Peer
 
 PROVINCE = "92"
 COMMUNES = {"31135": "ninhkieu", "31120": "caikhe"}
 PASSWORD = "Demo2025"  # noqa: S105 (a published demo password)
+KIT_PASSPHRASE = "demo-kit-passphrase"  # noqa: S105 (the demo's kits only)
 """The password of every demo account (generated data; never use it on a real box)."""
 
 
@@ -94,16 +95,6 @@ class World:
         self.city.close()
 
 
-def _seed_edge(city: City, edge: Node) -> int:
-    """What a kit carries: the city's certificates and the commune's scope as signed ops."""
-    city_key = city.node.identity.public_raw
-    for cert in city.fleet.certs():
-        wire.check_cert(cert, city_key)
-        edge.replica.trust(cert.node, cert.public_key)
-    batches, _ = city.node.replica.pull({edge.config.unit, "*"}, 0, exclude=edge.identity.node)
-    return sum(edge.replica.merge(encode_batch(b)).applied for b in batches)
-
-
 def _generate(edge: Node, other: str, dossiers: int, rnd: random.Random) -> tuple[int, int]:
     """Dossiers received over the last weeks, at every stage; one in ten for the other commune."""
     unit = edge.config.unit
@@ -143,14 +134,14 @@ def build(
     edges: dict[str, Node] = {}
     rnd = random.Random(2025)
     for unit, name in COMMUNES.items():
-        new = add_node(city, unit, central_url)
-        node_file = directory / f"{name}.node.json"
-        write_node_file(node_file, new.node_file)
-        edge = init_from_node_file(directory / f"edge-{unit}", node_file)
-        node_file.unlink()  # it holds a private key: the box has it now
-        seeded = _seed_edge(city, edge)
-        edges[unit] = edge
-        say(f"commune {unit} ({name}): node {edge.identity.node}, {seeded} ops from the city's snapshot")
+        # A real provisioning kit, as a technician would carry it on a USB stick (without the
+        # offline wheelhouse: this machine already runs motcua).
+        kit = directory / f"kit-{name}"
+        create_kit(city, unit, central_url, kit, KIT_PASSPHRASE)
+        verified = verify_kit(kit, expect_city=fingerprint(city.node.identity.public_raw))
+        applied = apply_kit(verified, directory / f"edge-{unit}", KIT_PASSPHRASE)
+        edges[unit] = open_node(directory / f"edge-{unit}")
+        say(f"commune {unit} ({name}): node {applied.node} from its kit, {applied.ops} ops of reference data")
     for unit, edge in edges.items():
         other = next(u for u in COMMUNES if u != unit)
         made, routed = _generate(edge, other, dossiers, rnd)
