@@ -46,12 +46,18 @@ METHODS = [
 OPTIONS = {"**/templates/**.html": {"extensions": "jinja2.ext.i18n", "trimmed": "true"}}
 
 
-def extract(directory: Path = EDGE) -> Catalog:
+SOURCES = (EDGE, ROOT / "central")
+"""Where strings shown to people live: the clerks' pages and the city's dashboard."""
+
+
+def extract(directories: tuple[Path, ...] = SOURCES) -> Catalog:
     catalog = Catalog(project="motcua", copyright_holder="motcua contributors", charset="utf-8")
-    for filename, lineno, message, comments, context in extract_from_dir(
-        str(directory), METHODS, options_map=OPTIONS, keywords=KEYWORDS, comment_tags=("Translators:",)
-    ):
-        catalog.add(message, None, [(filename, lineno)], auto_comments=comments, context=context)
+    for directory in directories:
+        for filename, lineno, message, comments, context in extract_from_dir(
+            str(directory), METHODS, options_map=OPTIONS, keywords=KEYWORDS, comment_tags=("Translators:",)
+        ):
+            location = f"{directory.name}/{filename}"
+            catalog.add(message, None, [(location, lineno)], auto_comments=comments, context=context)
     return catalog
 
 
