@@ -51,7 +51,7 @@ class Protocol1(Dialect):
     def decode(self, data: bytes, kind: type[T]) -> T:
         if kind is wire.Hello:
             old = wire.decode(data, HelloV1)
-            upgraded = wire.Hello(**msgspec.structs.asdict(old), oldest_waiting_ms=None)
+            upgraded = wire.Hello(**msgspec.structs.asdict(old), oldest_waiting_ms=None, certs_since_ms=0)
             return upgraded  # type: ignore[return-value]
         return wire.decode(data, kind)
 

@@ -53,6 +53,9 @@ class Counts:
     extra: dict[str, int] = field(default_factory=dict)
 
 
+CERT_SLACK_MS = 24 * 3_600_000
+
+
 class Hub:
     def __init__(self, city: City) -> None:
         self.city = city
@@ -139,7 +142,12 @@ class Hub:
             have=have,
             feed_head=feed_head,
             drift_ms=drift,
-            certs=[*self.fleet.certs(), self.own_cert],
+            certs=[
+                cert
+                for cert in (*self.fleet.certs(), self.own_cert)
+                # A day of slack: a certificate issued while the city's clock was behind still goes.
+                if cert.issued_ms > hello.certs_since_ms - CERT_SLACK_MS
+            ],
             protocol=caller.protocol,
         )
 

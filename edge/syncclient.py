@@ -79,6 +79,7 @@ CURSOR, OFFSET, DRIFT, BLOBS_UP, LAST_ERROR = (
     "sync.blobs_up",
     "sync.last_error",
 )
+CERTS_SINCE = "sync.certs_since_ms"
 
 
 def N_(message: str) -> str:
@@ -344,6 +345,7 @@ class _Round:
             pending_blobs=len(self._list_meta(BLOBS_UP)),
             last_error=str(last_error) if last_error else None,
             oldest_waiting_ms=self._oldest_waiting(),
+            certs_since_ms=int(self.replica.meta(CERTS_SINCE, 0) or 0),
         )
         reply = self.peer.hello(hello)
         self.replica.set_meta(DRIFT, int(reply.drift_ms))
@@ -351,8 +353,10 @@ class _Round:
         return reply
 
     def _apply_certs(self, certs: Iterable[wire.Cert]) -> None:
+        newest = int(self.replica.meta(CERTS_SINCE, 0) or 0)
         for cert in certs:
             wire.check_cert(cert, self.city_key)
+            newest = max(newest, cert.issued_ms)
             if cert.node == self.me:
                 continue  # our own revocation: the city refuses our requests, nothing to apply
             try:
@@ -365,6 +369,8 @@ class _Round:
                     self.replica.revoke(cert.node, cert.revoked_after)
                     self.replica.set_meta(key, cert.revoked_after)
                     log.warning("node %s revoked after op #%d", cert.node, cert.revoked_after)
+        if newest != int(self.replica.meta(CERTS_SINCE, 0) or 0):
+            self.replica.set_meta(CERTS_SINCE, newest)
 
     def _push(self, batches: list[_Batch], have: int) -> None:
         self.pushed_head = have

@@ -163,10 +163,18 @@ ACKS_SCHEMA = """
 ALTER TABLE sync_attempt ADD COLUMN acks BLOB NOT NULL DEFAULT x'90';
 """
 
+FEED_INDEX_SCHEMA = """
+-- Probe one entity's ops after a cursor without reading its older ones (sync.feed's plan for a
+-- replica far behind the head).
+DROP INDEX sync_feed_entity;
+CREATE INDEX sync_feed_entity_pos ON sync_feed (kind, entity, pos);
+"""
+
 MIGRATIONS = [
     Migration(1, "change_log", SYNC_SCHEMA),
     Migration(2, "feed_and_scopes", FEED_SCHEMA),
     Migration(3, "attempt_acks", ACKS_SCHEMA),
+    Migration(4, "feed_entity_pos", FEED_INDEX_SCHEMA),
 ]
 
 

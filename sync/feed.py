@@ -74,6 +74,27 @@ class Slice:
         return sum(len(seqs) for seqs in self.ops.values())
 
 
+def _after_cursor(conn: sqlite3.Connection, keys: Sequence[str], cursor: int, columns: str) -> str:
+    """SELECT ``columns`` of the feed rows after ``cursor`` of entities in the scope ``keys`` and
+    not authored by a node; parameters: (*keys, cursor, exclude node id).
+
+    Two plans, chosen by size: a node that pulls often is a few rows behind the head, and walking
+    the feed from its cursor is cheapest; a node far behind (a busy province, a long outage) is
+    better served by walking its scope's entities and probing each one's ops after the cursor —
+    otherwise every hello and pull would read the whole fleet's traffic since then."""
+    marks = ",".join("?" * len(keys))
+    behind = head(conn) - cursor
+    in_scope = conn.execute(f"SELECT count(*) FROM sync_scope WHERE key IN ({marks})", keys).fetchone()[0]
+    if behind <= in_scope:
+        return f"""SELECT {columns} FROM sync_feed AS f
+            WHERE EXISTS (SELECT 1 FROM sync_scope AS s WHERE s.key IN ({marks})
+                          AND s.kind = f.kind AND s.entity = f.entity)
+              AND f.pos > ? AND f.node != ?"""
+    return f"""SELECT DISTINCT {columns} FROM sync_scope AS s CROSS JOIN sync_feed AS f
+        WHERE s.key IN ({marks}) AND f.kind = s.kind AND f.entity = s.entity
+          AND f.pos > ? AND f.node != ?"""
+
+
 def pull(
     conn: sqlite3.Connection,
     keys: Iterable[str],
@@ -87,12 +108,8 @@ def pull(
     marks = ",".join("?" * len(keys))
     exclude = -1 if exclude_node is None else exclude_node
     rows = conn.execute(
-        f"""SELECT f.pos, f.node, f.seq FROM sync_feed AS f
-            WHERE f.pos > ? AND f.node != ? AND EXISTS (
-                SELECT 1 FROM sync_scope AS s
-                WHERE s.kind = f.kind AND s.entity = f.entity AND s.key IN ({marks}))
-            ORDER BY f.pos LIMIT ?""",
-        (cursor, exclude, *keys, max_ops + 1),
+        f"{_after_cursor(conn, keys, cursor, 'f.pos, f.node, f.seq')} ORDER BY f.pos LIMIT ?",
+        (*keys, cursor, exclude, max_ops + 1),
     ).fetchall()
     done = len(rows) <= max_ops
     rows = rows[:max_ops]
@@ -117,16 +134,10 @@ def backlog(conn: sqlite3.Connection, keys: Iterable[str], cursor: int, exclude:
     """How many ops of the scope arrived after ``cursor`` (not ``exclude``'s own), up to ``cap``:
     what a partial replica's next pulls will bring, besides the history of newly routed entities."""
     keys = sorted(set(keys))
+    node = conn.execute("SELECT id FROM sync_node WHERE node = ?", (exclude or "",)).fetchone()
+    query = _after_cursor(conn, keys, max(0, cursor), "f.pos")
     row = conn.execute(
-        f"""SELECT count(*) FROM (
-                SELECT 1 FROM sync_feed AS f
-                WHERE f.pos > ?
-                  AND f.node != coalesce((SELECT id FROM sync_node WHERE node = ?), -1)
-                  AND EXISTS (SELECT 1 FROM sync_scope AS s
-                              WHERE s.kind = f.kind AND s.entity = f.entity
-                                AND s.key IN ({",".join("?" * len(keys))}))
-                LIMIT ?)""",
-        (max(0, cursor), exclude or "", *keys, cap),
+        f"SELECT count(*) FROM ({query} LIMIT ?)", (*keys, max(0, cursor), node[0] if node else -1, cap)
     ).fetchone()
     return int(row[0])
 

@@ -1,7 +1,8 @@
 """The sync protocol's messages, request signatures and node certificates (protocol 2).
 
 Protocol 2 added ``Hello.oldest_waiting_ms`` (how long the oldest change has waited at the
-edge). A hub serves protocols 1 and 2: ``central/compat.py`` translates protocol 1's messages.
+edge) and ``Hello.certs_since_ms`` (only newer certificates in the reply). A hub serves
+protocols 1 and 2: ``central/compat.py`` translates protocol 1's messages.
 
 Every request from a node carries, in headers, its node id, the protocol version, a timestamp,
 a nonce and an Ed25519 signature over (method, path, SHA-256 of the body, timestamp, nonce):
@@ -97,6 +98,9 @@ class Hello(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     last_error: str | None = None
     oldest_waiting_ms: int | None = None
     """Protocol 2: when the oldest of the sender's own changes the hub lacks was made."""
+    certs_since_ms: int = 0
+    """Protocol 2: the newest certificate the sender already holds (issue time); the hub sends
+    only newer ones, so a hello stays small in a province of hundreds of boxes."""
 
 
 class HelloReply(msgspec.Struct, frozen=True, forbid_unknown_fields=False):

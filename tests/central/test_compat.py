@@ -67,3 +67,17 @@ def test_a_protocol_2_box_reports_how_long_its_oldest_change_has_waited(world):
     peer.hello(hello)  # a hello alone: the city learns how long the change has waited
     status = {s.node: s for s in world.city.fleet.statuses()}
     assert status[box.identity.node].oldest_waiting_ms == first.hlc.wall
+
+
+def test_a_protocol_2_hello_carries_only_certificates_the_box_does_not_have(world):
+    box = world.edges[NINH_KIEU]
+    peer = world.peer(NINH_KIEU)
+    head = box.replica.vector()[box.identity.node]
+    everything = peer.hello(wire.Hello("t", head, 0, box.clock.wall_ms()))
+    assert len(everything.certs) == 3  # two communes and the city
+    newest = max(c.issued_ms for c in everything.certs)
+    later = world.city.node.clock.wall_ms() + 2 * 24 * 3_600_000
+    nothing_new = peer.hello(wire.Hello("t", head, 0, box.clock.wall_ms(), certs_since_ms=later))
+    assert nothing_new.certs == []
+    assert sync_once(box, peer, load(box.data_dir)).ok
+    assert int(box.replica.meta("sync.certs_since_ms")) == newest
