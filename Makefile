@@ -63,10 +63,10 @@ format: $(DEV_STAMP)
 
 ## bench: every benchmark under bench/, each printing one JSON object
 bench: $(STAMP)
-	@for b in bench/*.py; do echo "# $$b" >&2; $(BIN)/python $$b || exit 1; done
+	@for b in bench/[!_]*.py; do echo "# $$b" >&2; $(BIN)/python $$b || exit 1; done
 
 bench-quick: $(STAMP)
-	@for b in bench/*.py; do echo "# $$b --quick" >&2; $(BIN)/python $$b --quick || exit 1; done
+	@for b in bench/[!_]*.py; do echo "# $$b --quick" >&2; $(BIN)/python $$b --quick || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info

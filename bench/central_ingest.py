@@ -30,11 +30,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import shutil
 import signal
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -49,6 +47,7 @@ from zoneinfo import ZoneInfo
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
+from _benchenv import machine  # noqa: E402
 from servers import CityDir, free_port  # noqa: E402
 
 from central.registry import NODE_KINDS, add_node  # noqa: E402
@@ -283,11 +282,7 @@ def run(nodes: int, country: int, concurrency: int, max_seconds: float, seed: in
         "cost_per_op_ratio_no_backlog": round(ratio_merge, 2),
         "max_seconds": max_seconds,
         "seed": seed,
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-        "date": date.today().isoformat(),
+        **machine(),
     }
 
 

@@ -32,12 +32,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import random
 import re
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -52,6 +49,7 @@ from urllib.parse import urljoin
 from zoneinfo import ZoneInfo
 
 import httpx
+from _benchenv import machine
 
 from edge.accounts import add_account
 from edge.node import init_node
@@ -514,10 +512,7 @@ def run(dossiers: int, clerks: int, seconds: float, think_ms: float, seed_value:
         "seed_ops_per_s": round(dossiers * 10 / seeded.seconds),
         "db_mb": round(db_mb, 1),
         "seed": seed_value,
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
+        **machine(),
     }
 
 

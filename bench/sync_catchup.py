@@ -32,16 +32,12 @@ import argparse
 import gzip
 import hashlib
 import json
-import os
-import platform
 import random
 import shutil
-import sqlite3
 import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import date
 from pathlib import Path
 
 import httpx
@@ -49,6 +45,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
+from _benchenv import machine  # noqa: E402
 from faultproxy import FaultProxy  # noqa: E402
 from servers import NINH_KIEU, CityDir, edge_dir, free_port, opened_node  # noqa: E402
 
@@ -311,11 +308,7 @@ def run(ops: int, scans: int, seed: int) -> dict[str, object]:
         "push_phase_bytes": a["push_phase_up"],
         "author_s": round(author_s, 2),
         "seed": seed,
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-        "date": date.today().isoformat(),
+        **machine(),
     }
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import random
 import sqlite3
 import sys
@@ -29,6 +28,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import msgspec
+from _benchenv import machine
 
 from ops.demodata import dossier_ops
 from schema import KINDS
@@ -142,9 +142,7 @@ def run(dossiers: int, seed: int, batch_bytes: int) -> dict[str, object]:
         "bytes_per_op_compressed": round(sum(map(len, wire)) / ops, 1),
         "batch_bytes": batch_bytes,
         "seed": seed,
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "machine": platform.machine(),
+        **machine(),
     }
 
 
