@@ -49,7 +49,9 @@ def check(clock: Clock, threshold_ms: int, reference_skew_ms: int | None = None)
             N_("it differs from the city's clock by {minutes} min"),
             {"minutes": abs(reference_skew_ms) // 60000},
         )
-    return ClockStatus(False, behind, None)
+    # A trusted clock: report what the city's clock said (net of calibration), not how long ago
+    # the newest change was made, which only grows while the box sits idle.
+    return ClockStatus(False, reference_skew_ms or 0, None)
 
 
 def for_node(node: Node, threshold_ms: int) -> ClockStatus:
