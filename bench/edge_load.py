@@ -34,8 +34,6 @@ import asyncio
 import json
 import random
 import re
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -56,6 +54,11 @@ from edge.node import init_node
 from ops.demodata import dossier_ops, person
 from schema import PILOT_PROCEDURES
 from schema.codes import fold_text
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "integration"))  # the suite's server helper
+
+from servers import Server, free_port, motcua  # noqa: E402
 
 UNIT = "31135"  # Phường Ninh Kiều, Cần Thơ
 PASSWORD = "Matkhau123"
@@ -126,44 +129,24 @@ def seed(data: Path, dossiers: int, clerks: int, rnd: random.Random) -> Seeded:
 # --- the server ----------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def serve(data: Path, log: Path) -> Iterator[tuple[str, int]]:
     """``motcua edge serve`` on a free loopback port; yields (base URL, pid); always stopped."""
-    port = free_port()
-    command = [sys.executable, "-m", "ops.cli", "edge", "serve", "--data", str(data)]
-    command += ["--host", "127.0.0.1", "--port", str(port)]
-    url = f"http://127.0.0.1:{port}"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    server = Server(
+        "edge",
+        motcua(
+            "edge", "serve", "--data", str(data), "--host", "127.0.0.1", "--port", str(port := free_port())
+        ),
+        port,
+        log,
+        ready_path="/login",
+    )
+    server.start()
     try:
-        deadline = time.monotonic() + 60
-        with httpx.Client(timeout=5.0) as client:
-            while True:
-                if proc.poll() is not None:
-                    raise SystemExit(f"motcua edge serve exited with {proc.returncode}:\n{log.read_text()}")
-                try:
-                    if client.get(f"{url}/login").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"motcua edge serve did not answer within 60 s:\n{log.read_text()}")
-                time.sleep(0.1)
-        yield url, proc.pid
+        assert server.process is not None
+        yield server.url, server.process.pid
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        server.stop()
 
 
 def memory_mb(pid: int) -> dict[str, float]:

@@ -7,18 +7,16 @@ The server is a subprocess made with the CLI a technician uses (``edge init``, `
 
 from __future__ import annotations
 
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Route, sync_playwright
+from servers import Server as Process
+from servers import free_port, motcua
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -63,72 +61,31 @@ CLERK = Account("canbo01", "Nguyễn Thị Lan", "clerk")
 LEADER = Account("lanhdao01", "Trần Văn Hùng", "leader")
 
 
-def _motcua(*args: str) -> list[str]:
-    return [sys.executable, "-m", "ops.cli", *args]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_until_up(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    with httpx.Client(timeout=2.0) as client:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"motcua edge serve exited with {proc.returncode}:\n{log.read_text()}")
-            try:
-                if client.get(f"{url}/login").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-    raise RuntimeError(f"motcua edge serve did not answer within {timeout_s} s:\n{log.read_text()}")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("edge")
     data = root / "node"
     secret = root / "password.txt"
     secret.write_text(PASSWORD + "\n", encoding="utf-8")
-    init = _motcua("edge", "init", "--data", str(data), "--unit", UNIT)
+    init = motcua("edge", "init", "--data", str(data), "--unit", UNIT)
     subprocess.run(init, check=True, capture_output=True)
     for account in (CLERK, LEADER):
         subprocess.run(
-            _motcua(
+            motcua(
                 "user", "add", "--data", str(data), "--username", account.username,
                 "--full-name", account.full_name, "--role", account.role, "--password-file", str(secret),
             ),
             check=True,
             capture_output=True,
         )  # fmt: skip
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
+    port = free_port()
     log = root / "serve.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            _motcua("edge", "serve", "--data", str(data), "--host", "127.0.0.1", "--port", str(port)),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    command = motcua("edge", "serve", "--data", str(data), "--host", "127.0.0.1", "--port", str(port))
+    process = Process("edge", command, port, log, ready_path="/login").start()
     try:
-        _wait_until_up(url, proc, log)
-        yield Server(url, log, CLERK, LEADER, PASSWORD)
+        yield Server(process.url, log, CLERK, LEADER, PASSWORD)
     finally:
-        _stop(proc)
+        process.stop()
 
 
 # Module scope, not session: while Playwright's sync API is running it owns an asyncio loop in
