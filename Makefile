@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test browsers lint bench bench-quick format clean
+.PHONY: run test browsers faketime soak lint bench bench-quick format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,8 +47,19 @@ $(CHROMIUM):
 ## browsers: Debian's Chromium for the browser tests (tests/browser/)
 browsers: $(CHROMIUM)
 
+# libfaketime (Debian's faketime) starts a real server with its wall clock years off, as a box
+# with a dead CMOS battery boots: the fault-schedule tests (tests/integration/) use it.
+FAKETIME_LIB := /usr/lib/$(shell uname -m)-linux-gnu/faketime/libfaketime.so.1
+
+$(FAKETIME_LIB):
+	SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	$$SUDO apt-get update && \
+	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends faketime
+
+faketime: $(FAKETIME_LIB)
+
 ## test: install what the tests need and run the whole suite
-test: $(DEV_STAMP) browsers
+test: $(DEV_STAMP) browsers faketime
 	$(BIN)/python -m pytest -n 2 -q
 
 ## lint: ruff (lint + format check) and mypy (strict on sync/)

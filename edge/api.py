@@ -239,7 +239,7 @@ async def issue_token(request: Request) -> Response:
 
     actor = await _call(check)  # LockedOut (429) propagates
     if actor is None:
-        raise NotAuthenticated("Wrong username or password.")
+        raise NotAuthenticated("Wrong username or password.", audit="login_failed", actor=body.username[:64])
     token = app.tokens.issue(actor.username)
     return _json({"token": token, "token_type": "bearer", "expires_in": app.tokens.max_age_s})
 

@@ -287,7 +287,8 @@ def _visible(w: Writer, actor: Actor, dossier_id: str) -> dict[str, Any]:
     if not state or not state.get("_created"):
         raise NotFound("No such dossier.")
     if not actor.may_see(state["receiving_unit"], state["handling_unit"]):
-        raise NotFound("No such dossier.")  # same answer as absent: ids are not probed
+        # The same answer as absent, so ids cannot be probed; the audit log says what it was.
+        raise NotFound("No such dossier.", audit="cross_unit", dossier=dossier_id)
     return state
 
 

@@ -12,6 +12,8 @@
     └── Unavailable           the disk is full or read-only (503)
 
 Messages are written for a clerk; handlers translate them (the msgid is the English text).
+An error whose ``audit`` is set (by its class, or by the raiser: ``NotFound(..., audit=
+"cross_unit")``) is also written to the audit log (:mod:`edge.audit`) by the one handler.
 """
 
 from __future__ import annotations
@@ -20,12 +22,18 @@ from __future__ import annotations
 class EdgeError(Exception):
     status = 400
     code = "bad_request"
+    audit: str | None = None
+    """The audit log's event name when this refusal may be an attack; None: not audited."""
 
-    def __init__(self, message: str, *, field: str | None = None, **params: object) -> None:
+    def __init__(
+        self, message: str, *, field: str | None = None, audit: str | None = None, **params: object
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
         self.params = params
+        if audit is not None:
+            self.audit = audit
 
     def __str__(self) -> str:
         """The English message with its parameters (logs, the CLI); pages translate it."""
@@ -49,6 +57,7 @@ class NotAuthenticated(EdgeError):
 class Forbidden(EdgeError):
     status = 403
     code = "forbidden"
+    audit = "forbidden"
 
 
 class NotFound(EdgeError):
@@ -64,11 +73,13 @@ class Conflict(EdgeError):
 class TooLarge(EdgeError):
     status = 413
     code = "too_large"
+    audit = "too_large"
 
 
 class LockedOut(EdgeError):
     status = 429
     code = "locked_out"
+    audit = "locked_out"
 
 
 class Unavailable(EdgeError):

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from sqlite3 import Connection
 
+from edge.audit import open_audit
 from edge.errors import ConfigError
 from schema import KINDS, PILOT_PROCEDURES, migrate
 from schema.db import MIGRATIONS as SCHEMA_MIGRATIONS
@@ -104,6 +105,7 @@ class Node:
             feed=config.role == "central",
         )
         self.blobs = FileBlobStore(data_dir / BLOB_DIR)
+        self.audit = open_audit(data_dir)
         self.secret = (data_dir / SECRET_FILE).read_bytes()
         unit = find_unit(config.unit)
         self.unit: UnitRecord | None = unit
@@ -136,6 +138,7 @@ class Node:
 
     def close(self) -> None:
         self.replica.close()
+        self.audit.close()
 
 
 def open_node(data_dir: str | Path, clock: Clock | None = None) -> Node:

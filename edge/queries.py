@@ -135,7 +135,7 @@ def dossier(conn: sqlite3.Connection, actor: Actor, dossier_id: str) -> dict[str
         )
     )
     if not rows:
-        raise NotFound("No such dossier.")
+        raise _absent_or_hidden(conn, "id", dossier_id)
     found = rows[0]
     found["steps"] = _rows(
         conn.execute(
@@ -160,8 +160,17 @@ def dossier_by_code(conn: sqlite3.Connection, actor: Actor, code: str) -> str:
         f"SELECT d.id FROM dossiers AS d WHERE d.code = ? AND {where}", [code, *params]
     ).fetchone()
     if row is None:
-        raise NotFound("No such dossier.")
+        raise _absent_or_hidden(conn, "code", code)
     return str(row[0])
+
+
+def _absent_or_hidden(conn: sqlite3.Connection, column: str, value: str) -> NotFound:
+    """The same 404 for an absent dossier and another unit's, so ids cannot be probed; the
+    second is a reach across units and is marked for the audit log."""
+    exists = conn.execute(f"SELECT 1 FROM dossiers WHERE {column} = ?", (value,)).fetchone()
+    if exists is None:
+        return NotFound("No such dossier.")
+    return NotFound("No such dossier.", audit="cross_unit", dossier=value)
 
 
 def home_counts(conn: sqlite3.Connection, actor: Actor, today: date) -> dict[str, int]:

@@ -128,6 +128,14 @@ def software_version() -> str:
         return "0+unknown"
 
 
+_NOT_REFUSALS = (PeerUnreachable, Interrupted, wire.ReplayedRequest, wire.StaleRequest, ClockDriftError)
+"""Round failures that are the link or the clock, not a refusal worth auditing."""
+
+
+def _is_refusal(exc: BaseException | None) -> bool:
+    return isinstance(exc, SyncError) and 400 <= exc.status < 500 and not isinstance(exc, _NOT_REFUSALS)
+
+
 def explain(exc: BaseException) -> tuple[str, bool]:
     """(msgid a clerk reads, retryable) for an error that ended a round."""
     retryable = bool(getattr(exc, "retryable", False))
@@ -544,6 +552,13 @@ def _sync_once(node: Node, peer: Peer, settings: Settings, stop: Callable[[], bo
     result.bytes_sent, result.bytes_received = sent - sent_before, received - received_before
     result.duration_ms = int((time.monotonic() - started) * 1000)
     moved = result.ops_sent or result.ops_received or result.blobs_sent or result.blobs_received
+    if _is_refusal(failure):
+        assert isinstance(failure, SyncError)
+        # Either the city refused this box (revoked, out of scope …) or this box refused what came
+        # (a batch that does not verify): both are for the audit log.
+        node.audit.record(
+            "sync_refused", actor=node.config.central_url, code=failure.code, message=failure.message
+        )
     if failure is not None:
         result.error, result.retryable = explain(failure)
         result.detail = str(failure) or failure.__class__.__name__

@@ -53,5 +53,10 @@ def check_scan(name: str, data: bytes, max_bytes: int) -> Scan:
         raise InvalidInput("The file {name} is empty.", field="scans", name=name)
     mime = sniff(data)
     if mime is None:
-        raise InvalidInput("The file {name} is not a PDF, JPEG or PNG scan.", field="scans", name=name)
+        raise InvalidInput(
+            "The file {name} is not a PDF, JPEG or PNG scan.",
+            field="scans",
+            audit="upload_refused",
+            name=name,
+        )
     return Scan(safe_name(name, mime), mime, data)

@@ -28,6 +28,7 @@ from edge.settings import Settings
 from edge.syncstate import badge
 from schema.errors import SchemaError
 from schema.status import as_status
+from sync import wire
 from sync.errors import SyncError
 
 log = logging.getLogger("motcua.edge")
@@ -50,6 +51,10 @@ def state(request: Request) -> AppState:
 def is_api(request: Request) -> bool:
     """Machine callers get JSON errors: the JSON API and the sync protocol."""
     return request.url.path.startswith(("/api/", "/sync/"))
+
+
+def is_sync(request: Request) -> bool:
+    return request.url.path.startswith("/sync/")
 
 
 def is_htmx(request: Request) -> bool:
@@ -102,7 +107,10 @@ def csrf_token(request: Request) -> str:
 def check_csrf(request: Request, form: FormData) -> None:
     given = form.get("csrf") or request.headers.get("X-CSRF-Token")
     if not same_token(request.session.get("csrf"), str(given) if given else None):
-        raise Forbidden("The form has expired or did not come from this site. Reload the page and try again.")
+        raise Forbidden(
+            "The form has expired or did not come from this site. Reload the page and try again.",
+            audit="csrf",
+        )
 
 
 # --- rendering ----------------------------------------------------------------------------------
@@ -176,11 +184,46 @@ def _error_response(request: Request, status: int, code: str, message: str, fiel
     return render(request, template, context, status=200 if is_htmx(request) else status)
 
 
+def audit(request: Request, event: str, **detail: object) -> None:
+    """Write a refusal to the node's audit log, with who asked (a session or token's user when
+    known, never a password) and from where."""
+    claimed = detail.pop("actor", None)
+    actor = request.session.get("user") if "session" in request.scope else None
+    actor = actor or claimed
+    client = request.client.host if request.client else None
+    state(request).node.audit.record(
+        event,
+        actor=str(actor) if actor else None,
+        remote=client,
+        method=request.method,
+        path=request.url.path,
+        **detail,
+    )
+
+
 async def handle_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, EdgeError):
+        if exc.audit:
+            audit(
+                request,
+                exc.audit,
+                code=exc.code,
+                status=exc.status,
+                message=str(exc),
+                actor=exc.params.get("actor"),
+            )
         message = i18n.gettext_(exc.message, **exc.params)
         return _error_response(request, exc.status, exc.code, message, exc.field)
     if isinstance(exc, SchemaError | SyncError):
+        if isinstance(exc, SyncError) and 400 <= exc.status < 500 and is_sync(request):
+            audit(
+                request,
+                "sync_refused",
+                code=exc.code,
+                status=exc.status,
+                message=exc.message,
+                actor=request.headers.get(wire.H_NODE),
+            )
         return _error_response(request, exc.status, exc.code, i18n.gettext_(exc.message), None)
     if isinstance(exc, HTTPException):
         message = {404: "Page not found.", 405: "Method not allowed."}.get(

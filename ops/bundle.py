@@ -361,6 +361,10 @@ def import_at_edge(node: Node, path: Path, progress: Progress | None = None) -> 
         report = _import_at_edge(node, data, progress)
     except BaseException as exc:
         error = explain(exc)[0]
+        if isinstance(exc, SyncError):
+            node.audit.record(
+                "bundle_refused", actor=report.sender, path=str(path), code=exc.code, message=exc.message
+            )
         raise
     finally:
         _record_at_edge(
@@ -554,6 +558,9 @@ def import_at_city(city: City, path: Path, progress: Progress | None = None) -> 
         report = _import_at_city(city, envelope, contents, counts, progress)
     except SyncError as exc:
         _record_at_city(city, claimed, at_ms, started, len(data), counts, exc)
+        city.node.audit.record(
+            "bundle_refused", actor=claimed, path=str(path), code=exc.code, message=exc.message
+        )
         raise
     _record_at_city(city, claimed, at_ms, started, len(data), counts, None)
     receipt = Contents(

@@ -150,6 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file", help="the record.json exported from the box's dossier page")
     check.add_argument("--data", required=True, help="the city's data directory")
     check.set_defaults(func=_record_verify)
+
+    audit = sub.add_parser("audit", help="what was refused (logins, CSRF, other units, sync): the audit log")
+    audit.add_argument("--data", required=True, help="the node's or the city's data directory")
+    audit.add_argument("--event", help="only this event (login_failed, csrf, cross_unit, sync_refused …)")
+    audit.add_argument("--hours", type=int, default=24 * 7, help="how far back (default: a week)")
+    audit.add_argument("--limit", type=int, default=200, help="at most this many lines (newest first)")
+    audit.set_defaults(func=_audit)
     return parser
 
 
@@ -448,6 +455,36 @@ def _backup_restore(args: argparse.Namespace) -> int:
     from ops import backup
 
     print(backup.restore(Path(args.data), Path(args.to)).summary())
+    return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from edge.audit import AUDIT_FILE, AuditLog
+    from edge.i18n import format_datetime
+
+    path = Path(args.data) / AUDIT_FILE
+    if not path.exists():
+        print(f"motcua: {path} does not exist: nothing was refused here yet, or DIR is not a node")
+        return 0
+    log = AuditLog(path)
+    try:
+        since = int((time.time() - args.hours * 3600) * 1000)
+        counts = log.counts(since)
+        entries = log.entries(event=args.event, since_ms=since, limit=args.limit)
+    finally:
+        log.close()
+    total = sum(counts.values())
+    print(
+        f"{total} refusal(s) in the last {args.hours} h: " + ", ".join(f"{e} {n}" for e, n in counts.items())
+    )
+    for e in entries:
+        where = f"{e.method or ''} {e.path or ''}".strip()
+        detail = json.dumps(e.detail, ensure_ascii=False) if e.detail else ""
+        who = f"{e.actor or '-'} from {e.remote or '-'}"
+        print(f"  {format_datetime(e.at_ms)}  {e.event:15} {who}  {where}  {detail}")
     return 0
 
 

@@ -14,7 +14,7 @@ from edge.accounts import set_password
 from edge.auth import Actor, authenticate, new_csrf_token
 from edge.dossiers import today
 from edge.errors import InvalidInput, LockedOut
-from edge.web import AppState, check_csrf, current_actor, render, state
+from edge.web import AppState, audit, check_csrf, current_actor, render, state
 
 
 def _safe_next(target: str | None) -> str:
@@ -49,8 +49,10 @@ async def login(request: Request) -> Response:
         actor = await run_in_threadpool(_authenticate, app, username, password)
         if actor is None:
             error = i18n.gettext_("Wrong username or password.")
+            audit(request, "login_failed", actor=username[:64])
     except LockedOut as exc:
         actor, error = None, i18n.gettext_(exc.message, **exc.params)
+        audit(request, "locked_out", actor=username[:64])
     if actor is None:
         context = {"next": target, "username": username, "error": error}
         return render(request, "login.html", context, status=400)
@@ -106,7 +108,7 @@ def password_form(request: Request) -> Response:
 def _change_password(app: AppState, actor: Actor, current: str, new: str, again: str) -> None:
     with app.node.reader() as conn:
         if authenticate(conn, app.throttle, actor.username, current) is None:
-            raise InvalidInput("The current password is wrong.", field="current")
+            raise InvalidInput("The current password is wrong.", field="current", audit="login_failed")
     if new != again:
         raise InvalidInput("The two new passwords differ.", field="again")
     set_password(app.node, actor.username, new)
@@ -122,6 +124,8 @@ async def password_change(request: Request) -> Response:
     try:
         await run_in_threadpool(_change_password, app, actor, *fields)
     except (InvalidInput, LockedOut) as exc:
+        if exc.audit:
+            audit(request, exc.audit, code=exc.code, message=str(exc))
         message = i18n.gettext_(exc.message, **exc.params)
         return render(request, "account_password.html", {"actor": actor, "error": message}, status=422)
     return render(request, "account_password.html", {"actor": actor, "done": True})
