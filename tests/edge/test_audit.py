@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from edgekit import csrf_of, login
+
 from edge.audit import AuditLog
 
 
@@ -41,3 +43,53 @@ def test_a_storage_failure_never_fails_the_refusal(tmp_path, caplog):
     assert "could not be written" in caplog.text
     assert "refused csrf actor=mai" in caplog.text
     log.close()
+
+
+# --- through the app: what the handler writes, and the page that shows it ----------------------
+
+WRONG = "sai-mat-khau-bi-mat"
+
+
+def _fail_login(client, username: str) -> None:
+    page = client.get("/login")
+    answer = client.post("/login", data={"username": username, "password": WRONG, "csrf": csrf_of(page.text)})
+    assert answer.status_code == 400
+
+
+def test_a_wrong_password_is_audited_with_the_name_tried_never_the_password(client, node):
+    _fail_login(client, "canbo01")
+    [entry] = node.audit.entries(event="login_failed")
+    assert (entry.actor, entry.method, entry.path) == ("canbo01", "POST", "/login")
+    assert WRONG not in repr(entry)
+    assert WRONG.encode() not in (node.data_dir / "audit.db").read_bytes()
+
+
+def test_a_form_without_its_csrf_token_is_refused_and_audited(client, node):
+    login(client, "canbo01")
+    before = node.replica.op_count()
+    answer = client.post("/account/password", data={"current": "x", "new": "y", "again": "y"})
+    assert answer.status_code == 403
+    [entry] = node.audit.entries(event="csrf")
+    assert entry.actor == "canbo01"
+    assert node.replica.op_count() == before
+
+
+def test_a_leader_sees_what_was_refused_as_a_chart_and_lines(client, node):
+    _fail_login(client, "canbo01")
+    _fail_login(client, "khong-co-ai")
+    login(client, "lanhdao01")
+    page = client.get("/audit")
+    assert page.status_code == 200
+    assert "Những gì máy này đã từ chối" in page.text  # Vietnamese first
+    assert '<title id="chart-audit-title">' in page.text
+    assert "Đăng nhập: 2" in page.text  # today's bar: two failed logins
+    assert "Sai mật khẩu" in page.text
+    assert "khong-co-ai" in page.text
+    assert "Tổng</th><td>2</td>" in page.text
+
+
+def test_a_clerk_may_not_read_the_audit_log_and_the_attempt_is_itself_audited(client, node):
+    login(client, "canbo01")
+    assert client.get("/audit").status_code == 403
+    [entry] = node.audit.entries(event="forbidden")
+    assert (entry.actor, entry.path) == ("canbo01", "/audit")
