@@ -94,6 +94,7 @@ class Throttle:
                     raise LockedOut(
                         "Too many failed logins. Try again in {minutes} minute(s).",
                         minutes=max(1, round(wait / 60)),
+                        actor=username[:64],  # for the audit log: which account is under attack
                     )
                 self._failures.pop(username.lower(), None)
 

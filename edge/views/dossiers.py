@@ -38,7 +38,7 @@ from edge.errors import Conflict, EdgeError, Forbidden, InvalidInput, NotFound, 
 from edge.i18n import gettext_, parse_date
 from edge.syncstate import waiting_since
 from edge.uploads import Scan, check_scan, sniff
-from edge.web import check_csrf, current_actor, is_htmx, render, state
+from edge.web import audit, check_csrf, current_actor, is_htmx, render, state
 from sync.blobs import BlobNotFound, check_digest
 
 MAX_SCANS = 20
@@ -275,6 +275,13 @@ def _default_values(unit: str, procedure: dict[str, Any], components: list[dict[
     return values
 
 
+def _audit_refusal(request: Request, error: EdgeError) -> None:
+    """A refusal that a page answers itself (to keep the clerk's form) is audited as the one
+    error handler would: a forged CSRF token or a fake scan is no less an attack here."""
+    if error.audit:
+        audit(request, error.audit, code=error.code, status=error.status, message=str(error))
+
+
 def _problem(error: EdgeError | None) -> dict[str, Any] | None:
     if error is None:
         return None
@@ -308,6 +315,7 @@ async def receive_post(request: Request) -> Response:
             clock = clockcheck.for_node(app.node, app.settings.clock_skew_warn_s * 1000)
             received = await run_in_threadpool(receive, app.node, actor, data, scans, clock)
         except (InvalidInput, TooLarge) as exc:
+            _audit_refusal(request, exc)
             return _receive_page(request, actor, code, values=values, error=exc)
     finally:
         await form.close()
@@ -393,6 +401,7 @@ def dossier_page(request: Request) -> Response:
 def _action_refused(
     request: Request, actor: Actor, dossier_id: str, exc: EdgeError, values: dict[str, str]
 ) -> Response:
+    _audit_refusal(request, exc)
     context = _dossier_context(request, actor, dossier_id)
     context.update(error=_problem(exc), values=values)
     if is_htmx(request):
