@@ -28,10 +28,10 @@ from starlette.routing import BaseRoute, Route
 from edge import clockcheck, i18n, openapi, queries
 from edge.auth import Actor, authenticate
 from edge.dossiers import ReceiveInput, attach, available_actions, perform, receive, today
-from edge.errors import EdgeError, InvalidInput, NotAuthenticated, TooLarge
+from edge.errors import EdgeError, InvalidInput, NotAuthenticated, NotFound, TooLarge
 from edge.syncstate import badge
 from edge.uploads import Scan, check_scan
-from edge.web import current_actor, state
+from edge.web import audit_refusal, current_actor, state
 
 PREFIX = "/api/v1"
 MAX_JSON_BYTES = 64 * 1024
@@ -299,11 +299,14 @@ async def list_dossiers(request: Request) -> Response:
     default_size = min(app.settings.page_size, MAX_PAGE_SIZE)
     page_size = _bounded_int(params, "page_size", 1, MAX_PAGE_SIZE, default_size) or default_size
 
-    def read() -> queries.Page:
+    def read() -> tuple[queries.Page, NotFound | None]:
         with app.node.reader() as conn:
-            return queries.list_dossiers(conn, actor, filters, today(app.node), page, page_size)
+            found = queries.list_dossiers(conn, actor, filters, today(app.node), page, page_size)
+            return found, queries.hidden_code(conn, actor, filters.q) if found.total == 0 else None
 
-    found = await _call(read)
+    found, hidden = await _call(read)
+    if hidden is not None:
+        audit_refusal(request, hidden)
     # list_dossiers clamps a page past the end to the last one; an API caller asked for that
     # page, so it gets it, empty, rather than a page it did not ask for.
     items = [_dossier_out(row) for row in found.items] if found.page == page else []

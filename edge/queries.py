@@ -17,7 +17,7 @@ from edge.auth import Actor
 from edge.errors import NotFound
 from edge.i18n import TIMEZONE
 from schema.calendar import add_working_days
-from schema.codes import fold_text
+from schema.codes import fold_text, is_dossier_code
 from schema.search import fts_query
 
 COUNT_CAP = 10_000
@@ -162,6 +162,19 @@ def dossier_by_code(conn: sqlite3.Connection, actor: Actor, code: str) -> str:
     if row is None:
         raise _absent_or_hidden(conn, "code", code)
     return str(row[0])
+
+
+def hidden_code(conn: sqlite3.Connection, actor: Actor, q: str) -> NotFound | None:
+    """When a search that found nothing is the whole code of a dossier the actor may not see,
+    the refusal for the audit log (the list stays empty, as for an absent code). A search by
+    name is not a reach: names are shared between units."""
+    if not is_dossier_code(q):
+        return None
+    try:
+        dossier_by_code(conn, actor, q)
+    except NotFound as exc:
+        return exc if exc.audit else None
+    return None
 
 
 def _absent_or_hidden(conn: sqlite3.Connection, column: str, value: str) -> NotFound:

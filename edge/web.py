@@ -184,6 +184,9 @@ def _error_response(request: Request, status: int, code: str, message: str, fiel
     return render(request, template, context, status=200 if is_htmx(request) else status)
 
 
+_AUDIT_FIELDS = frozenset({"event", "actor", "remote", "method", "path", "code", "status", "message"})
+
+
 def audit(request: Request, event: str, **detail: object) -> None:
     """Write a refusal to the node's audit log, with who asked (a session or token's user when
     known, never a password) and from where."""
@@ -201,17 +204,27 @@ def audit(request: Request, event: str, **detail: object) -> None:
     )
 
 
+def audit_refusal(request: Request, exc: EdgeError) -> None:
+    """Audit a typed error that may be an attack (its ``audit`` is set); the one handler calls
+    this, and so does a page that answers a refusal itself to keep the clerk's form."""
+    if not exc.audit:
+        return
+    # The error's parameters say what was reached for (which dossier, which file).
+    named = {k: v for k, v in exc.params.items() if k not in _AUDIT_FIELDS}
+    audit(
+        request,
+        exc.audit,
+        **named,
+        code=exc.code,
+        status=exc.status,
+        message=str(exc),
+        actor=exc.params.get("actor"),
+    )
+
+
 async def handle_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, EdgeError):
-        if exc.audit:
-            audit(
-                request,
-                exc.audit,
-                code=exc.code,
-                status=exc.status,
-                message=str(exc),
-                actor=exc.params.get("actor"),
-            )
+        audit_refusal(request, exc)
         message = i18n.gettext_(exc.message, **exc.params)
         return _error_response(request, exc.status, exc.code, message, exc.field)
     if isinstance(exc, SchemaError | SyncError):

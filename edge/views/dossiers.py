@@ -38,7 +38,7 @@ from edge.errors import Conflict, EdgeError, Forbidden, InvalidInput, NotFound, 
 from edge.i18n import gettext_, parse_date
 from edge.syncstate import waiting_since
 from edge.uploads import Scan, check_scan, sniff
-from edge.web import audit, check_csrf, current_actor, is_htmx, render, state
+from edge.web import audit_refusal, check_csrf, current_actor, is_htmx, render, state
 from sync.blobs import BlobNotFound, check_digest
 
 MAX_SCANS = 20
@@ -202,6 +202,9 @@ def dossier_list(request: Request) -> Response:
     with app.node.reader() as conn:
         result = queries.list_dossiers(conn, actor, filters, today(app.node), page, app.settings.page_size)
         procedures = [] if partial else queries.procedure_names(conn, 51)
+        hidden = queries.hidden_code(conn, actor, filters.q) if result.total == 0 else None
+    if hidden is not None:
+        audit_refusal(request, hidden)
     context = {"actor": actor, "result": result, "filters": filters, "query": _query_of(filters)}
     if partial:
         response = render(request, "_dossier_results.html", context)
@@ -275,13 +278,6 @@ def _default_values(unit: str, procedure: dict[str, Any], components: list[dict[
     return values
 
 
-def _audit_refusal(request: Request, error: EdgeError) -> None:
-    """A refusal that a page answers itself (to keep the clerk's form) is audited as the one
-    error handler would: a forged CSRF token or a fake scan is no less an attack here."""
-    if error.audit:
-        audit(request, error.audit, code=error.code, status=error.status, message=str(error))
-
-
 def _problem(error: EdgeError | None) -> dict[str, Any] | None:
     if error is None:
         return None
@@ -315,7 +311,8 @@ async def receive_post(request: Request) -> Response:
             clock = clockcheck.for_node(app.node, app.settings.clock_skew_warn_s * 1000)
             received = await run_in_threadpool(receive, app.node, actor, data, scans, clock)
         except (InvalidInput, TooLarge) as exc:
-            _audit_refusal(request, exc)
+            # A forged CSRF token or a fake scan is no less an attack when the page answers it.
+            audit_refusal(request, exc)
             return _receive_page(request, actor, code, values=values, error=exc)
     finally:
         await form.close()
@@ -401,7 +398,7 @@ def dossier_page(request: Request) -> Response:
 def _action_refused(
     request: Request, actor: Actor, dossier_id: str, exc: EdgeError, values: dict[str, str]
 ) -> Response:
-    _audit_refusal(request, exc)
+    audit_refusal(request, exc)
     context = _dossier_context(request, actor, dossier_id)
     context.update(error=_problem(exc), values=values)
     if is_htmx(request):
