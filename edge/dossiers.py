@@ -273,6 +273,9 @@ def receive(node: Node, actor: Actor, data: ReceiveInput, scans: list[Scan], clo
             digitised=bool(scans),
             **actor_fields,
         )
+        if clock.suspect:
+            # The due date rests on the clerk's word that today is today: the record says so.
+            payload["clock_confirmed"] = clock.reason.format(**clock.params) if clock.reason else "suspect"
         w.append("dossier", entity, "create", payload)
         for scan, digest in digests:
             w.append("dossier", entity, "attach", _attach_payload(scan, digest, actor))

@@ -151,6 +151,9 @@ DOSSIER_CREATE_CHECKS: Mapping[str, Check] = {
     "receiving_unit": text,
     "handling_unit": text,
     "received_at": count,
+    # Present when the box's clock was suspect and the clerk confirmed the date anyway: why it
+    # was suspect (English), so the appointment date's basis is on the record.
+    "clock_confirmed": text,
 }
 DOSSIER_CREATE_REQUIRED = (
     "code",
