@@ -242,7 +242,10 @@ async def handle_error(request: Request, exc: Exception) -> Response:
         message = {404: "Page not found.", 405: "Method not allowed."}.get(
             exc.status_code, "Request refused."
         )
-        return _error_response(request, exc.status_code, "http_error", i18n.gettext_(message), None)
+        response = _error_response(request, exc.status_code, "http_error", i18n.gettext_(message), None)
+        # Starlette's 405 names the resource's methods in `Allow`, which RFC 9110 requires be sent.
+        response.headers.update(exc.headers or {})
+        return response
     if isinstance(exc, sqlite3.OperationalError) and _disk_problem(exc):
         log.error("storage problem: %s", exc)
         err = Unavailable("The disk is full or read-only: nothing was saved. Tell the technician.")
