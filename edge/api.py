@@ -420,11 +420,15 @@ async def openapi_document(request: Request) -> Response:
     return Response(openapi.DOCUMENT, media_type="application/json")
 
 
+async def dossiers(request: Request) -> Response:
+    # One route for the collection: a 405 on it then names both methods in `Allow`.
+    return await (create_dossier(request) if request.method == "POST" else list_dossiers(request))
+
+
 def routes() -> list[BaseRoute]:
     return [
         Route(f"{PREFIX}/auth/token", issue_token, methods=["POST"]),
-        Route(f"{PREFIX}/dossiers", create_dossier, methods=["POST"]),
-        Route(f"{PREFIX}/dossiers", list_dossiers, methods=["GET"]),
+        Route(f"{PREFIX}/dossiers", dossiers, methods=["GET", "POST"]),
         Route(f"{PREFIX}/dossiers/{{id}}", get_dossier, methods=["GET"]),
         Route(f"{PREFIX}/dossiers/{{id}}/actions", act_on_dossier, methods=["POST"]),
         Route(f"{PREFIX}/dossiers/{{id}}/attachments", add_attachments, methods=["POST"]),
