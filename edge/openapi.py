@@ -23,11 +23,11 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 Schema = dict[str, Any]
 
 
-def _ref(name: str) -> Schema:
+def ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _obj(properties: dict[str, Schema], required: list[str] | None = None, **extra: Any) -> Schema:
+def closed(properties: dict[str, Schema], required: list[str] | None = None, **extra: Any) -> Schema:
     """A closed object: every property listed, the ``required`` ones (default: all) present."""
     return {
         "type": "object",
@@ -79,7 +79,7 @@ _SUMMARY: dict[str, Schema] = {
     "processed_at": _nullable("integer"),
     "closed_at": _nullable("integer"),
     "fee": {"type": "integer", "minimum": 0, "description": "VND."},
-    "documents": {"type": "array", "items": _ref("ReceivedDocument")},
+    "documents": {"type": "array", "items": ref("ReceivedDocument")},
     "digitised": BOOLEAN,
     "attachment_count": INTEGER,
     "conflict_count": {
@@ -89,9 +89,9 @@ _SUMMARY: dict[str, Schema] = {
 }
 
 SCHEMAS: dict[str, Schema] = {
-    "Error": _obj(
+    "Error": closed(
         {
-            "error": _obj(
+            "error": closed(
                 {
                     "code": {
                         "type": "string",
@@ -105,17 +105,17 @@ SCHEMAS: dict[str, Schema] = {
             )
         }
     ),
-    "TokenRequest": _obj(
+    "TokenRequest": closed(
         {"username": {"type": "string", "maxLength": 64}, "password": {"type": "string", "maxLength": 1024}}
     ),
-    "Token": _obj(
+    "Token": closed(
         {
             "token": STRING,
             "token_type": {"type": "string", "const": "bearer"},
             "expires_in": {"type": "integer", "description": "Seconds the token stays valid."},
         }
     ),
-    "Document": _obj(
+    "Document": closed(
         {
             "name": {"type": "string", "maxLength": 2000, "description": "A component of the procedure."},
             "form": DOCUMENT_FORM,
@@ -123,7 +123,7 @@ SCHEMAS: dict[str, Schema] = {
         },
         required=["name", "form"],
     ),
-    "DossierCreate": _obj(
+    "DossierCreate": closed(
         {
             "procedure": {"type": "string", "maxLength": 200, "description": "National code, e.g. 2.000720."},
             "applicant_name": {"type": "string", "maxLength": 200},
@@ -143,7 +143,7 @@ SCHEMAS: dict[str, Schema] = {
                 "maxLength": 200,
                 "description": "Defaults to this node's unit; another unit for a non-territorial dossier.",
             },
-            "documents": {"type": "array", "items": _ref("Document"), "maxItems": 50},
+            "documents": {"type": "array", "items": ref("Document"), "maxItems": 50},
             "fee": _nullable(
                 "integer", minimum=0, maximum=10**12, description="VND; defaults to the procedure's fee."
             ),
@@ -155,8 +155,19 @@ SCHEMAS: dict[str, Schema] = {
             },
         },
         required=["procedure", "applicant_name"],
+        examples=[
+            {
+                "procedure": "2.000720",
+                "applicant_name": "Nguyễn Văn An",
+                "citizen_id": "092085001234",
+                "dob": "1985-03-14",
+                "phone": "0912345678",
+                "address": "12 Mậu Thân",
+                "documents": [{"name": "Giấy đề nghị đăng ký hộ kinh doanh", "form": "original", "count": 1}],
+            }
+        ],
     ),
-    "Received": _obj(
+    "Received": closed(
         {
             "id": STRING,
             "code": STRING,
@@ -165,17 +176,17 @@ SCHEMAS: dict[str, Schema] = {
             "clock_warning": _nullable("string", description="Why the due date may be wrong."),
         }
     ),
-    "ReceivedDocument": _obj({"name": STRING, "form": DOCUMENT_FORM, "count": INTEGER}),
-    "DossierSummary": _obj(_SUMMARY),
-    "DossierPage": _obj(
+    "ReceivedDocument": closed({"name": STRING, "form": DOCUMENT_FORM, "count": INTEGER}),
+    "DossierSummary": closed(_SUMMARY),
+    "DossierPage": closed(
         {
-            "items": {"type": "array", "items": _ref("DossierSummary")},
+            "items": {"type": "array", "items": ref("DossierSummary")},
             "page": {"type": "integer", "minimum": 1},
             "page_size": {"type": "integer", "minimum": 1, "maximum": 100},
             "total": {"type": "integer", "minimum": 0},
         }
     ),
-    "Step": _obj(
+    "Step": closed(
         {
             "position": INTEGER,
             "stamp": {"type": "integer", "description": "Packed hybrid logical clock stamp."},
@@ -191,7 +202,7 @@ SCHEMAS: dict[str, Schema] = {
             "handling_unit": STRING,
         }
     ),
-    "Attachment": _obj(
+    "Attachment": closed(
         {
             "sha256": STRING,
             "name": STRING,
@@ -201,7 +212,7 @@ SCHEMAS: dict[str, Schema] = {
             "added_at": MS,
         }
     ),
-    "ActionOption": _obj(
+    "ActionOption": closed(
         {
             "name": {"type": "string", "enum": list(ACTIONS)},
             "label": STRING,
@@ -210,19 +221,19 @@ SCHEMAS: dict[str, Schema] = {
             "note_required": BOOLEAN,
         }
     ),
-    "Dossier": _obj(
+    "Dossier": closed(
         {
             **_SUMMARY,
-            "steps": {"type": "array", "items": _ref("Step")},
-            "attachments": {"type": "array", "items": _ref("Attachment")},
+            "steps": {"type": "array", "items": ref("Step")},
+            "attachments": {"type": "array", "items": ref("Attachment")},
             "actions": {
                 "type": "array",
-                "items": _ref("ActionOption"),
+                "items": ref("ActionOption"),
                 "description": "What the caller may do to this dossier now.",
             },
         }
     ),
-    "ActionRequest": _obj(
+    "ActionRequest": closed(
         {
             "action": {"type": "string", "enum": list(ACTIONS)},
             "note": {"type": "string", "maxLength": 2000, "description": "The reason, where one is needed."},
@@ -236,14 +247,19 @@ SCHEMAS: dict[str, Schema] = {
         "properties": {
             "scans": {
                 "type": "array",
-                "items": {"type": "string", "contentMediaType": "application/octet-stream"},
+                "items": {
+                    "type": "string",
+                    "format": "binary",
+                    "contentMediaType": "application/octet-stream",
+                },
                 "minItems": 1,
                 "maxItems": 10,
             }
         },
         "required": ["scans"],
+        "additionalProperties": False,
     },
-    "AddedAttachment": _obj(
+    "AddedAttachment": closed(
         {
             "sha256": STRING,
             "name": {"type": "string", "description": "Sanitised, with the extension of its real type."},
@@ -251,8 +267,8 @@ SCHEMAS: dict[str, Schema] = {
             "size": INTEGER,
         }
     ),
-    "AttachmentsAdded": _obj({"attachments": {"type": "array", "items": _ref("AddedAttachment")}}),
-    "Procedure": _obj(
+    "AttachmentsAdded": closed({"attachments": {"type": "array", "items": ref("AddedAttachment")}}),
+    "Procedure": closed(
         {
             "code": STRING,
             "name": STRING,
@@ -267,8 +283,8 @@ SCHEMAS: dict[str, Schema] = {
             "fee_online": INTEGER,
         }
     ),
-    "ProcedureList": _obj({"items": {"type": "array", "items": _ref("Procedure")}}),
-    "SyncStatus": _obj(
+    "ProcedureList": closed({"items": {"type": "array", "items": ref("Procedure")}}),
+    "SyncStatus": closed(
         {
             "connected": {"type": "boolean", "description": "A central is configured."},
             "online": _nullable("boolean", description="The last attempt's outcome; null before any."),
@@ -286,26 +302,26 @@ SCHEMAS: dict[str, Schema] = {
             },
             "vector_size": {"type": "integer", "description": "Nodes in the vector."},
             "ops_held": {"type": "integer", "description": "Sum of the vector."},
-            "clock": _obj({"suspect": BOOLEAN, "skew_ms": INTEGER, "reason": _nullable("string")}),
+            "clock": closed({"suspect": BOOLEAN, "skew_ms": INTEGER, "reason": _nullable("string")}),
         }
     ),
 }
 
 
-def _error(description: str) -> Schema:
-    return {"description": description, "content": {"application/json": {"schema": _ref("Error")}}}
+def error_response(description: str) -> Schema:
+    return {"description": description, "content": {"application/json": {"schema": ref("Error")}}}
 
 
 RESPONSES: dict[str, Schema] = {
-    "BadRequest": _error("The body is not JSON, or not valid multipart data."),
-    "NotAuthenticated": _error("No valid bearer token (a session cookie does not count)."),
-    "Forbidden": _error("The caller's role may not do this, or not to this dossier now."),
-    "NotFound": _error("No such dossier, or one the caller's unit may not see."),
-    "Conflict": _error("The dossier changed meanwhile; the action no longer applies."),
-    "TooLarge": _error("The body (64 KB of JSON) or a scan is over its limit."),
-    "Invalid": _error("A field is wrong; `field` names it."),
-    "LockedOut": _error("Too many failed logins; try again later."),
-    "Unavailable": _error("The box's disk is full or read-only; nothing was saved."),
+    "BadRequest": error_response("The body is not JSON, or not valid multipart data."),
+    "NotAuthenticated": error_response("No valid bearer token (a session cookie does not count)."),
+    "Forbidden": error_response("The caller's role may not do this, or not to this dossier now."),
+    "NotFound": error_response("No such dossier, or one the caller's unit may not see."),
+    "Conflict": error_response("The dossier changed meanwhile; the action no longer applies."),
+    "TooLarge": error_response("The body (64 KB of JSON) or a scan is over its limit."),
+    "Invalid": error_response("A field is wrong; `field` names it."),
+    "LockedOut": error_response("Too many failed logins; try again later."),
+    "Unavailable": error_response("The box's disk is full or read-only; nothing was saved."),
 }
 
 
@@ -333,7 +349,7 @@ def _responses(ok: str, body: Schema | None, *errors: str, headers: Schema | Non
 
 
 def _json_body(name: str) -> Schema:
-    return {"required": True, "content": {"application/json": {"schema": _ref(name)}}}
+    return {"required": True, "content": {"application/json": {"schema": ref(name)}}}
 
 
 _ID = {"$ref": "#/components/parameters/DossierId"}
@@ -341,7 +357,15 @@ _WRITE_ERRORS = ("BadRequest", "NotAuthenticated", "TooLarge", "Invalid", "Unava
 
 
 def _query(name: str, schema: Schema, description: str) -> Schema:
-    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+    """An optional query parameter; given empty (as a form sends it), it counts as absent."""
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "allowEmptyValue": True,
+        "schema": schema,
+        "description": description,
+    }
 
 
 PATHS: dict[str, Schema] = {
@@ -353,7 +377,7 @@ PATHS: dict[str, Schema] = {
             "security": [],
             "requestBody": _json_body("TokenRequest"),
             "responses": _responses(
-                "200", _ref("Token"), "BadRequest", "NotAuthenticated", "TooLarge", "Invalid", "LockedOut"
+                "200", ref("Token"), "BadRequest", "NotAuthenticated", "TooLarge", "Invalid", "LockedOut"
             ),
         }
     },
@@ -365,7 +389,7 @@ PATHS: dict[str, Schema] = {
             "requestBody": _json_body("DossierCreate"),
             "responses": _responses(
                 "201",
-                _ref("Received"),
+                ref("Received"),
                 *_WRITE_ERRORS,
                 "Forbidden",
                 headers={
@@ -388,7 +412,7 @@ PATHS: dict[str, Schema] = {
                 _query("page", {"type": "integer", "minimum": 1, "default": 1}, "1-based page."),
                 _query("page_size", {"type": "integer", "minimum": 1, "maximum": 100}, "Items per page."),
             ],
-            "responses": _responses("200", _ref("DossierPage"), "NotAuthenticated", "Invalid"),
+            "responses": _responses("200", ref("DossierPage"), "NotAuthenticated", "Invalid"),
         },
     },
     "/api/v1/dossiers/{id}": {
@@ -397,7 +421,7 @@ PATHS: dict[str, Schema] = {
             "summary": "One dossier with its steps, attachments and the caller's possible actions.",
             "tags": ["dossiers"],
             "parameters": [_ID],
-            "responses": _responses("200", _ref("Dossier"), "NotAuthenticated", "NotFound"),
+            "responses": _responses("200", ref("Dossier"), "NotAuthenticated", "NotFound"),
         }
     },
     "/api/v1/dossiers/{id}/actions": {
@@ -408,7 +432,7 @@ PATHS: dict[str, Schema] = {
             "parameters": [_ID],
             "requestBody": _json_body("ActionRequest"),
             "responses": _responses(
-                "200", _ref("Dossier"), *_WRITE_ERRORS, "Forbidden", "NotFound", "Conflict"
+                "200", ref("Dossier"), *_WRITE_ERRORS, "Forbidden", "NotFound", "Conflict"
             ),
         }
     },
@@ -422,12 +446,12 @@ PATHS: dict[str, Schema] = {
                 "required": True,
                 "content": {
                     "multipart/form-data": {
-                        "schema": _ref("AttachmentUpload"),
+                        "schema": ref("AttachmentUpload"),
                         "encoding": {"scans": {"contentType": "application/pdf, image/jpeg, image/png"}},
                     }
                 },
             },
-            "responses": _responses("201", _ref("AttachmentsAdded"), *_WRITE_ERRORS, "NotFound"),
+            "responses": _responses("201", ref("AttachmentsAdded"), *_WRITE_ERRORS, "NotFound"),
         }
     },
     "/api/v1/procedures": {
@@ -436,7 +460,7 @@ PATHS: dict[str, Schema] = {
             "summary": "The active procedure catalogue, searched without accents.",
             "tags": ["catalogue"],
             "parameters": [_query("q", {"type": "string", "maxLength": 200}, "Words of code, name, sector.")],
-            "responses": _responses("200", _ref("ProcedureList"), "NotAuthenticated", "Invalid"),
+            "responses": _responses("200", ref("ProcedureList"), "NotAuthenticated", "Invalid"),
         }
     },
     "/api/v1/sync/status": {
@@ -444,7 +468,7 @@ PATHS: dict[str, Schema] = {
             "operationId": "getSyncStatus",
             "summary": "The sync badge, this node's identity and vector, and whether its clock is trusted.",
             "tags": ["sync"],
-            "responses": _responses("200", _ref("SyncStatus"), "NotAuthenticated", "Invalid"),
+            "responses": _responses("200", ref("SyncStatus"), "NotAuthenticated", "Invalid"),
         }
     },
     "/openapi.json": {
