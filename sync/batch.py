@@ -87,7 +87,8 @@ def decode_batch(data: bytes, max_size: int = MAX_DECOMPRESSED) -> Batch:
         raise CorruptBatch("batch is empty")
     try:
         batch = _decoder.decode(raw)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    # msgspec reports a string that is not UTF-8 as UnicodeDecodeError, not as DecodeError.
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
         raise CorruptBatch(f"batch does not decode: {exc}") from exc
     if batch.protocol != PROTOCOL:
         raise CorruptBatch(f"batch protocol {batch.protocol} is not supported (this is {PROTOCOL})")
@@ -105,6 +106,8 @@ def verify_run(run: Run, verify: Callable[[str, bytes, bytes], None]) -> list[Ve
     seal = run.seal
     if seal.first < 1 or seal.last < seal.first:
         raise CorruptBatch(f"seal of {seal.node} has an empty or negative range")
+    if seal.last > ops.MAX_INT:
+        raise CorruptBatch(f"seal of {seal.node} ends beyond the largest seq a log can hold")
     if run.chosen is None:
         if len(run.ops) != seal.size:
             raise CorruptBatch(f"run of {seal.node}#{seal.first} is truncated")

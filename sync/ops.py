@@ -16,6 +16,8 @@ from sync.clock import Stamp
 from sync.errors import CorruptBatch
 
 Payload = dict[str, Any]
+MAX_INT = (1 << 63) - 1
+"""Seqs and stamps are stored as SQLite INTEGERs (signed 64-bit): a larger one is malformed."""
 
 
 class Op(msgspec.Struct, array_like=True, frozen=True, gc=False):
@@ -48,7 +50,14 @@ class Op(msgspec.Struct, array_like=True, frozen=True, gc=False):
 
 
 _encoder = msgspec.msgpack.Encoder(order="sorted")
-_decoder = msgspec.msgpack.Decoder(Op)
+
+
+def _refuse_extension(code: int, data: memoryview) -> Any:
+    # Payloads are JSON-like; a msgpack extension value could not be stored as state.
+    raise CorruptBatch(f"op holds a msgpack extension value (type {code}); ops carry JSON-like values only")
+
+
+_decoder = msgspec.msgpack.Decoder(Op, ext_hook=_refuse_extension)
 
 
 def encode(op: Op) -> bytes:
@@ -58,8 +67,9 @@ def encode(op: Op) -> bytes:
 def decode(data: bytes) -> Op:
     try:
         op = _decoder.decode(data)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    # msgspec reports a string that is not UTF-8 as UnicodeDecodeError, not as DecodeError.
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
         raise CorruptBatch(f"undecodable op: {exc}") from exc
-    if op.seq < 1 or op.stamp < 0 or not op.node or not op.entity:
+    if not 1 <= op.seq <= MAX_INT or not 0 <= op.stamp <= MAX_INT or not op.node or not op.entity:
         raise CorruptBatch(f"malformed op {op.node}#{op.seq}")
     return op
