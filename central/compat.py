@@ -33,11 +33,11 @@ class HelloV1(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     """Protocol 1's hello: protocol 2 added ``oldest_waiting_ms``."""
 
     software: str
-    head: int
-    cursor: int
-    wall_ms: int
-    backup_age_s: int | None = None
-    pending_blobs: int = 0
+    head: wire.Count
+    cursor: wire.Count
+    wall_ms: wire.Count
+    backup_age_s: wire.Count | None = None
+    pending_blobs: wire.Count = 0
     last_error: str | None = None
 
 

@@ -21,7 +21,7 @@ import base64
 import hashlib
 import secrets
 from collections.abc import Callable, Mapping
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 import msgspec
 
@@ -33,6 +33,10 @@ SUPPORTED = frozenset({1, 2})
 """Protocol versions a hub serves (the current one and, after an upgrade, the one before)."""
 WINDOW_MS = 5 * 60 * 1000
 """How far a request's timestamp may be from the hub's clock (also the nonce memory)."""
+
+Count = Annotated[int, msgspec.Meta(ge=0, le=(1 << 63) - 1)]
+"""A seq, cursor, count or time in ms from a node: never negative, and within SQLite's INTEGER
+(a larger number would fail where the hub stores it, not where it is read)."""
 
 H_PROTOCOL, H_NODE, H_TIME, H_NONCE, H_SIGNATURE = (
     "x-motcua-protocol",
@@ -87,18 +91,18 @@ class Hello(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     """First message of a sync round: who I am, what I hold, how I am."""
 
     software: str
-    head: int
+    head: Count
     """The sender's own highest seq."""
-    cursor: int
+    cursor: Count
     """The sender's position in the hub's feed."""
-    wall_ms: int
+    wall_ms: Count
     """The sender's uncorrected wall clock."""
-    backup_age_s: int | None = None
-    pending_blobs: int = 0
+    backup_age_s: Count | None = None
+    pending_blobs: Count = 0
     last_error: str | None = None
-    oldest_waiting_ms: int | None = None
+    oldest_waiting_ms: Count | None = None
     """Protocol 2: when the oldest of the sender's own changes the hub lacks was made."""
-    certs_since_ms: int = 0
+    certs_since_ms: Count = 0
     """Protocol 2: the newest certificate the sender already holds (issue time); the hub sends
     only newer ones, so a hello stays small in a province of hundreds of boxes."""
 
@@ -129,8 +133,8 @@ class Ack(msgspec.Struct, array_like=True, frozen=True):
 
 
 class PullRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
-    cursor: int
-    max_ops: int = 2000
+    cursor: Count
+    max_ops: Count = 2000
 
 
 class PullReply(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
@@ -169,7 +173,8 @@ T = TypeVar("T")
 def decode(data: bytes, kind: type[T]) -> T:
     try:
         return msgspec.msgpack.decode(data, type=kind)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    # msgspec reports a string that is not UTF-8 as UnicodeDecodeError, not as DecodeError.
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
         raise CorruptBatch(f"malformed {kind.__name__}: {exc}") from exc
 
 
@@ -236,6 +241,14 @@ class NonceBook:
         self._seen[key] = now_ms
 
 
+def _number(text: str) -> int | None:
+    """A header's whole number, or None. ASCII digits only: str.isdigit() also takes "²",
+    which int() refuses, and a header may be any latin-1 text."""
+    if not text or len(text) > 20 or not text.isascii() or not text.isdigit():
+        return None
+    return int(text)
+
+
 def verify_request(
     headers: Mapping[str, str],
     method: str,
@@ -249,7 +262,7 @@ def verify_request(
 
     ``key_of(node)`` returns the registered key or raises UnknownNode / RevokedNode."""
     version = headers.get(H_PROTOCOL, "")
-    if not version.isdigit() or int(version) not in SUPPORTED:
+    if _number(version) not in SUPPORTED:
         raise ProtocolMismatch(
             f"protocol version {version or 'none'} is not served here "
             f"(serving {sorted(SUPPORTED)}): upgrade motcua"
@@ -257,9 +270,9 @@ def verify_request(
     node = headers.get(H_NODE, "")
     time_text = headers.get(H_TIME, "")
     nonce = headers.get(H_NONCE, "")
-    if not node or not time_text.isdigit() or not (16 <= len(nonce) <= 64):
+    time_ms = _number(time_text)
+    if not node or time_ms is None or not (16 <= len(nonce) <= 64):
         raise BadSignature("the request is not signed")
-    time_ms = int(time_text)
     if abs(now_ms - time_ms) > WINDOW_MS:
         raise StaleRequest(
             f"the request's time is {abs(now_ms - time_ms) // 1000} s away from the city's clock; "
