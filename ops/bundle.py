@@ -174,7 +174,8 @@ def open_envelope(data: bytes) -> Envelope:
         raise CorruptBatch("the bundle is larger than any bundle motcua writes")
     try:
         return msgspec.msgpack.decode(raw, type=Envelope)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    # msgspec reports a string that is not UTF-8 as UnicodeDecodeError, not as DecodeError.
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
         raise CorruptBatch(f"the bundle is damaged or truncated: {exc}") from exc
 
 
@@ -182,7 +183,8 @@ def claimed_sender(envelope: Envelope) -> Contents:
     """The contents, not yet verified: only to learn whose key verifies them."""
     try:
         return msgspec.msgpack.decode(envelope.contents, type=Contents)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    # msgspec reports a string that is not UTF-8 as UnicodeDecodeError, not as DecodeError.
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
         raise CorruptBatch(f"the bundle's contents do not decode: {exc}") from exc
 
 

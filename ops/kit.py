@@ -396,7 +396,8 @@ def apply_kit(
         raise KitRefused(f"{KEY_FILE} is not the key of node {config.node}")
     try:
         snapshot = msgspec.msgpack.decode((verified.kit / SNAPSHOT).read_bytes(), type=Snapshot)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    # msgspec reports a string that is not UTF-8 as UnicodeDecodeError, not as DecodeError.
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
         raise KitRefused(f"{SNAPSHOT} is damaged: {exc}") from exc
     data.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{data.name}.kit-", dir=data.parent))
