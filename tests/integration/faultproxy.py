@@ -1,8 +1,10 @@
 """A fault-injecting TCP proxy for tests: a bad link between an edge and central, on loopback.
 
 It forwards 127.0.0.1:<port> to a target, and on command cuts connections at a byte offset,
-stalls, delays every chunk, resets (RST), refuses connections (link down), or replays a whole
-request on a fresh upstream connection (a duplicated request). It runs its own asyncio loop in a
+stalls, delays every chunk, resets (RST), refuses connections (link down), replays a whole
+request on a fresh upstream connection (a duplicated request), or withholds one HTTP request and
+delivers it after the requests of the next connection (reordering: a request overtaken by later
+ones, as a congested middlebox with a retry queue does). It runs its own asyncio loop in a
 daemon thread so synchronous tests and real servers can use it alike. Bounded: it only ever
 talks to the one target it was given.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import socket
 import struct
 import threading
@@ -33,6 +36,11 @@ class Faults:
     """Latency added to every chunk."""
     duplicate_next: bool = False
     """Replay the next connection's client bytes on a second upstream connection."""
+    hold_request: int | None = None
+    """Withhold request number N (0-based, HTTP/1.1 with a Content-Length) of the next
+    connection: the requests before it go through, then the connection breaks; the withheld
+    request is delivered on a fresh upstream connection once the next connection after it has
+    ended, i.e. after later requests (then clears itself)."""
 
 
 @dataclass
@@ -43,6 +51,8 @@ class Stats:
     cuts: int = 0
     duplicates: int = 0
     refused: int = 0
+    held: int = 0
+    released: int = 0
     events: list[str] = field(default_factory=list)
 
 
@@ -54,6 +64,7 @@ class FaultProxy:
         self.faults = Faults()
         self.stats = Stats()
         self.port = 0
+        self._held: bytes | None = None
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.base_events.Server | None = None
         self._ready = threading.Event()
@@ -132,6 +143,10 @@ class FaultProxy:
         except OSError:
             writer.close()
             return
+        if f.hold_request is not None:
+            hold, f.hold_request = f.hold_request, None
+            await self._withhold(reader, writer, up_reader, up_writer, hold)
+            return
         duplicate = f.duplicate_next
         f.duplicate_next = False
         recorded = bytearray()
@@ -181,6 +196,7 @@ class FaultProxy:
             return  # the proxy is stopping
         if duplicate and recorded:
             await self._replay(bytes(recorded))
+        await self._release()
 
     async def _replay(self, data: bytes) -> None:
         """Send a request's bytes again on a new connection, as a retrying middlebox would."""
@@ -194,3 +210,86 @@ class FaultProxy:
             self.stats.events.append("duplicate")
         except (OSError, TimeoutError):
             pass
+
+    # --- reordering: one request withheld, delivered after the next connection -------------
+
+    async def _withhold(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        up_reader: asyncio.StreamReader,
+        up_writer: asyncio.StreamWriter,
+        index: int,
+    ) -> None:
+        """Forward requests 0..index-1 of this connection (and their answers), keep request
+        ``index`` aside, then break the connection as a failing link would."""
+        answers = asyncio.create_task(_copy(up_reader, writer))
+        try:
+            for number in itertools.count():
+                request = await _read_request(reader)
+                if request is None:
+                    break
+                if number == index:
+                    self._held = request
+                    self.stats.held += 1
+                    self.stats.events.append("held")
+                    break
+                self.stats.upstream_bytes += len(request)
+                up_writer.write(request)
+                await up_writer.drain()
+        except (ConnectionError, OSError, ValueError):
+            pass
+        except asyncio.CancelledError:
+            answers.cancel()
+            return
+        # Let the answers already on their way arrive, then break both sides.
+        await asyncio.sleep(0.05)
+        answers.cancel()
+        for w in (writer, up_writer):
+            with contextlib.suppress(ConnectionError, OSError):
+                w.close()
+
+    async def _release(self) -> None:
+        """Deliver the withheld request, if any, now that a later connection has ended."""
+        data, self._held = self._held, None
+        if data is None:
+            return
+        try:
+            r, w = await asyncio.open_connection(*self.target)
+            w.write(data)
+            await w.drain()
+            await asyncio.wait_for(r.read(65536), timeout=5)
+            w.close()
+            self.stats.released += 1
+            self.stats.events.append("released")
+        except (OSError, TimeoutError):
+            pass
+
+
+async def _copy(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(ConnectionError, OSError):
+        while chunk := await src.read(16384):
+            dst.write(chunk)
+            await dst.drain()
+
+
+async def _read_request(reader: asyncio.StreamReader) -> bytes | None:
+    """One whole HTTP/1.1 request (head and Content-Length body) as bytes; None at EOF.
+    Raises ValueError for a request this simple reader cannot frame (chunked bodies)."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError:
+        return None
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"transfer-encoding":
+            raise ValueError("chunked request bodies are not framed by the fault proxy")
+        if name == b"content-length":
+            length = int(value.strip())
+    try:
+        body = await reader.readexactly(length)
+    except asyncio.IncompleteReadError:
+        return None
+    return head + body

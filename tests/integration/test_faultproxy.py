@@ -2,6 +2,7 @@
 
 import http.server
 import threading
+import time
 
 import httpx
 import pytest
@@ -93,3 +94,21 @@ def test_duplicate_replays_the_request(proxy, server):
 def test_refuses_to_forward_anywhere_but_loopback():
     with pytest.raises(ValueError, match="loopback"):
         FaultProxy("10.0.0.1", 80)
+
+
+def test_reorder_withholds_a_request_and_delivers_it_after_the_next_connection(proxy, server):
+    """hold_request=0: the next connection's first request is kept and the connection breaks;
+    the kept request reaches the server only after the next connection's request."""
+    proxy.set(hold_request=0)
+    with pytest.raises(httpx.TransportError):
+        post(proxy, b"held")
+    assert server.hits == 0
+    assert proxy.stats.held == 1
+    assert post(proxy, b"later").content == b"later"
+    assert server.hits == 1
+    deadline = time.monotonic() + 5
+    while proxy.stats.released < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proxy.stats.released == 1
+    assert server.hits == 2  # the held request came after the later one
+    assert proxy.stats.events[-2:] == ["held", "released"]
