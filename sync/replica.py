@@ -251,7 +251,11 @@ class Replica:
                 yield
                 self.conn.execute("COMMIT")
             except BaseException:
-                self.conn.execute("ROLLBACK")
+                # SQLite may already have rolled back itself (a full disk at COMMIT does): a
+                # second ROLLBACK would fail and hide the real error, and the heads kept in
+                # memory must be reloaded either way, or the next op would leave a gap.
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
                 self._load()
                 raise
 
