@@ -108,10 +108,11 @@ def create_app(
             ),
             Middleware(LanguageMiddleware, default=settings.language),
         ],
-        # Typed errors only: a real bug still reaches the server's 500 handler and its log.
+        # Typed errors, and the storage errors of a full or read-only disk (503); anything else
+        # is logged with its traceback and answered with the generic 500 message.
         exception_handlers={
             cls: handle_error
-            for cls in (EdgeError, SchemaError, SyncError, HTTPException, sqlite3.OperationalError)
+            for cls in (EdgeError, SchemaError, SyncError, HTTPException, sqlite3.OperationalError, OSError)
         },
     )
     app.state.motcua = AppState(

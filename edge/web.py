@@ -8,7 +8,6 @@ a redirect to the login page when the session is missing. A clerk never sees a t
 from __future__ import annotations
 
 import logging
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -22,6 +21,7 @@ from starlette.templating import Jinja2Templates
 
 from edge import clockcheck, i18n
 from edge.auth import Actor, Throttle, Tokens, load_actor, new_csrf_token, same_token
+from edge.disk import is_disk_error
 from edge.errors import EdgeError, Forbidden, NotAuthenticated, Unavailable
 from edge.node import Node
 from edge.settings import Settings
@@ -246,7 +246,7 @@ async def handle_error(request: Request, exc: Exception) -> Response:
         # Starlette's 405 names the resource's methods in `Allow`, which RFC 9110 requires be sent.
         response.headers.update(exc.headers or {})
         return response
-    if isinstance(exc, sqlite3.OperationalError) and _disk_problem(exc):
+    if is_disk_error(exc):
         log.error("storage problem: %s", exc)
         err = Unavailable("The disk is full or read-only: nothing was saved. Tell the technician.")
         return _error_response(request, err.status, err.code, i18n.gettext_(err.message), None)
@@ -255,8 +255,3 @@ async def handle_error(request: Request, exc: Exception) -> Response:
         "Something went wrong on the box; nothing was saved. Try again or tell the technician."
     )
     return _error_response(request, 500, "internal", message, None)
-
-
-def _disk_problem(exc: sqlite3.OperationalError) -> bool:
-    text = str(exc).lower()
-    return "disk" in text or "readonly" in text or "read-only" in text

@@ -1,0 +1,68 @@
+"""The data disk: how much room is left and whether it can be written at all.
+
+A full or read-only disk makes every write fail; the web app then answers 503 and saves nothing
+(edge/web.py). This module lets the box say so before a clerk finds out: ``motcua edge serve``
+refuses a read-only data directory with one line and warns about a full one, and the clerk's
+pages warn when the free space runs low.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sqlite3
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+FULL_BYTES = 1024 * 1024
+"""Below this the disk is full for our purposes: a dossier with its scan no longer fits."""
+
+
+@dataclass(frozen=True)
+class DiskState:
+    free_bytes: int
+    """Bytes an unprivileged writer may still use (what ``df`` calls available)."""
+    read_only: bool
+
+    @property
+    def full(self) -> bool:
+        return self.free_bytes < FULL_BYTES
+
+    def low(self, threshold_bytes: int) -> bool:
+        return self.read_only or self.free_bytes < threshold_bytes
+
+
+def disk_state(data_dir: str | Path) -> DiskState:
+    """The state of the file system holding ``data_dir`` (which must exist)."""
+    stat = os.statvfs(data_dir)
+    read_only = bool(stat.f_flag & os.ST_RDONLY) or not _can_create(Path(data_dir))
+    return DiskState(free_bytes=stat.f_bavail * stat.f_frsize, read_only=read_only)
+
+
+def _can_create(directory: Path) -> bool:
+    """Whether a file can be made here. The mount flags do not tell it all: ext4 stopped by an
+    error refuses writes (EROFS) while it still reports itself mounted read-write."""
+    try:
+        fd, name = tempfile.mkstemp(dir=directory, prefix=".motcua-probe-")
+    except OSError as exc:
+        return exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM)
+    os.close(fd)
+    os.unlink(name)
+    return True
+
+
+_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})
+_SQLITE_WORDS = ("disk", "readonly", "read-only", "unable to open database file")
+
+
+def is_disk_error(exc: BaseException) -> bool:
+    """Whether ``exc`` says the disk is full, read-only or failing: the technician's problem,
+    not a bug (SQLite: "database or disk is full", "attempt to write a readonly database",
+    "disk I/O error"; a scan's file: ENOSPC, EROFS …)."""
+    if isinstance(exc, OSError):
+        return exc.errno in _DISK_ERRNOS
+    if isinstance(exc, sqlite3.OperationalError):
+        text = str(exc).lower()
+        return any(word in text for word in _SQLITE_WORDS)
+    return False
