@@ -7,11 +7,13 @@ clear line and exit 2; a bug prints its traceback and exits 1.
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from edge.disk import is_disk_error
 from edge.errors import EdgeError
 from schema.errors import SchemaError
 from sync.errors import SyncError
@@ -226,11 +228,34 @@ def _edge_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from edge.app import create_app
+    from edge.disk import disk_state
     from edge.node import open_node
     from edge.settings import load
 
     settings = load(args.data, host=args.host, port=args.port)
-    node = open_node(args.data)
+    disk = disk_state(args.data) if Path(args.data).is_dir() else None
+    if disk is not None and disk.read_only:
+        print(
+            f"motcua: {args.data} is on a read-only disk: the box could save nothing. "
+            "Check the disk (dmesg, fsck), then start again.",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        node = open_node(args.data)
+    except sqlite3.OperationalError as exc:
+        if disk is None or not disk.full or not is_disk_error(exc):
+            raise
+        print(
+            f"motcua: the disk of {args.data} is full: the box cannot open its database. "
+            "Free some space on it, then start again.",
+            file=sys.stderr,
+        )
+        return 2
+    if disk is not None and disk.full:
+        # It opened: clerks can find and print what was saved, writes answer "disk full" until
+        # space is freed, and then work without a restart.
+        print(f"motcua: warning: the disk of {args.data} is full: nothing can be saved", file=sys.stderr)
     app = create_app(settings, node)
     print(f"serving {node.identity.node} on http://{settings.host}:{settings.port}/", flush=True)
     try:
@@ -528,6 +553,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except OSError as exc:
         print(f"motcua: {exc}", file=sys.stderr)
+        return 2
+    except sqlite3.OperationalError as exc:
+        if not is_disk_error(exc):
+            raise
+        # A full, read-only or failing disk is the technician's to fix: one line, no traceback.
+        print(f"motcua: the database could not be opened or written ({exc}): check the disk", file=sys.stderr)
         return 2
 
 
