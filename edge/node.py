@@ -55,10 +55,14 @@ class NodeConfig:
     """"edge": a commune's partial replica; "central": the city's hub (holds everything)."""
 
 
-def _write_secret(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+def _write_new(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Create ``path`` holding ``data``, on the disk before this returns: a power cut right
+    after ``motcua edge init`` must not leave an empty key or node file behind."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     with os.fdopen(fd, "wb") as out:
         out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
 
 
 def snapshot_before_upgrade(data_dir: Path) -> Path | None:
@@ -165,9 +169,14 @@ def create_node_dir(directory: Path, identity: Identity, config: NodeConfig) -> 
     if (directory / NODE_FILE).exists():
         raise ConfigError(f"{directory} already holds a node; refusing to overwrite it")
     directory.mkdir(parents=True, exist_ok=True)
-    _write_secret(directory / KEY_FILE, identity.private_bytes())
-    _write_secret(directory / SECRET_FILE, secrets.token_bytes(32))
-    (directory / NODE_FILE).write_text(json.dumps(asdict(config), indent=2), encoding="utf-8")
+    _write_new(directory / KEY_FILE, identity.private_bytes())
+    _write_new(directory / SECRET_FILE, secrets.token_bytes(32))
+    _write_new(directory / NODE_FILE, json.dumps(asdict(config), indent=2).encode(), 0o644)
+    fd = os.open(directory, os.O_RDONLY)  # the new names are durable once their directory is
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def init_from_node_file(data_dir: str | Path, node_file: str | Path, clock: Clock | None = None) -> Node:

@@ -55,6 +55,14 @@ class BlobStore(Protocol):
     def digests(self) -> Iterator[str]: ...
 
 
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class MemoryBlobStore:
     def __init__(self) -> None:
         self._blobs: dict[str, bytes] = {}
@@ -94,7 +102,9 @@ class FileBlobStore:
         target = self.path(digest)
         if target.exists():
             return digest
-        target.parent.mkdir(exist_ok=True)
+        if not target.parent.is_dir():
+            target.parent.mkdir(exist_ok=True)
+            _fsync_dir(self.root)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
         try:
             with os.fdopen(fd, "wb") as out:
@@ -102,6 +112,9 @@ class FileBlobStore:
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(tmp, target)
+            # The rename is durable only once its directory is: without this a power cut can
+            # leave the op that references the blob and no blob under its name.
+            _fsync_dir(target.parent)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
