@@ -39,6 +39,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from edge.backupstate import backup_age_s
+from edge.disk import is_disk_error
 from edge.node import Node
 from edge.settings import Settings
 from edge.syncstate import CENTRAL
@@ -146,6 +147,9 @@ def explain(exc: BaseException) -> tuple[str, bool]:
         if "trouble" in text or "http 5" in text:
             return CITY_TROUBLE, True
         return NO_CONNECTION, True
+    if is_disk_error(exc):
+        # Space freed or the disk repaired, the next round can succeed: back off as for a link.
+        return DISK, True
     if isinstance(exc, wire.ReplayedRequest):
         # A duplicated request (a proxy retrying): the first copy went through; nothing is wrong.
         return REPLAYED, True
@@ -597,8 +601,11 @@ def _record(node: Node, result: RoundResult, at_ms: int) -> None:
             result.record_id = attempts.append(w.conn, attempt, node.identity.sign).id
         detail = None if result.error is None else f"{result.error} ({result.detail or ''})"
         node.replica.set_meta(LAST_ERROR, detail or "")
-    except (OSError, sqlite3.Error):
-        log.exception("could not record the sync attempt")
+    except (OSError, sqlite3.Error) as exc:
+        if is_disk_error(exc):  # a full or read-only disk: the technician needs the line, not the stack
+            log.error("could not record the sync attempt: %s", exc)
+        else:
+            log.exception("could not record the sync attempt")
     log.info("sync with the city: %s", result.summary())
 
 
