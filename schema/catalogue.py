@@ -58,6 +58,10 @@ FORMS = ("original", "copy", "electronic")
 MAX_DAYS = 365
 MAX_TEXT = 2000
 MAX_DOCUMENT_COUNT = 99
+MAX_MONEY = 10**12
+"""A fee above a trillion dong is a typo (and a number that large would not fit the log)."""
+MAX_DIGITS = 13
+"""A whole number in a CSV cell has at most this many digits; more is refused before int()."""
 
 CODE = re.compile(r"\d\.\d{6}")
 _MONEY = re.compile(r"\d+|\d{1,3}(?:\.\d{3})+")
@@ -122,9 +126,17 @@ def _level(value: Any) -> str:
 def _whole(value: Any, *, from_text: bool) -> int | None:
     """An int from a JSON number or a CSV digit string; None if it is not one."""
     if from_text:
-        return int(value.strip()) if isinstance(value, str) and value.strip().isdigit() else None
+        return _digits(value.strip()) if isinstance(value, str) else None
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
+    return None
+
+
+def _digits(text: str) -> int | None:
+    # ASCII only: str.isdigit() also takes "²", which int() refuses; and int() refuses more
+    # than 4,300 digits, so the length is bounded first.
+    if text and len(text) <= MAX_DIGITS and text.isascii() and text.isdigit():
+        return int(text)
     return None
 
 
@@ -139,10 +151,13 @@ def _days(value: Any, from_text: bool) -> int:
 
 def _money(value: Any, name: str, from_text: bool) -> int:
     if from_text and isinstance(value, str) and _MONEY.fullmatch(value.strip()):
-        return int(value.strip().replace(".", ""))
-    amount = None if from_text else _whole(value, from_text=False)
+        amount = _digits(value.strip().replace(".", ""))
+    else:
+        amount = None if from_text else _whole(value, from_text=False)
     if amount is None:
         raise _Bad(f"{name} must be a whole number of dong (e.g. 100000 or 100.000)")
+    if amount > MAX_MONEY:
+        raise _Bad(f"{name} must be at most {MAX_MONEY:,} dong".replace(",", "."))
     return amount
 
 
@@ -178,7 +193,7 @@ def _csv_documents(value: Any) -> tuple[DocumentComponent, ...]:
         name, forms, count_text, need, form = parts
         if not name:
             raise _Bad(f"{where} has no name")
-        count = int(count_text) if count_text.isdigit() else None if count_text else 1
+        count = _digits(count_text) if count_text else 1
         if count is None or not 1 <= count <= MAX_DOCUMENT_COUNT:
             raise _Bad(f"{where}: count must be a whole number from 1 to {MAX_DOCUMENT_COUNT}")
         if need not in ("", "required", "optional"):
@@ -368,6 +383,12 @@ def parse_json(data: bytes) -> list[ProcedureRecord]:
         raise InvalidCatalogue(
             [Problem(f"line {exc.lineno}", f"not valid JSON: {exc.msg} (column {exc.colno})")]
         ) from None
+    except (ValueError, RecursionError):
+        # json.loads raises these, not JSONDecodeError, for a number of over 4,300 digits and
+        # for nesting deeper than Python's recursion limit.
+        raise InvalidCatalogue(
+            [Problem("file", "not a catalogue: a number is far too long or the nesting far too deep")]
+        ) from None
     if not isinstance(items, list):
         raise InvalidCatalogue([Problem("file", "must hold a JSON list of procedures")])
 
@@ -380,6 +401,14 @@ def parse_json(data: bytes) -> list[ProcedureRecord]:
             unknown = sorted(set(item) - set(COLUMNS))
             if unknown:
                 yield where, f"unknown field(s): {', '.join(unknown)}"
+                continue
+            try:
+                json.dumps(item, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError:
+                yield where, "holds a \\u escape that is not a character (half of a surrogate pair)"
+                continue
+            except RecursionError:
+                yield where, "is nested too deeply"
                 continue
             yield where, item
 
