@@ -79,6 +79,9 @@ MANIFEST, SIGNATURE = "MANIFEST.json", "MANIFEST.sig"
 NODE_JSON, KEY_FILE, SNAPSHOT, LITESTREAM = "node.json", "node.key.p8", "snapshot.msgpack", "litestream.yml"
 WHEELHOUSE = "wheelhouse"
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**16, 8, 1
+MAX_SCRYPT_N, MAX_SCRYPT_R, MAX_SCRYPT_P = 2**17, 8, 2
+"""The key file names its scrypt cost; a damaged or hostile one must not make an old box spend
+gigabytes of memory or minutes deriving (at most twice the memory and time of today's cost)."""
 KEY_PEM_LABEL = "MOTCUA SCRYPT AES-GCM ENCRYPTED PKCS8 KEY"
 
 
@@ -133,7 +136,12 @@ def decrypt_key(data: bytes, unit: str, passphrase: str) -> Identity:
         nonce = bytes.fromhex(fields["Cipher"].split(",")[1])
         sealed = base64.decodebytes(rest.split("-----END", 1)[0].encode())
         node = fields["Node"]
-        kdf = _kdf(bytes.fromhex(salt), int(n), int(r), int(p))
+        cost = int(n), int(r), int(p)
+        if not (
+            2 <= cost[0] <= MAX_SCRYPT_N and 1 <= cost[1] <= MAX_SCRYPT_R and 1 <= cost[2] <= MAX_SCRYPT_P
+        ):
+            raise ValueError(f"scrypt parameters {cost} are outside what a kit uses")
+        kdf = _kdf(bytes.fromhex(salt), *cost)
     except (ValueError, KeyError, IndexError) as exc:
         raise KitRefused(f"{KEY_FILE} is not a motcua key file; ask city IT for a new kit") from exc
     try:
@@ -315,7 +323,8 @@ def verify_kit(kit: str | Path, *, expect_city: str | None = None, now_ms: int |
         city_key = bytes.fromhex(manifest["city_key"])
         listed = {str(f["path"]): (int(f["size"]), str(f["sha256"])) for f in manifest["files"]}
         expires = int(manifest["expires_ms"])
-    except (ValueError, KeyError, TypeError) as exc:
+    # A number like 1e999 reads as infinity (OverflowError in int()); deep nesting, RecursionError.
+    except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as exc:
         raise KitRefused(f"{MANIFEST} is damaged; copy the kit again") from exc
     try:
         verify(city_key, signature, body)
