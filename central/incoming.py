@@ -107,6 +107,10 @@ class Incoming:
             raise BlobNotFound(f"the city does not hold attachment {digest}")
         if isinstance(self.store, FileBlobStore):
             with open(self.store.path(digest), "rb") as blob:
+                # Past the end there is nothing to read, and a seek past what the file system
+                # allows (2**48, say) raises EINVAL: answer short, as at the end.
+                if offset >= os.fstat(blob.fileno()).st_size:
+                    return b""
                 blob.seek(offset)
                 return blob.read(size)
         return self.store.get(digest)[offset : offset + size]

@@ -16,7 +16,7 @@ from central.incoming import BlobTooLarge, Incoming
 from edge.dossiers import receive
 from edge.uploads import check_scan
 from sync import wire
-from sync.blobs import BlobNotFound, MemoryBlobStore
+from sync.blobs import BlobNotFound, FileBlobStore, MemoryBlobStore
 
 CHUNK = 200 * 1024
 
@@ -131,3 +131,14 @@ def test_an_attachment_over_the_limit_is_refused(tmp_path):
     with pytest.raises(BlobTooLarge):
         incoming.put(sha, 800, b"x" * 300)
     assert incoming.size(sha) == 800
+
+
+def test_a_read_past_the_end_of_a_scan_is_empty_however_far(tmp_path):
+    """Found by schemathesis: an offset of 2**48 made the seek fail (EINVAL) and the city answer 500."""
+    store = FileBlobStore(tmp_path / "blobs")
+    data = scan_bytes(1000)
+    sha = store.put(data)
+    incoming = Incoming(tmp_path / "incoming", store)
+    assert incoming.read(sha, 990, 100) == data[990:]
+    for offset in (1000, 2**48, 2**63 - 1, 10**30):
+        assert incoming.read(sha, offset, 100) == b""
