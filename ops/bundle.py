@@ -364,8 +364,9 @@ def import_at_edge(node: Node, path: Path, progress: Progress | None = None) -> 
     except BaseException as exc:
         error = explain(exc)[0]
         if isinstance(exc, SyncError):
+            sender = report.sender if report.sender != "?" else _claimed_by(data)
             node.audit.record(
-                "bundle_refused", actor=report.sender, path=str(path), code=exc.code, message=exc.message
+                "bundle_refused", actor=sender, path=str(path), code=exc.code, message=exc.message
             )
         raise
     finally:
@@ -387,6 +388,14 @@ def import_at_edge(node: Node, path: Path, progress: Progress | None = None) -> 
             ),
         )
     return report
+
+
+def _claimed_by(data: bytes) -> str:
+    """Who a refused bundle says wrote it (unverified: for the audit log), or "?"."""
+    try:
+        return claimed_sender(open_envelope(data)).sender[:100]
+    except SyncError:
+        return "?"
 
 
 def _import_at_edge(node: Node, data: bytes, progress: Progress | None) -> ImportReport:
