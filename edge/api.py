@@ -138,7 +138,8 @@ async def _body(request: Request, kind: type[T]) -> T:
         raise InvalidInput(
             "The request body is not valid: {reason}.", field=_field_of(str(exc)), reason=str(exc)
         ) from exc
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        # msgspec reports a string that is not UTF-8 as UnicodeDecodeError, not as DecodeError.
         raise EdgeError("The request body is not valid JSON: {reason}.", reason=str(exc)) from exc
 
 
@@ -402,6 +403,7 @@ async def sync_status(request: Request) -> Response:
     current = badge(node)  # reads the write connection: stays on the loop with the writes
     vector = dict(node.replica.vector())
     clock = clockcheck.for_node(node, app.settings.clock_skew_warn_s * 1000)
+    disk = app.disk.state()
     return _json(
         {
             **asdict(current),
@@ -412,6 +414,11 @@ async def sync_status(request: Request) -> Response:
             "vector_size": len(vector),
             "ops_held": sum(vector.values()),
             "clock": {"suspect": clock.suspect, "skew_ms": clock.skew_ms, "reason": clock.text},
+            "disk": {
+                "free_bytes": disk.free_bytes,
+                "read_only": disk.read_only,
+                "problem": disk.problem(app.disk.warn_bytes),
+            },
         }
     )
 

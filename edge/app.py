@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edge import api, i18n, syncclient, syncloop, views
 from edge.auth import Throttle, Tokens
+from edge.disk import DiskWatch
 from edge.errors import EdgeError
 from edge.node import Node
 from edge.settings import Settings
@@ -121,6 +122,7 @@ def create_app(
         templates=templates,
         throttle=Throttle(settings.login_attempts, settings.lockout_minutes * 60),
         tokens=Tokens(node.secret, settings.session_hours * 3600),
+        disk=DiskWatch(node.data_dir, settings.disk_warn_mb * 1024 * 1024),
     )
     app.state.sync_peer = sync_peer
     app.state.sync_loop = None

@@ -12,6 +12,8 @@ import errno
 import os
 import sqlite3
 import tempfile
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +33,41 @@ class DiskState:
 
     def low(self, threshold_bytes: int) -> bool:
         return self.read_only or self.free_bytes < threshold_bytes
+
+    @property
+    def free_mb(self) -> int:
+        return self.free_bytes >> 20
+
+    def problem(self, warn_bytes: int) -> str | None:
+        """What the clerk's pages warn about: "read_only", "full", "low" (below ``warn_bytes``)
+        or None."""
+        if self.read_only:
+            return "read_only"
+        if self.full:
+            return "full"
+        return "low" if self.free_bytes < warn_bytes else None
+
+
+class DiskWatch:
+    """The data disk's state for every page and the sync status, measured again at most every
+    ``ttl_s`` seconds: a page view should not cost a probe file each time."""
+
+    def __init__(self, data_dir: str | Path, warn_bytes: int, ttl_s: float = 3.0) -> None:
+        self.data_dir = Path(data_dir)
+        self.warn_bytes = warn_bytes
+        self.ttl_s = ttl_s
+        self._lock = threading.Lock()
+        self._measured: tuple[float, DiskState] | None = None
+
+    def state(self) -> DiskState:
+        with self._lock:
+            now = time.monotonic()
+            if self._measured is None or now - self._measured[0] >= self.ttl_s:
+                self._measured = (now, disk_state(self.data_dir))
+            return self._measured[1]
+
+    def problem(self) -> str | None:
+        return self.state().problem(self.warn_bytes)
 
 
 def disk_state(data_dir: str | Path) -> DiskState:

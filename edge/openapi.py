@@ -303,6 +303,17 @@ SCHEMAS: dict[str, Schema] = {
             "vector_size": {"type": "integer", "description": "Nodes in the vector."},
             "ops_held": {"type": "integer", "description": "Sum of the vector."},
             "clock": closed({"suspect": BOOLEAN, "skew_ms": INTEGER, "reason": _nullable("string")}),
+            "disk": closed(
+                {
+                    "free_bytes": {"type": "integer", "description": "Free space on the data disk."},
+                    "read_only": BOOLEAN,
+                    "problem": {
+                        "type": ["string", "null"],
+                        "enum": ["read_only", "full", "low", None],
+                        "description": "What the pages warn about (low: below the setting disk_warn_mb).",
+                    },
+                }
+            ),
         }
     ),
 }

@@ -30,6 +30,8 @@ class Settings:
     """How long a clerk stays logged in without activity (a working day)."""
     clock_skew_warn_s: int = 300
     """Warn the clerk before printing due dates when the box's clock is off by more than this."""
+    disk_warn_mb: int = 500
+    """Warn on every page when the data disk has less free space than this, in MiB."""
     page_size: int = 25
     """Dossiers per page in lists."""
     language: str = "vi"
@@ -76,6 +78,7 @@ def _check(settings: Settings) -> Settings:
         "max_upload_mb",
         "session_hours",
         "page_size",
+        "disk_warn_mb",
         "login_attempts",
         "sync_interval_s",
         "sync_max_backoff_s",

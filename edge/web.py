@@ -21,7 +21,7 @@ from starlette.templating import Jinja2Templates
 
 from edge import clockcheck, i18n
 from edge.auth import Actor, Throttle, Tokens, load_actor, new_csrf_token, same_token
-from edge.disk import is_disk_error
+from edge.disk import DiskWatch, is_disk_error
 from edge.errors import EdgeError, Forbidden, NotAuthenticated, Unavailable
 from edge.node import Node
 from edge.settings import Settings
@@ -41,6 +41,7 @@ class AppState:
     templates: Jinja2Templates
     throttle: Throttle
     tokens: Tokens
+    disk: DiskWatch
 
 
 def state(request: Request) -> AppState:
@@ -159,6 +160,8 @@ def render(
         "node": app.node.config,
         "clock": clock,
         "badge": badge(app.node) if actor else None,
+        "disk": app.disk.state() if actor else None,
+        "disk_problem": app.disk.problem() if actor else None,
         **(context or {}),
     }
     return app.templates.TemplateResponse(request, template, full, status_code=status)

@@ -32,7 +32,17 @@ from pathlib import Path
 import httpx
 from diskkit import Ext4Disk, assert_sound, fill, free_bytes, post_form, remount, scan, tmpfs
 from edgekit import ACCOUNTS, PASSWORD, UNIT, login, sample_input
-from servers import CAI_KHE, NINH_KIEU, Clerk, World, assert_converged, edge_server, free_port, run_cli
+from servers import (
+    CAI_KHE,
+    NINH_KIEU,
+    Clerk,
+    World,
+    assert_converged,
+    edge_server,
+    free_port,
+    run_cli,
+    write_settings,
+)
 
 from edge.accounts import add_account
 from edge.auth import Actor
@@ -46,6 +56,9 @@ CYCLES = 30 if SOAK else 2
 DISK_FULL_VI = "Ổ đĩa đã đầy hoặc không ghi được: chưa có gì được lưu."
 """The clerk's message (edge/web.py's Unavailable, as the vi catalog says it)."""
 FAILED_ROUND = "could not record the sync attempt: database or disk is full"
+READ_ONLY_VI = "Ổ đĩa của máy không ghi được (chỉ đọc)"
+LOW_VI = re.compile(r"Ổ đĩa của máy sắp đầy \(còn trống (\d+) MB\)")
+FULL_VI = "Ổ đĩa của máy đã đầy"
 
 
 def standalone(directory: Path) -> Path:
@@ -157,6 +170,11 @@ class Desk:
             assert self.api.client.get(f"/api/v1/dossiers/{dossier}").status_code == 200
         if self.dossiers:
             assert self.web.get(f"/dossiers/{self.dossiers[-1]}/receipt").status_code == 200
+
+    def disk_problem(self) -> str | None:
+        """What the sync status says of the data disk (the pages show the same warning)."""
+        problem = self.api.status()["disk"]["problem"]
+        return None if problem is None else str(problem)
 
     def close(self) -> None:
         self.web.close()
@@ -302,6 +320,35 @@ def test_a_box_starting_on_a_read_only_or_full_disk_says_so_in_one_line(tmp_path
         assert_sound(data, [str(accepted.json()["id"])], exact=True)
 
 
+def test_every_page_and_the_sync_status_warn_before_the_disk_is_full(tmp_path):
+    """With ``disk_warn_mb = 8`` on a 24 MiB disk: no warning while there is room; below 8 MiB
+    free every page says how much is left and the sync status says "low"; at the last byte both
+    say full; once the ballast is gone the warning goes too."""
+    with tmpfs(tmp_path / "disk", 24) as disk:
+        data = standalone(disk / "node")
+        write_settings(data, disk_warn_mb=8)
+        server = edge_server(data, free_port(), tmp_path).start()
+        desk = Desk(server.url)
+        try:
+            assert desk.disk_problem() is None
+            assert 'id="disk-warning"' not in desk.web.get("/").text
+            fill(disk / "ballast", leave_bytes=4 << 20)
+            wait_until(lambda: desk.disk_problem() == "low", "the warning that the disk runs low")
+            shown = LOW_VI.search(desk.web.get("/dossiers").text)
+            assert shown, "the dossier list does not warn"
+            assert 1 <= int(shown.group(1)) <= 4
+            assert desk.try_api().status_code == 201  # low is a warning: writes still work
+            fill(disk / "ballast")
+            wait_until(lambda: desk.disk_problem() == "full", "the warning that the disk is full")
+            assert FULL_VI in desk.web.get("/").text
+            (disk / "ballast").unlink()
+            wait_until(lambda: desk.disk_problem() is None, "the warning to go once space returned")
+            assert 'id="disk-warning"' not in desk.web.get("/").text
+        finally:
+            desk.close()
+            server.stop()
+
+
 # --- a disk that turns read-only under the server --------------------------------------------------
 
 
@@ -326,6 +373,8 @@ def test_a_disk_turning_read_only_under_the_server_refuses_clearly_and_loses_not
                 assert desk.try_attach().status_code == 503
             assert server.running, server.log()
             desk.all_readable()
+            wait_until(lambda: desk.disk_problem() == "read_only", "the status to see the read-only disk")
+            assert READ_ONLY_VI in desk.web.get("/").text
         finally:
             desk.close()
             server.stop()
