@@ -46,9 +46,11 @@ def pending(world, unit: str, max_bytes: int | None = None) -> list[bytes]:
     return [encode_batch(b) for b in edge.replica.batches({me: have}, nodes=[me], **options)]
 
 
-def forge(identity: Identity, first_seq: int, ops: list[tuple[str, str, str, dict]]) -> bytes:
+def forge(
+    identity: Identity, first_seq: int, ops: list[tuple[str, str, str, dict]], clock: Clock | None = None
+) -> bytes:
     """Ops signed by ``identity`` with no local rule checking them: what a rogue box can send."""
-    clock = Clock()
+    clock = clock or Clock()
     bodies = [
         opcodec.encode(Op(identity.node, first_seq + i, clock.now().pack(), kind, entity, action, payload))
         for i, (kind, entity, action, payload) in enumerate(ops)
@@ -215,6 +217,28 @@ def test_ops_outside_the_write_scope_are_refused_and_audited(synced, op):
     with pytest.raises(wire.ScopeViolation):
         synced.peer(NINH_KIEU).push(batch)
     refused_and_audited(synced, me, "outside_write_scope", before)
+
+
+def test_ops_stamped_far_in_the_future_are_refused_and_audited(synced):
+    """A stamp a day ahead would win every last-writer-wins register until that day: the city
+    refuses it (a box whose clock runs fast is told so, and warned to fix it)."""
+    edge = synced.edges[NINH_KIEU]
+    me = edge.identity.node
+    theirs = receive_sample(edge)
+    sync_round(edge, synced.peer(NINH_KIEU))
+    ahead = Clock(offset_ms=24 * 3600 * 1000)
+    batch = forge(
+        edge.identity,
+        synced.city.node.replica.vector()[me] + 1,
+        [("dossier", theirs.id, "set", {"applicant_name": "Ghi đè từ tương lai"})],
+        clock=ahead,
+    )
+    before = held(synced)
+    with pytest.raises(SyncError) as caught:
+        synced.peer(NINH_KIEU).push(batch)
+    assert caught.value.code == "clock_drift"
+    refused_and_audited(synced, me, "clock_drift", before)
+    assert synced.city.node.replica.state("dossier", theirs.id)["applicant_name"] == "Nguyễn Văn An"
 
 
 def test_a_revoked_box_is_refused_on_every_endpoint_and_each_refusal_is_audited(synced):
