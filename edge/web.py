@@ -225,6 +225,13 @@ def audit_refusal(request: Request, exc: EdgeError) -> None:
     )
 
 
+def disk_refusal(exc: BaseException) -> Unavailable:
+    """What the clerk is told when a full or read-only disk refused a write (the technician
+    finds the error in the log)."""
+    log.error("storage problem: %s", exc)
+    return Unavailable("The disk is full or read-only: nothing was saved. Tell the technician.")
+
+
 async def handle_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, EdgeError):
         audit_refusal(request, exc)
@@ -250,8 +257,7 @@ async def handle_error(request: Request, exc: Exception) -> Response:
         response.headers.update(exc.headers or {})
         return response
     if is_disk_error(exc):
-        log.error("storage problem: %s", exc)
-        err = Unavailable("The disk is full or read-only: nothing was saved. Tell the technician.")
+        err = disk_refusal(exc)
         return _error_response(request, err.status, err.code, i18n.gettext_(err.message), None)
     log.exception("unexpected error on %s %s", request.method, request.url.path)
     message = i18n.gettext_(

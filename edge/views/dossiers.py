@@ -8,6 +8,7 @@ actions and timeline. The rules live in :mod:`edge.dossiers` (writes) and :mod:`
 
 from __future__ import annotations
 
+import sqlite3
 import unicodedata
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
@@ -24,6 +25,7 @@ from starlette.routing import BaseRoute, Route
 
 from edge import clockcheck, queries, receipt
 from edge.auth import Actor
+from edge.disk import is_disk_error
 from edge.dossiers import (
     ACTIONS,
     DOCUMENT_FORMS,
@@ -38,7 +40,7 @@ from edge.errors import Conflict, EdgeError, Forbidden, InvalidInput, NotFound, 
 from edge.i18n import gettext_, parse_date
 from edge.syncstate import waiting_since
 from edge.uploads import Scan, check_scan, sniff
-from edge.web import audit_refusal, check_csrf, current_actor, is_htmx, render, state
+from edge.web import audit_refusal, check_csrf, current_actor, disk_refusal, is_htmx, render, state
 from sync.blobs import BlobNotFound, check_digest
 
 MAX_SCANS = 20
@@ -314,6 +316,12 @@ async def receive_post(request: Request) -> Response:
             # A forged CSRF token or a fake scan is no less an attack when the page answers it.
             audit_refusal(request, exc)
             return _receive_page(request, actor, code, values=values, error=exc)
+        except (sqlite3.OperationalError, OSError) as exc:
+            if not is_disk_error(exc):
+                raise
+            # A full or read-only disk: the same form again with what the clerk typed (only the
+            # scans must be chosen again), which goes through once space is freed.
+            return _receive_page(request, actor, code, values=values, error=disk_refusal(exc))
     finally:
         await form.close()
     if received.clock_warning:

@@ -133,13 +133,16 @@ class Desk:
         return f"Nguyễn Văn An {self._n}"
 
     def try_form(self) -> httpx.Response:
-        response = post_form(self.web, self.csrf, self._applicant(), scan(self._n))
+        applicant = self._applicant()
+        response = post_form(self.web, self.csrf, applicant, scan(self._n))
         if response.status_code == 303:
             dossier = received_id(response)
             self.dossiers.append(dossier)
             self.scans.extend((dossier, sha) for sha in self.attachments_of(dossier))
         else:
             assert_refused_page(response)
+            # The same form again, with what the clerk typed: only the scan must be chosen again.
+            assert f'value="{applicant}"' in response.text
             self.refused += 1
         return response
 
