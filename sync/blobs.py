@@ -91,7 +91,9 @@ class MemoryBlobStore:
 class FileBlobStore:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        if not self.root.is_dir():
+            self.root.mkdir(parents=True, exist_ok=True)
+            _fsync_dir(self.root.parent)  # or a power cut could take the new store's name with it
 
     def path(self, digest: str) -> Path:
         digest = check_digest(digest)
