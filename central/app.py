@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 
-from central import dashboard, syncapi
+from central import dashboard, openapi, syncapi
 from central.fleetviews import FleetSettings
 from central.hub import Hub
 from central.metrics import Metrics, SyncTimer
@@ -28,6 +28,7 @@ def create_central_app(
     app = create_app(settings, hub.node)
     metrics = Metrics(hub.fleet, fleet_settings, hub.now_ms)
     app.router.routes[0:0] = [
+        *openapi.routes(),
         *syncapi.routes(hub),
         *dashboard.routes(hub, fleet_settings),
         *metrics.routes(),
