@@ -69,6 +69,10 @@ def load_actor(conn: sqlite3.Connection, username: str) -> Actor | None:
     return Actor(*row) if row else None
 
 
+TRACKED_ACCOUNTS = 10_000
+"""Names with recent failed logins kept before expired ones are swept (see Throttle)."""
+
+
 class Throttle:
     """Failed logins per account: after ``limit`` failures the account waits ``lockout_s``.
 
@@ -100,7 +104,20 @@ class Throttle:
 
     def failed(self, username: str) -> None:
         with self._lock:
-            self._failures.setdefault(username.lower(), []).append(self._clock())
+            now = self._clock()
+            if len(self._failures) >= TRACKED_ACCOUNTS:
+                self._forget_expired(now)
+            failures = self._failures.setdefault(username.lower(), [])
+            failures.append(now)
+            del failures[: -self.limit]  # the last ``limit`` decide; older ones are noise
+
+    def _forget_expired(self, now: float) -> None:
+        """Drop the names whose newest failure is older than a lock: an attacker trying a
+        million made-up usernames must not fill the box's memory (each try still costs an
+        argon2 hash); a lock still running is never forgotten."""
+        stale = [name for name, times in self._failures.items() if times[-1] + self.lockout_s <= now]
+        for name in stale:
+            del self._failures[name]
 
     def succeeded(self, username: str) -> None:
         with self._lock:
