@@ -15,6 +15,9 @@ from edgekit import PASSWORD, csrf_of, login, receive_sample
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from starlette.testclient import TestClient
 
+from edge import auth
+from edge.errors import LockedOut
+
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 
 
@@ -287,6 +290,29 @@ def test_guessing_the_current_password_on_the_password_form_counts_as_failed_log
     )
     assert right.status_code == 422  # locked: the right password does not help either
     assert snapshot(node, ("account", "canbo01")) == before
+
+
+def test_a_flood_of_made_up_usernames_cannot_fill_the_memory_nor_unlock_a_locked_account(
+    app, clock, monkeypatch
+):
+    """The throttle remembers failures per name; names whose failures are older than a lock are
+    swept once it tracks many, so a LAN attacker's million made-up names stay bounded, while an
+    account whose lock is running stays locked."""
+    throttle = app.state.motcua.throttle
+    monkeypatch.setattr(auth, "TRACKED_ACCOUNTS", 100)
+    for i in range(2_000):  # one made-up name a second, for over half an hour
+        throttle.failed(f"gia{i}")
+        clock[0] += 1.0
+    assert len(throttle._failures) <= throttle.lockout_s + 100  # the recent ones only
+    for _ in range(throttle.limit):
+        throttle.failed("canbo01")
+    for i in range(500):  # a burst right after the lock
+        throttle.failed(f"burst{i}")
+        clock[0] += 0.01
+    with pytest.raises(LockedOut):
+        throttle.check("canbo01")
+    clock[0] += throttle.lockout_s
+    throttle.check("canbo01")  # the lock ran its course: the clerk may try again
 
 
 def test_failed_logins_for_names_that_do_not_exist_are_audited_too(client, node, audited):
