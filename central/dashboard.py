@@ -87,7 +87,7 @@ def short(text: str | None, limit: int = ERROR_CHARS) -> str:
 
 def _int_param(request: Request, name: str, default: int) -> int:
     raw = (request.query_params.get(name) or "").strip()
-    return int(raw) if raw.isdigit() and len(raw) < 9 else default
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 9 else default
 
 
 @dataclass
@@ -322,7 +322,7 @@ def _year(raw: str | None, day: date) -> int:
     text = (raw or "").strip()
     if not text:
         return day.year
-    if not text.isdigit() or not FIRST_YEAR <= int(text) <= LAST_YEAR:
+    if not (text.isascii() and text.isdigit() and len(text) == 4) or not FIRST_YEAR <= int(text) <= LAST_YEAR:
         raise InvalidInput(
             "The year must be a number between {first} and {last}.",
             field="year",

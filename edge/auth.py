@@ -146,7 +146,13 @@ def new_csrf_token() -> str:
 
 
 def same_token(expected: str | None, given: str | None) -> bool:
-    return bool(expected) and bool(given) and hmac.compare_digest(str(expected), str(given))
+    # As bytes: compare_digest refuses str with non-ASCII characters (TypeError), and a posted
+    # form may carry any text.
+    if not expected or not given:
+        return False
+    return hmac.compare_digest(
+        str(expected).encode("utf-8", "replace"), str(given).encode("utf-8", "replace")
+    )
 
 
 # --- API tokens ---------------------------------------------------------------------------------

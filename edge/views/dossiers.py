@@ -71,11 +71,17 @@ async def _bounded(stream: AsyncGenerator[bytes, None], limit: int) -> AsyncGene
         yield chunk
 
 
+def _digits(text: str, at_most: int) -> bool:
+    """Whether ``text`` is 1..``at_most`` ASCII digits: str.isdigit() also takes "²", which
+    int() refuses, and int() refuses more than 4,300 digits."""
+    return 0 < len(text) <= at_most and text.isascii() and text.isdigit()
+
+
 async def read_form(request: Request, limit: int) -> FormData:
     """The posted form, refused with 413 as soon as it passes ``limit`` bytes (Content-Length
     first, then while streaming: a chunked body cannot fill the disk either)."""
     declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+    if declared is not None and (not _digits(declared, 18) or int(declared) > limit):
         raise _too_large(limit)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     parser: MultiPartParser | FormParser
@@ -122,7 +128,7 @@ def _whole_number(text: str, field: str, message: str) -> int | None:
     cleaned = text.replace(".", "").replace(",", "").replace(" ", "")
     if not cleaned:
         return None
-    if not cleaned.isdigit() or len(cleaned) > 12:
+    if not _digits(cleaned, 12):
         raise InvalidInput(message, field=field)
     return int(cleaned)
 
@@ -166,7 +172,7 @@ def _receive_input(form: FormData, procedure: dict[str, Any]) -> ReceiveInput:
 
 def _filters(params: Any) -> tuple[queries.Filters, int]:
     status = params.get("status", "").strip()
-    if status and not (status.isdigit() and 1 <= int(status) <= 10):
+    if status and not (_digits(status, 2) and 1 <= int(status) <= 10):
         raise InvalidInput("Unknown status.", field="status")
     due = params.get("due", "").strip()
     if due and due not in ("overdue", "soon"):
@@ -180,7 +186,7 @@ def _filters(params: Any) -> tuple[queries.Filters, int]:
         due=due or None,
         q=params.get("q", "").strip()[:200],
     )
-    return filters, int(page) if page.isdigit() and len(page) < 7 else 1
+    return filters, int(page) if _digits(page, 6) else 1
 
 
 def _query_of(filters: queries.Filters) -> dict[str, str]:

@@ -48,7 +48,7 @@ def _year(raw: str | None, day: date) -> int:
     if raw is None or raw.strip() == "":
         return day.year
     text = raw.strip()
-    if not text.isdigit() or not FIRST_YEAR <= int(text) <= LAST_YEAR:
+    if not (text.isascii() and text.isdigit() and len(text) == 4) or not FIRST_YEAR <= int(text) <= LAST_YEAR:
         raise InvalidInput(
             "The year must be a number between {first} and {last}.",
             field="year",
