@@ -35,9 +35,10 @@ def read_config(data_dir: Path) -> Config:
         raw = json.loads(path.read_text(encoding="utf-8"))
         dbs = [Path(db["path"]) for db in raw["dbs"]]
         first = str(raw["dbs"][0]["replica"]["url"])
+        urlparse(first)  # raises ValueError for what is no URL at all ("file://[")
     except FileNotFoundError as exc:
         raise BackupError(f"no {path}: write it first with: motcua backup config --data {data_dir}") from exc
-    except (ValueError, KeyError, IndexError, TypeError) as exc:
+    except (ValueError, KeyError, IndexError, TypeError, RecursionError) as exc:
         raise BackupError(f"{path} is damaged ({exc}): write it again with motcua backup config") from exc
     return Config(path, first.rsplit("/", 1)[0], dbs)
 

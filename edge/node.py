@@ -28,7 +28,8 @@ from schema.units import UnitRecord, find_unit, province_units
 from sync.blobs import FileBlobStore
 from sync.clock import Clock
 from sync.db import MIGRATIONS as SYNC_MIGRATIONS
-from sync.identity import Identity
+from sync.errors import UnknownNode
+from sync.identity import Identity, check_binding
 from sync.migrations import current_version
 from sync.replica import Replica
 
@@ -145,20 +146,38 @@ class Node:
         self.audit.close()
 
 
+def _check_config(config: NodeConfig, path: Path) -> NodeConfig:
+    """Every field text (the optional ones text or null), a known role, a city key of 32 bytes:
+    a damaged node.json fails here, in words, not later at the first sync."""
+    for name, value in asdict(config).items():
+        optional = name in ("central_url", "central_key", "central_node")
+        if not (isinstance(value, str) and value) and not (optional and value is None):
+            raise ConfigError(f"{path} is damaged: {name} must be text, not {value!r:.60}")
+    if config.role not in ("edge", "central"):
+        raise ConfigError(f"{path} is damaged: role must be edge or central, not {config.role!r:.40}")
+    if config.central_key is not None:
+        try:
+            if len(bytes.fromhex(config.central_key)) != 32:
+                raise ValueError("not 32 bytes")
+        except ValueError as exc:
+            raise ConfigError(f"{path} is damaged: central_key is not a public key ({exc})") from exc
+    return config
+
+
 def open_node(data_dir: str | Path, clock: Clock | None = None) -> Node:
     directory = Path(data_dir)
     try:
         raw = json.loads((directory / NODE_FILE).read_text(encoding="utf-8"))
-        config = NodeConfig(**raw)
+        config = _check_config(NodeConfig(**raw), directory / NODE_FILE)
         key = (directory / KEY_FILE).read_bytes()
+        identity = Identity.from_private_bytes(config.unit, key)
     except FileNotFoundError as exc:
         raise ConfigError(
             f"{directory} is not a motcua node (missing {Path(exc.filename).name}); "
             "create one with: motcua edge init --data DIR --unit CODE"
         ) from exc
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{directory / NODE_FILE} is damaged: {exc}") from exc
-    identity = Identity.from_private_bytes(config.unit, key)
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise ConfigError(f"{directory / NODE_FILE} or {KEY_FILE} is damaged: {exc}") from exc
     if identity.node != config.node:
         raise ConfigError(f"{directory / KEY_FILE} is not the key of node {config.node}")
     return Node(directory, config, identity, clock or Clock())
@@ -184,20 +203,23 @@ def init_from_node_file(data_dir: str | Path, node_file: str | Path, clock: Cloc
     central and receives its reference data and accounts from it."""
     try:
         raw = json.loads(Path(node_file).read_text(encoding="utf-8"))
-        unit = str(raw["unit"])
-        identity = Identity.from_private_bytes(unit, bytes.fromhex(raw["private_key"]))
-        central_key = bytes.fromhex(raw["central_key"])
-        config = NodeConfig(
-            node=str(raw["node"]),
-            unit=unit,
-            province=str(raw["province"]),
-            central_url=str(raw["central_url"]),
-            central_key=raw["central_key"],
-            central_node=str(raw["central_node"]),
+        config = _check_config(
+            NodeConfig(
+                node=raw["node"],
+                unit=raw["unit"],
+                province=raw["province"],
+                central_url=raw["central_url"],
+                central_key=raw["central_key"],
+                central_node=raw["central_node"],
+            ),
+            Path(node_file),
         )
+        identity = Identity.from_private_bytes(config.unit, bytes.fromhex(raw["private_key"]))
+        central_key = bytes.fromhex(raw["central_key"])
+        check_binding(str(config.central_node), central_key)
     except FileNotFoundError as exc:
         raise ConfigError(f"node file {node_file} does not exist") from exc
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError, UnknownNode) as exc:
         raise ConfigError(f"{node_file} is not a motcua node file: {exc}") from exc
     if identity.node != config.node:
         raise ConfigError(f"{node_file}: the key does not belong to node {config.node}")

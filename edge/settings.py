@@ -70,7 +70,16 @@ SETTINGS: list[tuple[str, Any, str]] = [
 """(name, default, help) of every setting, for the CLI and the docs."""
 
 
+_TYPES = {bool: "true or false", int: "a whole number", str: "text"}
+
+
 def _check(settings: Settings) -> Settings:
+    for name, default, _ in SETTINGS:
+        value = getattr(settings, name)
+        if type(value) is not type(default):  # exactly: a bool is not a whole number here
+            raise ConfigError(f"{name} must be {_TYPES[type(default)]}, not {value!r:.60}")
+    if settings.port > 65535:
+        raise ConfigError(f"port must be at most 65535, not {settings.port}")
     if settings.language not in ("vi", "en"):
         raise ConfigError(f"language must be vi or en, not {settings.language!r}")
     positive = (
