@@ -13,6 +13,8 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from central.city import City
 from edge.views.sync import records_from_json
 from sync import attempts, wire
@@ -39,7 +41,10 @@ def verify_record(city: City, document: dict[str, Any]) -> RecordCheck:
         public_key = base64.b64decode(document["public_key"])
         dossier = str(document["dossier"])
         log = records_from_json(document)
-    except (KeyError, TypeError, ValueError) as exc:
+        for record in log:
+            # The box hashed each attempt's msgpack: a number past 64 bits cannot be one of them.
+            msgspec.msgpack.encode(record.attempt)
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise CorruptBatch(f"not a transmission record: {exc}") from exc
     registration = city.fleet.registration(node)
     if registration is None:

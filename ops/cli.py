@@ -522,7 +522,7 @@ def _record_verify(args: argparse.Namespace) -> int:
 
     try:
         document = json.loads(Path(args.file).read_text(encoding="utf-8"))
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         print(f"motcua: {args.file} is not JSON: {exc}", file=sys.stderr)
         return 2
     city = open_central(args.data)
