@@ -134,6 +134,8 @@ def decrypt_key(data: bytes, unit: str, passphrase: str) -> Identity:
         fields = dict(line.split(": ", 1) for line in head.splitlines()[1:])
         _, n, r, p, salt = fields["KDF"].split(",")
         nonce = bytes.fromhex(fields["Cipher"].split(",")[1])
+        if len(nonce) != 12:
+            raise ValueError(f"an AES-GCM nonce has 12 bytes, not {len(nonce)}")
         sealed = base64.decodebytes(rest.split("-----END", 1)[0].encode())
         node = fields["Node"]
         cost = int(n), int(r), int(p)
@@ -359,7 +361,7 @@ def applied_node(data: Path) -> str | None:
         return str(json.loads((data / NODE_FILE).read_text(encoding="utf-8"))["node"])
     except FileNotFoundError:
         return None
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise KitRefused(f"{data / NODE_FILE} is damaged; this box needs city IT, not a kit") from exc
 
 
@@ -374,7 +376,7 @@ def _config(verified: Verified) -> NodeConfig:
             central_key=str(raw["central_key"]),
             central_node=str(raw["central_node"]),
         )
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise KitRefused(f"{NODE_JSON} is not a node description: {exc}") from exc
     manifest = verified.manifest
     if (config.node, config.central_key, config.central_node) != (
