@@ -758,9 +758,16 @@ class Replica:
             )
             return list(self._pack(runs, DEFAULT_BATCH_BYTES)), part
 
-    @_locked
     def scope_digest(self, keys: Iterable[str]) -> bytes:
-        return feed.scope_digest(self.conn, keys)
+        """Computed on a read connection, in one read transaction (a consistent snapshot): it
+        reads every op of the scope, and on the writer it stalled every local write meanwhile
+        (a clerk's receive, for seconds at 100,000 ops) and, at the city, every push."""
+        with self._read() as conn:
+            conn.execute("BEGIN")
+            try:
+                return feed.scope_digest(conn, keys)
+            finally:
+                conn.execute("ROLLBACK")
 
     @_locked
     def feed_head(self) -> int:
