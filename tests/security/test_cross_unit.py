@@ -80,7 +80,12 @@ def test_another_units_clerk_gets_404_everywhere_each_reach_is_audited_and_nothi
         else:
             assert 'role="alert"' in response.text, what
         [entry] = audited.since(node, mark)
-        assert (entry.event, entry.actor, entry.path, entry.method) == ("cross_unit", "canbo_caikhe", path, method)
+        assert (entry.event, entry.actor, entry.path, entry.method) == (
+            "cross_unit",
+            "canbo_caikhe",
+            path,
+            method,
+        )
         assert entry.detail["dossier"] == theirs.id, what
     assert snapshot(node, ("dossier", theirs.id)) == before
 
@@ -98,7 +103,9 @@ def test_the_answer_for_another_units_dossier_is_the_answer_for_an_absent_one(cl
         assert [e.event for e in audited.since(node, mark)] == ["cross_unit"]
 
 
-def test_a_search_by_code_of_another_units_dossier_finds_nothing_and_is_audited(client, node, theirs, audited):
+def test_a_search_by_code_of_another_units_dossier_finds_nothing_and_is_audited(
+    client, node, theirs, audited
+):
     login(client, "canbo_caikhe")
     headers = bearer(client, "canbo_caikhe")
     searches = [
