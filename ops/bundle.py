@@ -77,17 +77,17 @@ class Contents(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     sender: str
     to: str
     """``TO_CITY`` for an edge's bundle; the node id for the city's."""
-    created_ms: int
-    base: int | None
+    created_ms: wire.Count
+    base: wire.Count | None
     """Edge: the seq of its own ops it believed the city held. City: the node's feed cursor.
     None: the bundle carries no ops (a receipt)."""
-    head: int | None
+    head: wire.Count | None
     """Edge: its own highest seq. City: the feed cursor after these ops."""
     batches: list[bytes]
     certs: list[wire.Cert] = []
     acks: list[wire.Ack] = []
     blobs: dict[str, bytes] = {}
-    feed_cursor: int | None = None
+    feed_cursor: wire.Count | None = None
     """Edge: its position in the city's feed, so the city's next bundle starts there."""
 
 
