@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from edge import openapi as edge_openapi
+from edge.openapi import closed, error_response, ref
 from sync import wire
 
 Schema = dict[str, Any]
@@ -26,9 +27,6 @@ Schema = dict[str, Any]
 MSGPACK = "application/msgpack"
 OCTETS = "application/octet-stream"
 INT64_MAX = 2**63 - 1
-
-_ref = edge_openapi.ref
-_obj = edge_openapi.closed
 
 INT: Schema = {"type": "integer", "format": "int64", "minimum": -(2**63), "maximum": INT64_MAX}
 COUNT: Schema = {"type": "integer", "minimum": 0, "maximum": INT64_MAX}
@@ -95,13 +93,13 @@ SCHEMAS: dict[str, Schema] = {
         {**BIN, "description": "signature by the city key"},
         description="The city's word that a key speaks for a node of a unit.",
     ),
-    "HelloReply": _obj(
+    "HelloReply": closed(
         {
             "time_ms": {**INT, "description": "The city's clock: the box calibrates against it."},
             "have": {**INT, "description": "The city's highest contiguous seq of the sender's ops."},
             "feed_head": INT,
             "drift_ms": {**INT, "description": "City time minus the sender's wall clock."},
-            "certs": {"type": "array", "items": _ref("Cert")},
+            "certs": {"type": "array", "items": ref("Cert")},
             "protocol": {"type": "integer", "enum": sorted(wire.SUPPORTED)},
         }
     ),
@@ -120,12 +118,12 @@ SCHEMAS: dict[str, Schema] = {
         },
         ["cursor"],
     ),
-    "PullReply": _obj(
+    "PullReply": closed(
         {
             "cursor": INT,
             "done": {"type": "boolean"},
             "batches": {"type": "array", "items": BIN, "description": "Encoded batches, merged in order."},
-            "certs": {"type": "array", "items": _ref("Cert")},
+            "certs": {"type": "array", "items": ref("Cert")},
             "blobs": {
                 "type": "array",
                 "items": STRING,
@@ -133,32 +131,32 @@ SCHEMAS: dict[str, Schema] = {
             },
         }
     ),
-    "TimeReply": _obj(
+    "TimeReply": closed(
         {
             "time_ms": {**INT, "description": "The city's clock, asked before anything is signed."},
             "protocols": {"type": "array", "items": {"type": "integer"}},
         }
     ),
-    "DigestReply": _obj({"scope_digest": BIN, "feed_head": INT}),
-    "BlobSize": _obj({"size": {**COUNT, "description": "Bytes of the attachment the city holds."}}),
+    "DigestReply": closed({"scope_digest": BIN, "feed_head": INT}),
+    "BlobSize": closed({"size": {**COUNT, "description": "Bytes of the attachment the city holds."}}),
 }
 
 RESPONSES: dict[str, Schema] = {
-    "SyncRefused": edge_openapi.error_response(
-        "400: a malformed body or batch, an unsigned or wrongly signed request or batch "
+    "SyncRefused": error_response(
+        "A malformed body or batch, an unsigned or wrongly signed request or batch "
         "(`bad_signature`, `corrupt_batch`, `bad_chunk`, …). Nothing of a refused request is applied."
     ),
-    "SyncNotAuthenticated": edge_openapi.error_response(
+    "SyncNotAuthenticated": error_response(
         "The signature's time is too far from the city's clock, or the request was already received "
         "(`stale_request`, `replayed_request`)."
     ),
-    "SyncForbidden": edge_openapi.error_response(
+    "SyncForbidden": error_response(
         "The node is not registered or was revoked, or a batch carries ops outside its write scope."
     ),
-    "SyncNotFound": edge_openapi.error_response("No such attachment (or one outside the caller's scope)."),
-    "SyncConflict": edge_openapi.error_response("A stamp in the batch is too far ahead of the city's clock."),
-    "SyncTooLarge": edge_openapi.error_response("The body or the attachment is over its limit."),
-    "SyncProtocol": edge_openapi.error_response("The protocol version is not served here: upgrade motcua."),
+    "SyncNotFound": error_response("No such attachment (or one outside the caller's scope)."),
+    "SyncConflict": error_response("A stamp in the batch is too far ahead of the city's clock."),
+    "SyncTooLarge": error_response("The body or the attachment is over its limit."),
+    "SyncProtocol": error_response("The protocol version is not served here: upgrade motcua."),
 }
 
 _SYNC_STATUSES = {
@@ -237,44 +235,44 @@ SYNC_PATHS: dict[str, Schema] = {
             "summary": "The city's clock and the protocols it serves; unsigned, asked first.",
             "tags": ["sync"],
             "security": [],
-            "responses": _sync_responses(MSGPACK, _ref("TimeReply")),
+            "responses": _sync_responses(MSGPACK, ref("TimeReply")),
         }
     },
     "/sync/v1/hello": _sync(
         "syncHello",
         "First message of a round: who the box is, what it holds, how its clock and backup are.",
-        (MSGPACK, _ref("HelloReply")),
-        body=(MSGPACK, _ref("Hello")),
+        (MSGPACK, ref("HelloReply")),
+        body=(MSGPACK, ref("Hello")),
     ),
     "/sync/v1/push": _sync(
         "syncPush",
         "One batch of the box's own ops, merged all or nothing; the reply is the signed receipt.",
-        (MSGPACK, _ref("Ack")),
+        (MSGPACK, ref("Ack")),
         "SyncConflict",
         body=(OCTETS, _BATCH),
     ),
     "/sync/v1/pull": _sync(
         "syncPull",
         "Batches of the caller's scope after a feed position.",
-        (MSGPACK, _ref("PullReply")),
-        body=(MSGPACK, _ref("PullRequest")),
+        (MSGPACK, ref("PullReply")),
+        body=(MSGPACK, ref("PullRequest")),
     ),
     "/sync/v1/digest": _sync(
         "syncDigest",
         "The digest of the caller's scope, to compare with the box's own.",
-        (MSGPACK, _ref("DigestReply")),
+        (MSGPACK, ref("DigestReply")),
     ),
     "/sync/v1/blobs/{sha}/size": _sync(
         "syncBlobSize",
         "Bytes of an attachment the city holds (0: none), to resume an upload.",
-        ("application/json", _ref("BlobSize")),
+        ("application/json", ref("BlobSize")),
         "SyncNotFound",
         parameters=[_SHA],
     ),
     "/sync/v1/blobs/{sha}/chunks/{offset}": _sync(
         "syncBlobPut",
         "The next chunk of an attachment; a chunk not at the held size is ignored (a retry).",
-        ("application/json", _ref("BlobSize")),
+        ("application/json", ref("BlobSize")),
         "SyncNotFound",
         body=(OCTETS, _CHUNK),
         body_required=False,
