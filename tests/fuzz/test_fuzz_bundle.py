@@ -84,7 +84,7 @@ def test_a_damaged_bundle_is_refused_whole_at_the_box(linked, to_edge, data):
     at_edge(linked, data.draw(mutated_bytes(to_edge)))
 
 
-@examples(40)
+@examples(20)
 @given(garbage=GARBAGE)
 def test_garbage_on_the_stick_is_refused_at_both_ends(linked, garbage):
     for data in (garbage, bundle.MAGIC + garbage, bundle.MAGIC + zstandard.compress(garbage)):

@@ -161,7 +161,7 @@ def _damage(draw, root: Path) -> str:
     return name
 
 
-@examples(25)
+@examples(12)
 @given(data=st.data())
 def test_a_kit_resigned_by_the_city_after_damage_is_refused_or_makes_a_node(city, original, tmp_path, data):
     damaged = copy(original, tmp_path)

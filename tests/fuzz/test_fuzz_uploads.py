@@ -61,7 +61,7 @@ CONTENTS = st.sampled_from((PDF, JPEG, PNG, b"", b"GIF89a", b"MZ\x90\x00")).flat
 )
 
 
-@examples(400)
+@examples(250)
 @given(name=NAMES, data=CONTENTS)
 def test_any_name_and_bytes_give_a_harmless_scan_or_a_typed_refusal(name, data):
     found = []
@@ -164,7 +164,7 @@ def test_a_damaged_multipart_body_is_refused_without_failing(desk, data):
     post(desk, data.draw(mutated_bytes(body)), content_type)
 
 
-@examples(80)
+@examples(50)
 @given(data=st.data())
 def test_odd_field_values_are_refused_without_failing(desk, data):
     values = fields(desk.token)
@@ -177,7 +177,7 @@ def test_odd_field_values_are_refused_without_failing(desk, data):
 QUERY_NAMES = ("status", "page", "q", "year", "month", "unit", "procedure", "from", "to", "event", "next")
 
 
-@examples(80)
+@examples(50)
 @given(
     path=st.sampled_from(("/", "/dossiers", "/reports", "/audit", "/dossiers/new")),
     name=st.sampled_from(QUERY_NAMES),
