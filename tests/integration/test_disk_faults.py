@@ -241,47 +241,58 @@ def test_a_full_disk_refuses_writes_clearly_and_recovers_without_a_restart(tmp_p
 
 
 def test_sigkill_on_a_full_disk_then_space_returns_loses_nothing(tmp_path):
-    """A power cut while clerks keep hitting a full disk. Power returns before the technician
+    """A power cut while a clerk keeps hitting a full disk. Power returns before the technician
     frees space: the box serves (with a warning in its log), every acknowledged dossier opens,
     writes are refused clearly. Space returns: the same process takes new dossiers. After the
-    last round everything acknowledged is there and the database is intact."""
+    last round everything acknowledged is there and the database is intact; the only dossier
+    nobody was told about can be the one in flight at a cut."""
     with tmpfs(tmp_path / "disk", 24) as disk:
         data = standalone(disk / "node")
         server = edge_server(data, free_port(), tmp_path).start()
         desk = Desk(server.url)
-        answers: list[int] = []
+        refused_in_flight = 0
         try:
-            for _ in range(KILLS):
+            for cut in range(KILLS):
                 for _ in range(2):
                     assert desk.try_form().status_code == 303
                     assert desk.try_api().status_code == 201
                 assert desk.try_attach().status_code == 201
                 fill(disk / "ballast")
-                answers += _writes_until_killed(server, desk.api.client.headers["authorization"])
+                refused, acknowledged = _writes_until_killed(server, desk.api.client.headers["authorization"])
+                refused_in_flight += refused
+                desk.dossiers += acknowledged
+                if cut == 0:
+                    # Not later: once the WAL has been checkpointed, a write can reuse its space
+                    # and succeed on a full disk, which is fine (it is counted as acknowledged).
+                    assert acknowledged == [], "a write went through a full disk"
                 desk.close()
                 server.start()  # still full: it opens (its WAL and shared memory survived the cut)
                 desk = Desk(server.url, books=desk)
                 assert re.search(r"warning: the disk of .* is full", server.log()), server.log()
                 desk.all_readable()
-                assert desk.try_api().status_code == 503
+                answer = desk.try_api().status_code
+                assert cut > 0 or answer == 503
                 (disk / "ballast").unlink()
                 assert desk.try_form().status_code == 303
                 assert desk.try_api().status_code == 201
         finally:
             desk.close()
             server.stop()
-        assert set(answers) == {503}, answers
-        assert_sound(data, desk.dossiers, desk.scans, exact=True)
+        count = assert_sound(data, desk.dossiers, desk.scans)
+        assert count - len(desk.dossiers) <= KILLS, "more unacknowledged dossiers than cuts"
         print(
-            f"SIGKILL on a full disk: {KILLS} power cuts, {len(answers)} writes refused in flight, "
-            f"{len(desk.dossiers)} dossiers and {len(desk.scans)} scans acknowledged, none lost"
+            f"SIGKILL on a full disk: {KILLS} power cuts, {refused_in_flight} writes refused in flight, "
+            f"{len(desk.dossiers)} dossiers and {len(desk.scans)} scans acknowledged, none lost, "
+            f"{count - len(desk.dossiers)} in flight at a cut and kept"
         )
 
 
-def _writes_until_killed(server: Server, token: str) -> list[int]:
+def _writes_until_killed(server: Server, token: str) -> tuple[int, list[str]]:
     """Receive dossiers through the API in a loop until the box is SIGKILLed mid-stream (after
-    at least five answers); returns the status codes it got."""
-    answers: list[int] = []
+    at least five answers); returns how many were refused (the clear 503) and the ids of those
+    acknowledged."""
+    refused: list[httpx.Response] = []
+    acknowledged: list[str] = []
     stop = threading.Event()
 
     def keep_writing() -> None:
@@ -291,20 +302,25 @@ def _writes_until_killed(server: Server, token: str) -> list[int]:
                     response = client.post("/api/v1/dossiers", json=dossier_body("Trần Thị Bình"))
                 except httpx.TransportError:
                     return  # the box is gone
-                answers.append(response.status_code)
+                if response.status_code == 201:
+                    acknowledged.append(str(response.json()["id"]))
+                else:
+                    refused.append(response)
 
     writer = threading.Thread(target=keep_writing)
     writer.start()
     try:
         deadline = time.monotonic() + 30
-        while len(answers) < 5 and time.monotonic() < deadline:
+        while len(refused) + len(acknowledged) < 5 and time.monotonic() < deadline:
             time.sleep(0.05)
         server.kill()
     finally:
         stop.set()
         writer.join(30)
-    assert answers, "no write reached the box before the power cut"
-    return answers
+    assert refused or acknowledged, "no write reached the box before the power cut"
+    for response in refused:
+        assert_refused_json(response)
+    return len(refused), acknowledged
 
 
 def one_line_refusal(data: Path) -> str:
