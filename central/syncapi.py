@@ -30,6 +30,7 @@ from starlette.routing import Route
 from central.compat import Dialect, dialect
 from central.fleet import AttemptRow
 from central.hub import Caller, Counts, Hub
+from central.incoming import BadChunk
 from sync import wire
 from sync.errors import SyncError
 
@@ -39,6 +40,12 @@ PREFIX = "/sync/v1"
 MSGPACK = "application/msgpack"
 MAX_BODY = 48 * 1024 * 1024
 """A request body over this is refused before it is read whole (batches are ~256 KiB)."""
+
+
+def _position(text: str) -> int:
+    if not (0 < len(text) <= 18 and text.isascii() and text.isdigit()):
+        raise BadChunk(f"{text[:20]!r} is not an offset or size in bytes")
+    return int(text)
 
 
 class RequestTooLarge(SyncError):
@@ -67,8 +74,10 @@ class SyncApi:
             post("/pull", "pull", self._pull),
             post("/digest", "digest", self._digest),
             post("/blobs/{sha}/size", "blob_size", self._blob_size),
-            post("/blobs/{sha}/chunks/{offset:int}", "blob_put", self._blob_put),
-            post("/blobs/{sha}/read/{offset:int}/{size:int}", "blob_get", self._blob_get),
+            # Offsets and sizes are read by _position, not by Starlette's int convertor: int() of
+            # 5,000 digits raises ValueError while routing, a 500 no handler sees.
+            post("/blobs/{sha}/chunks/{offset}", "blob_put", self._blob_put),
+            post("/blobs/{sha}/read/{offset}/{size}", "blob_get", self._blob_get),
         ]
 
     async def time(self, request: Request) -> Response:
@@ -190,12 +199,15 @@ class SyncApi:
     def _blob_put(
         self, caller: Caller, talk: Dialect, body: bytes, params: Mapping[str, Any], counts: Counts
     ) -> Response:
-        return JSONResponse({"size": self.hub.put_blob(caller, params["sha"], params["offset"], body)})
+        offset = _position(params["offset"])
+        return JSONResponse({"size": self.hub.put_blob(caller, params["sha"], offset, body)})
 
     def _blob_get(
         self, caller: Caller, talk: Dialect, body: bytes, params: Mapping[str, Any], counts: Counts
     ) -> Response:
-        data = self.hub.get_blob(caller, params["sha"], params["offset"], params["size"])
+        data = self.hub.get_blob(
+            caller, params["sha"], _position(params["offset"]), _position(params["size"])
+        )
         return Response(data, media_type="application/octet-stream")
 
 
