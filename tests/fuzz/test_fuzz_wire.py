@@ -202,3 +202,29 @@ def test_the_city_refuses_damaged_requests_typed_and_applies_nothing(linked, cit
         assert error["message"].strip()
         assert linked.city_log() == before, "a refused request changed the city's log"
     assert linked.city_holds_only_genuine_ops()
+
+
+BLOB_PATHS = (
+    "/sync/v1/blobs/{sha}/size",
+    "/sync/v1/blobs/{sha}/chunks/{offset}",
+    "/sync/v1/blobs/{sha}/read/{offset}/{size}",
+)
+DIGITS = st.sampled_from(("0", "1", "4096", "281474976710656", "9223372036854775808", "9" * 40, "1" * 5000))
+
+
+@examples(60)
+@given(
+    template=st.sampled_from(BLOB_PATHS),
+    sha=st.sampled_from(("ab" * 32, "AB" * 32, "g" * 64, "ab" * 31, "", ".."))
+    | st.text("0123456789abcdefxyz", max_size=70),
+    offset=DIGITS,
+    size=DIGITS,
+    chunk=st.binary(max_size=64),
+)
+def test_the_city_answers_odd_blob_requests_without_failing(
+    linked, city_door, template, sha, offset, size, chunk
+):
+    path = template.format(sha=sha, offset=offset, size=size)
+    headers = wire.sign_request(linked.edge.identity, "POST", path, chunk, linked.city.node.clock.wall_ms())
+    answer = city_door.post(path, content=chunk, headers=headers)
+    assert answer.status_code < 500, f"{path[:120]}: {answer.text[:300]}"
