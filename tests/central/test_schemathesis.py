@@ -379,3 +379,8 @@ def test_the_city_serves_its_own_document(city: City) -> None:
     assert response.status_code == 200
     assert response.json() == json.loads(openapi.DOCUMENT)
     assert response.json()["info"]["title"] == "motcua city server API"
+
+
+def test_the_document_is_valid_openapi_3_1() -> None:
+    schema.validate()  # against the OpenAPI 3.1 meta-schema schemathesis carries
+    assert openapi.SPEC["openapi"].startswith("3.1.")

@@ -141,3 +141,8 @@ def edge(tmp_path_factory) -> Iterator[Edge]:
 def test_every_operation_answers_as_documented(case: schemathesis.Case, edge: Edge) -> None:
     response = case.call_and_validate(base_url=edge.server.url, session=edge.session, timeout=60)
     event(f"answered {response.status_code}")  # --hypothesis-show-statistics tells the spread
+
+
+def test_the_document_is_valid_openapi_3_1() -> None:
+    schema.validate()  # against the OpenAPI 3.1 meta-schema schemathesis carries
+    assert openapi.SPEC["openapi"].startswith("3.1.")
