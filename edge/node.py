@@ -22,6 +22,7 @@ from sqlite3 import Connection
 
 from edge.audit import open_audit
 from edge.errors import ConfigError
+from edge.sessions import SESSIONS_FILE, SessionBook
 from schema import KINDS, PILOT_PROCEDURES, migrate
 from schema.db import MIGRATIONS as SCHEMA_MIGRATIONS
 from schema.units import UnitRecord, find_unit, province_units
@@ -111,6 +112,7 @@ class Node:
         )
         self.blobs = FileBlobStore(data_dir / BLOB_DIR)
         self.audit = open_audit(data_dir)
+        self.sessions = SessionBook(data_dir / SESSIONS_FILE)
         self.secret = (data_dir / SECRET_FILE).read_bytes()
         unit = find_unit(config.unit)
         self.unit: UnitRecord | None = unit
@@ -144,6 +146,7 @@ class Node:
     def close(self) -> None:
         self.replica.close()
         self.audit.close()
+        self.sessions.close()
 
 
 def _check_config(config: NodeConfig, path: Path) -> NodeConfig:

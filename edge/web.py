@@ -69,6 +69,14 @@ def session_actor(request: Request) -> Actor | None:
     username = request.session.get("user")
     if not username:
         return None
+    sid, generation = request.session.get("sid"), request.session.get("generation")
+    if (
+        not isinstance(sid, str)
+        or not isinstance(generation, int)
+        or not state(request).node.sessions.valid(sid, str(username), generation)
+    ):
+        request.session.clear()  # logged out, or ended by a password change: a copied cookie opens nothing
+        return None
     with state(request).node.reader() as conn:
         return load_actor(conn, username)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from urllib.parse import urlparse
 
 from starlette.concurrency import run_in_threadpool
@@ -56,16 +57,27 @@ async def login(request: Request) -> Response:
     if actor is None:
         context = {"next": target, "username": username, "error": error}
         return render(request, "login.html", context, status=400)
-    # A fresh session on login: nothing from before it (a planted cookie) survives.
-    request.session.clear()
-    request.session["user"] = actor.username
-    request.session["csrf"] = new_csrf_token()
+    start_session(request, actor.username, app.node.sessions.generation(actor.username))
     return RedirectResponse(target, status_code=303)
+
+
+def start_session(request: Request, username: str, generation: int) -> None:
+    """A fresh session: nothing from before it (a planted cookie) survives, and it has its own
+    id so that logging out ends it on the server too (:mod:`edge.sessions`)."""
+    request.session.clear()
+    request.session["user"] = username
+    request.session["sid"] = new_csrf_token()
+    request.session["generation"] = generation
+    request.session["csrf"] = new_csrf_token()
 
 
 async def logout(request: Request) -> Response:
     form = await request.form()
     check_csrf(request, form)
+    sid = request.session.get("sid")
+    if isinstance(sid, str):
+        until_ms = int(time.time() * 1000) + state(request).settings.session_hours * 3_600_000
+        state(request).node.sessions.end(sid, until_ms)
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
 
@@ -128,6 +140,8 @@ async def password_change(request: Request) -> Response:
             audit(request, exc.audit, code=exc.code, message=str(exc))
         message = i18n.gettext_(exc.message, **exc.params)
         return render(request, "account_password.html", {"actor": actor, "error": message}, status=422)
+    # Every other session of this account ends (a cookie left on another PC); this one goes on.
+    start_session(request, actor.username, app.node.sessions.end_all(actor.username))
     return render(request, "account_password.html", {"actor": actor, "done": True})
 
 

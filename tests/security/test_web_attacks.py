@@ -8,6 +8,8 @@ scans, the dossier, the session).
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 
 import pytest
@@ -165,23 +167,19 @@ def test_a_session_cookie_signed_with_another_key_is_ignored(client, node):
     """The session is a signed cookie: one made up by an attacker (user=admin) opens nothing."""
     client.get("/login")
     [cookie] = [c for c in client.cookies.jar if c.name == "motcua_session"]
-    forged = TimestampSigner("not-the-box-secret").sign(b"eyJ1c2VyIjogInF1YW50cmkifQ==").decode()
+    payload = base64.b64encode(json.dumps({"user": "quantri", "sid": "made-up", "generation": 0}).encode())
+    forged = TimestampSigner("not-the-box-secret").sign(payload).decode()
     client.cookies.set("motcua_session", forged, domain=cookie.domain, path=cookie.path)
     response = client.get("/")
     assert response.status_code == 303
     assert response.headers["location"].startswith("/login")
     # The same cookie signed with the box's own secret would open the box: the key is what
     # defends, and it never leaves the box (a stolen box is revoked at the city).
-    genuine = TimestampSigner(node.secret.hex()).sign(b"eyJ1c2VyIjogInF1YW50cmkifQ==").decode()
+    genuine = TimestampSigner(node.secret.hex()).sign(payload).decode()
     client.cookies.set("motcua_session", genuine, domain=cookie.domain, path=cookie.path)
     assert client.get("/").status_code == 200
 
 
-@pytest.mark.xfail(
-    reason="sessions are signed cookies with no server-side end: a copied cookie works until it "
-    "expires (session_hours); open in docs/THREATS.md",
-    strict=True,
-)
 def test_a_session_cookie_copied_before_logout_is_refused_after_it(client):
     token = login(client, "canbo01")
     [cookie] = [c for c in client.cookies.jar if c.name == "motcua_session"]
@@ -363,3 +361,17 @@ def test_a_bearer_token_signed_with_another_key_or_for_another_user_is_refused(c
         assert response.status_code == 401
         assert response.json()["error"]["code"] == "not_authenticated"
     assert re.fullmatch(r"[\w.-]+", api_token(client, "canbo01"))
+
+
+def test_a_password_change_ends_the_accounts_other_sessions_but_not_this_one(app, node):
+    with TestClient(app, follow_redirects=False) as office, TestClient(app, follow_redirects=False) as home:
+        login(office, "canbo01")
+        token = login(home, "canbo01")
+        answer = home.post(
+            "/account/password",
+            data={"csrf": token, "current": PASSWORD, "new": "MatkhauMoi456", "again": "MatkhauMoi456"},
+        )
+        assert answer.status_code == 200
+        assert home.get("/").status_code == 200  # the clerk who changed it stays in
+        assert office.get("/").status_code == 303  # the cookie left on the other PC opens nothing
+        assert office.get("/login").status_code == 200

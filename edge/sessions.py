@@ -1,0 +1,89 @@
+"""Sessions that end when the clerk logs out, not when the cookie expires.
+
+Sessions are signed cookies (Starlette's SessionMiddleware): nothing on the server knows them,
+so a cookie copied off a shared office PC before its clerk logged out would work until it
+expired (``session_hours``). Each session therefore carries a random id and the time of its
+login, and the box keeps, in ``sessions.db`` beside its database (its own file, like the audit
+log: the node's writer only takes change-log writes):
+
+- the ids of sessions that were logged out, until they would have expired anyway;
+- per account, a generation number: a password change moves it on, which ends every other
+  session of that account (a number, not a time: a box whose clock falls back to 2000 must not
+  lock its clerks out for 26 years).
+
+One indexed lookup per request in a small file. Losing the file (a restored backup) only lets
+old cookies live out their expiry, as before.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from sync.migrations import Migration, apply
+
+SESSIONS_FILE = "sessions.db"
+
+MIGRATIONS = [
+    Migration(
+        1,
+        "sessions",
+        """
+        CREATE TABLE ended (sid TEXT PRIMARY KEY, until_ms INTEGER NOT NULL) WITHOUT ROWID;
+        CREATE TABLE generation (username TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+        """,
+    )
+]
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class SessionBook:
+    def __init__(self, path: str | Path) -> None:
+        self._lock = threading.Lock()
+        conn = sqlite3.connect(Path(path), check_same_thread=False, isolation_level=None, timeout=5)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            apply(conn, "sessions", MIGRATIONS)
+        except sqlite3.Error:
+            conn.close()
+            raise
+        self._conn = conn
+
+    def end(self, sid: str, until_ms: int) -> None:
+        """Logged out: ``sid`` opens nothing from now on (kept until it would have expired)."""
+        with self._lock:
+            self._conn.execute("DELETE FROM ended WHERE until_ms < ?", (now_ms(),))
+            self._conn.execute("INSERT OR REPLACE INTO ended (sid, until_ms) VALUES (?, ?)", (sid, until_ms))
+
+    def generation(self, username: str) -> int:
+        """What a new session of ``username`` carries."""
+        with self._lock:
+            row = self._conn.execute("SELECT n FROM generation WHERE username = ?", (username,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def end_all(self, username: str) -> int:
+        """Every session of ``username`` ends; returns the generation a new one carries."""
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO generation (username, n) VALUES (?, 1) "
+                "ON CONFLICT (username) DO UPDATE SET n = n + 1",
+                (username,),
+            )
+            row = self._conn.execute("SELECT n FROM generation WHERE username = ?", (username,)).fetchone()
+        return int(row[0])
+
+    def valid(self, sid: str, username: str, generation: int) -> bool:
+        if self.generation(username) != generation:
+            return False
+        with self._lock:
+            return self._conn.execute("SELECT 1 FROM ended WHERE sid = ?", (sid,)).fetchone() is None
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
