@@ -37,6 +37,11 @@ WINDOW_MS = 5 * 60 * 1000
 Count = Annotated[int, msgspec.Meta(ge=0, le=(1 << 63) - 1)]
 """A seq, cursor, count or time in ms from a node: never negative, and within SQLite's INTEGER
 (a larger number would fail where the hub stores it, not where it is read)."""
+Millis = Annotated[int, msgspec.Meta(ge=0, le=(1 << 47) - 1)]
+"""A wall-clock time in ms the hub tells a node: one an HLC stamp can hold (until year 6429),
+so a damaged reply cannot set a box's clock where its next stamp would overflow."""
+Drift = Annotated[int, msgspec.Meta(ge=-(1 << 62), le=1 << 62)]
+"""A difference of two clocks in ms, stored by the node as an SQLite INTEGER."""
 
 H_PROTOCOL, H_NODE, H_TIME, H_NONCE, H_SIGNATURE = (
     "x-motcua-protocol",
@@ -108,12 +113,12 @@ class Hello(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
 
 
 class HelloReply(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
-    time_ms: int
+    time_ms: Millis
     """The hub's clock: the edge calibrates against it."""
-    have: int
+    have: Count
     """The hub's highest contiguous seq of the sender's ops."""
-    feed_head: int
-    drift_ms: int
+    feed_head: Count
+    drift_ms: Drift
     """hub time - sender's wall clock at receipt (positive: the sender is behind)."""
     certs: list[Cert] = []
     protocol: int = PROTOCOL
@@ -138,7 +143,7 @@ class PullRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
 
 
 class PullReply(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
-    cursor: int
+    cursor: Count
     done: bool
     batches: list[bytes]
     """Encoded batches (zstd), merged in order."""
@@ -151,7 +156,7 @@ class TimeReply(msgspec.Struct, frozen=True):
     """The hub's clock, asked before anything is signed: a box whose clock reads 2000 learns the
     offset to sign its requests with, so its first signed request is not refused as stale."""
 
-    time_ms: int
+    time_ms: Millis
     protocols: list[int]
 
 
