@@ -247,7 +247,7 @@ def _edge_serve(args: argparse.Namespace) -> int:
         if disk is None or not disk.full or not is_disk_error(exc):
             raise
         print(
-            f"motcua: the disk of {args.data} is full: the box cannot open its database. "
+            f"motcua: the disk of {args.data} is full: the box cannot open its database ({exc}). "
             "Free some space on it, then start again.",
             file=sys.stderr,
         )
