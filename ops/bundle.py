@@ -212,7 +212,7 @@ def read_since(path: str | Path, key: str) -> int:
     edge's vector, "cursor" at the city)."""
     try:
         value = json.loads(Path(path).read_text(encoding="utf-8"))
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise CorruptBatch(f"{path} is not JSON: {exc}") from exc
     if isinstance(value, dict):
         value = value.get(key, 0)
