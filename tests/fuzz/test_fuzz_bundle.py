@@ -155,3 +155,21 @@ def test_motcua_sync_import_refuses_a_damaged_bundle_in_one_line(linked, tmp_pat
     assert err.startswith("motcua: ")
     assert err.count("\n") == 1, err
     assert linked.city_log() == before
+
+
+@pytest.mark.parametrize(
+    "content", [b"[" * 100_000 + b"]" * 100_000, b"1e999", b"-1", b'{"cursor": "x"}', b"\xff", b"1" * 5000]
+)
+def test_motcua_sync_export_refuses_a_bad_since_vector_in_one_line(linked, tmp_path, capsys, content):
+    since = tmp_path / "since.json"
+    since.write_bytes(content)
+    data = str(linked.city.node.data_dir)
+    out = tmp_path / "out.bundle"
+    code = main(
+        ["sync", "export", "--data", data, "--unit", "31135", "--since-vector", str(since), "--out", str(out)]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("motcua: ")
+    assert err.count("\n") == 1, err
+    assert not out.exists()
