@@ -1,9 +1,9 @@
 """The data disk: how much room is left and whether it can be written at all.
 
 A full or read-only disk makes every write fail; the web app then answers 503 and saves nothing
-(edge/web.py). This module lets the box say so before a clerk finds out: ``motcua edge serve``
-refuses a read-only data directory with one line and warns about a full one, and the clerk's
-pages warn when the free space runs low.
+(edge/web.py). This module tells those errors from bugs, and lets the box say so before a
+clerk finds out: ``motcua edge serve`` refuses a read-only data directory in one line (and a
+full one where its database cannot open), and every page warns when free space runs low.
 """
 
 from __future__ import annotations
@@ -30,9 +30,6 @@ class DiskState:
     @property
     def full(self) -> bool:
         return self.free_bytes < FULL_BYTES
-
-    def low(self, threshold_bytes: int) -> bool:
-        return self.read_only or self.free_bytes < threshold_bytes
 
     @property
     def free_mb(self) -> int:
