@@ -351,15 +351,15 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             # The baseline: one node alone, the admin alone, the probe alone.
             idle = Timings()
             alone = fleet[0]
-            for _ in range(IDLE_ROUNDS):
+            for _ in range(args.idle_rounds):
                 alone.write()
                 alone.round(url, idle)
             nodes = [m.node.identity.node for m in fleet]
             with admin_client(url) as client:
-                for _ in range(IDLE_ROUNDS):
+                for _ in range(args.idle_rounds):
                     refresh(client, nodes, random.Random(1), idle)
             idle_probe: list[float] = []
-            probe(url, idle_probe, Clock(time.monotonic() + 3), every_s=0.02)
+            probe(url, idle_probe, Clock(time.monotonic() + args.idle_rounds / 5), every_s=0.02)
 
             # The fleet at once.
             load = Timings()
@@ -398,6 +398,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 settle(m, url, final)
             server.stop()
             missing = lost(city, fleet)
+            if load.errors or final.errors:
+                print(f"--- {server.name}:\n{server.log()}", file=sys.stderr)
         except BaseException:
             print(f"--- {server.name}:\n{server.log()}", file=sys.stderr)
             raise
@@ -464,10 +466,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=300, help="seconds the fleet syncs")
     parser.add_argument("--interval", type=float, default=10, help="seconds between a node's rounds (±50 %%)")
     parser.add_argument("--refresh", type=float, default=3, help="seconds between dashboard refreshes")
+    parser.add_argument("--idle-rounds", type=int, default=IDLE_ROUNDS, help="baseline rounds and page loads")
     parser.add_argument("--seed", type=int, default=20261127)
     args = parser.parse_args(argv)
     if args.quick:
-        args.nodes, args.duration, args.interval, args.refresh = 20, 30.0, 5.0, 2.0
+        args.nodes, args.duration, args.interval, args.refresh, args.idle_rounds = 20, 30.0, 5.0, 2.0, 5
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the city process on the way out
     report = run(args)
     json.dump(report, sys.stdout, indent=2, ensure_ascii=False)

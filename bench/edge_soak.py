@@ -28,8 +28,8 @@ the issue 3 targets under sync (``targets_met_under_sync``, never asserted), the
 probe's p50 in each phase (what any request costs on this machine then), the sync rounds the
 loop did during the load and their outcomes, errors and ``data_lost``. Prints one JSON object;
 **exits 1 when there was any error, any failed sync round or any lost write** (correctness,
-not timing). ``--quick``: 500 dossiers, 8 s without sync, 30 s with it, cheap password
-hashes (what CI runs).
+not timing). ``--quick``: 500 dossiers, 6 s without sync, 30 s with it, no solo requests,
+cheap password hashes (what CI runs).
 """
 
 from __future__ import annotations
@@ -437,7 +437,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="500 dossiers, 8 s off + 30 s on: a smoke run")
+    parser.add_argument("--quick", action="store_true", help="500 dossiers, 6 s off + 30 s on: a smoke run")
     parser.add_argument("--dossiers", type=int, default=10_000, help="dossiers seeded (10 ops each)")
     parser.add_argument("--clerks", type=int, default=20, help="concurrent simulated clerks")
     parser.add_argument("--duration", type=float, default=300, help="seconds of load with the sync loop on")
@@ -449,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=20261127)
     args = parser.parse_args(argv)
     if args.quick:
-        args.dossiers, args.duration, args.baseline_seconds, args.solo = 500, 30.0, 8.0, 5
+        args.dossiers, args.duration, args.baseline_seconds, args.solo = 500, 30.0, 6.0, 0
     args.think = args.think_ms / 1000
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the servers on the way out
     report = run(args)
