@@ -175,8 +175,9 @@ PROTOCOL_HEADER: Schema = {
     "name": wire.H_PROTOCOL,
     "in": "header",
     "required": True,
-    "schema": {"type": "string", "enum": [str(v) for v in sorted(wire.SUPPORTED)]},
-    "description": "The protocol version the box speaks; another (or none) is refused with 426.",
+    # The city reads ASCII digits (leading zeros too); any other value or none is refused with 426.
+    "schema": {"type": "string", "pattern": f"^0{{0,19}}[{''.join(map(str, sorted(wire.SUPPORTED)))}]$"},
+    "description": "The protocol version the box speaks (1 or 2); another, or none, is refused with 426.",
 }
 
 
@@ -214,8 +215,14 @@ def _path_param(name: str, schema: Schema, description: str) -> Schema:
 
 
 _SHA = _path_param("sha", {"type": "string", "pattern": "^[0-9a-f]{64}$"}, "The attachment's sha256 (hex).")
-_OFFSET = _path_param("offset", {"type": "integer", "minimum": 0}, "Byte offset.")
-_SIZE = _path_param("size", {"type": "integer", "minimum": 1}, "Bytes to read (at most 4 MiB come back).")
+POSITION_MAX = 10**18 - 1
+"""Offsets and sizes are at most 18 digits (central.syncapi); more is refused with 400."""
+_OFFSET = _path_param("offset", {"type": "integer", "minimum": 0, "maximum": POSITION_MAX}, "Byte offset.")
+_SIZE = _path_param(
+    "size",
+    {"type": "integer", "minimum": 1, "maximum": POSITION_MAX},
+    "Bytes to read (4 MiB at most come back).",
+)
 _BATCH: Schema = {
     "type": "string",
     "minLength": 1,

@@ -171,7 +171,7 @@ SIGN_AT_SEND = "sign-at-send"
 
 @schema.auth().apply_to(path_regex=SIGNED)
 class NodeSignature:
-    """Marks a generated sync request as one the commune signs; :class:`Signer` signs it as it
+    """Marks a generated sync request as one the commune signs; :class:`AtSend` signs it as it
     is sent. A case schemathesis sends without credentials (a probe, a negated header) carries
     no mark and goes out unsigned."""
 
@@ -182,13 +182,31 @@ class NodeSignature:
         case.headers = {**(case.headers or {}), wire.H_SIGNATURE: data}
 
 
-class Signer(requests.auth.AuthBase):
-    """The commune's signature over the very method, path and body bytes that go out."""
+TOKEN_AT_SEND = "token-at-send"
 
-    def __init__(self, identity: Identity) -> None:
+
+@schema.auth().apply_to(path_regex=r"^/api/v1/(?!auth/token$)")
+class AdminToken:
+    """Marks a generated API call as the city admin's; :class:`AtSend` puts the real token in."""
+
+    def get(self, case: schemathesis.Case, context: schemathesis.AuthContext) -> str:
+        return TOKEN_AT_SEND
+
+    def set(self, case: schemathesis.Case, data: str, context: schemathesis.AuthContext) -> None:
+        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+
+
+class AtSend(requests.auth.AuthBase):
+    """As a marked request goes out: the admin's token in an API call, or the commune's signature
+    over the very method, path and body bytes of a sync request."""
+
+    def __init__(self, token: str, identity: Identity) -> None:
+        self.token = token
         self.identity = identity
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        if request.headers.get("Authorization") == f"Bearer {TOKEN_AT_SEND}":
+            request.headers["Authorization"] = f"Bearer {self.token}"
         if request.headers.get(wire.H_SIGNATURE) != SIGN_AT_SEND:
             return request
         body = request.body or b""
@@ -257,9 +275,8 @@ class City:
             timeout=30,
         )
         assert token.status_code == 200, token.text
-        self.session.headers["Authorization"] = f"Bearer {token.json()['token']}"
         assert KNOWN.identity is not None
-        self.session.auth = Signer(KNOWN.identity)
+        self.session.auth = AtSend(token.json()["token"], KNOWN.identity)
 
 
 def small_pdf() -> bytes:
