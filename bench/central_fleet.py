@@ -387,6 +387,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 raise
             elapsed = time.monotonic() - load_started
             cpu = resource.getrusage(resource.RUSAGE_SELF)
+            after = {m.unit: dict(m.rounds) for m in fleet}  # the final rounds below are not the load's
             bench_cpu = cpu.ru_utime + cpu.ru_stime - cpu_before.ru_utime - cpu_before.ru_stime
             city_rss = memory_mb(server.process.pid).get("VmHWM")
             print(file=sys.stderr)
@@ -414,7 +415,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     sync_ms = [ms for n in sync_names for ms in load.ms[n]]
     rounds: dict[str, int] = defaultdict(int)
     for m in fleet:
-        for outcome, n in m.rounds.items():
+        for outcome, n in after[m.unit].items():
             rounds[outcome] += n - before[m.unit].get(outcome, 0)
     burst = [m.first_round_s for m in fleet if m.first_round_s is not None]
 
