@@ -8,6 +8,7 @@ actions and timeline. The rules live in :mod:`edge.dossiers` (writes) and :mod:`
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import unicodedata
 from collections.abc import AsyncGenerator
@@ -62,13 +63,24 @@ def _too_large(limit: int) -> TooLarge:
     return TooLarge("The upload is larger than {mb} MB in total.", field="scans", mb=max(1, limit >> 20))
 
 
-async def _bounded(stream: AsyncGenerator[bytes, None], limit: int) -> AsyncGenerator[bytes, None]:
+async def _bounded(
+    stream: AsyncGenerator[bytes, None], limit: int, boundary: bytes | None = None
+) -> AsyncGenerator[bytes, None]:
+    """The body, refused past ``limit``; with a multipart ``boundary``, refused if it ends
+    before its closing delimiter: the parser would silently drop a scan cut off mid-way and
+    receive the dossier without it."""
     seen = 0
+    close = b"\r\n--" + boundary + b"--" if boundary else b""
+    tail = b"\r\n"  # a form without any part opens with its closing delimiter
     async for chunk in stream:
         seen += len(chunk)
         if seen > limit:
             raise _too_large(limit)
+        if close:
+            tail = (tail + chunk)[-(len(close) + 64) :]
         yield chunk
+    if close and close not in tail:
+        raise MultiPartException("the form ended before its last part did (cut off?)")
 
 
 def _digits(text: str, at_most: int) -> bool:
@@ -83,9 +95,12 @@ async def read_form(request: Request, limit: int) -> FormData:
     declared = request.headers.get("content-length")
     if declared is not None and (not _digits(declared, 18) or int(declared) > limit):
         raise _too_large(limit)
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    header = request.headers.get("content-type", "")
+    content_type = header.split(";")[0].strip().lower()
+    found = re.search(r'boundary="?([^";]+)"?', header) if content_type == "multipart/form-data" else None
+    boundary = found.group(1).encode("latin-1") if found else None
     parser: MultiPartParser | FormParser
-    async with aclosing(request.stream()) as raw, aclosing(_bounded(raw, limit)) as stream:
+    async with aclosing(request.stream()) as raw, aclosing(_bounded(raw, limit, boundary)) as stream:
         try:
             if content_type == "multipart/form-data":
                 parser = MultiPartParser(request.headers, stream, max_files=MAX_SCANS, max_fields=200)
