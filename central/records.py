@@ -38,6 +38,7 @@ def verify_record(city: City, document: dict[str, Any]) -> RecordCheck:
     """Raise BadSignature/UnknownNode/CorruptBatch when the record does not hold up."""
     try:
         node = str(document["node"])
+        node.encode("utf-8")  # a lone surrogate ("\ud800" in the JSON) is no node id: ValueError
         public_key = base64.b64decode(document["public_key"])
         dossier = str(document["dossier"])
         log = records_from_json(document)
