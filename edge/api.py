@@ -27,7 +27,15 @@ from starlette.routing import BaseRoute, Route
 
 from edge import clockcheck, i18n, openapi, queries
 from edge.auth import Actor, authenticate
-from edge.dossiers import ReceiveInput, attach, available_actions, perform, receive, today
+from edge.dossiers import (
+    ReceiveInput,
+    attach,
+    available_actions,
+    check_request_key,
+    perform,
+    receive,
+    today,
+)
 from edge.errors import EdgeError, InvalidInput, NotAuthenticated, NotFound, TooLarge
 from edge.syncstate import badge
 from edge.uploads import Scan, check_scan
@@ -266,7 +274,8 @@ async def create_dossier(request: Request) -> Response:
         confirm_clock=body.confirm_clock,
     )
     clock = clockcheck.for_node(app.node, app.settings.clock_skew_warn_s * 1000)
-    received = receive(app.node, actor, data, [], clock)
+    key = check_request_key(request.headers.get("Idempotency-Key"))
+    received = receive(app.node, actor, data, [], clock, key)
     return _json(
         {
             "id": received.id,

@@ -247,8 +247,35 @@ def _next_code(w: Writer, unit: str, day: date) -> str:
     return format_dossier_code(unit, day, int(row[0] or 0) + 1)
 
 
-def receive(node: Node, actor: Actor, data: ReceiveInput, scans: list[Scan], clock: ClockStatus) -> Received:
-    """Receive a dossier at this node's unit; the receiving unit is always this node's."""
+REQUEST_KEY = re.compile(r"[A-Za-z0-9_.:-]{8,100}")
+"""An idempotency key: what a client (the receive form, an API caller) sends with its request."""
+
+
+def check_request_key(raw: str | None) -> str | None:
+    if raw is None or raw == "":
+        return None
+    if not REQUEST_KEY.fullmatch(raw):
+        raise InvalidInput(
+            "The request key must be 8 to 100 letters, digits or the signs _ . : -", field="request_key"
+        )
+    return raw
+
+
+def receive(
+    node: Node,
+    actor: Actor,
+    data: ReceiveInput,
+    scans: list[Scan],
+    clock: ClockStatus,
+    request_key: str | None = None,
+) -> Received:
+    """Receive a dossier at this node's unit; the receiving unit is always this node's.
+
+    ``request_key``: the client's idempotency key. A request sent again with the same key (the
+    clerk pressed the button twice, a client retried after the box lost power before it could
+    answer) gets the dossier the first one made instead of a second dossier with a new code.
+    The key is kept in the same transaction as the dossier's ops, so either both survive a crash
+    or neither does, and it is local to the box (never replicated)."""
     if actor.role not in ("clerk", "leader", "admin"):
         raise Forbidden("Your role may not receive dossiers.")
     if clock.suspect and not data.confirm_clock:
@@ -262,6 +289,10 @@ def receive(node: Node, actor: Actor, data: ReceiveInput, scans: list[Scan], clo
     entity = secrets.token_hex(16)
     actor_fields = {"by": actor.username, "role": actor.role}
     with node.replica.write() as w:
+        remembered = f"receive:{actor.username}:{request_key}" if request_key else None
+        earlier = w.recall(remembered) if remembered else None
+        if earlier is not None:
+            return _received_before(w, earlier)
         payload = _check_receive(w, node, data, day)
         # Stored only once the input is known good: a refused form leaves no orphan scans.
         digests = [(scan, node.blobs.put(scan.data)) for scan in scans]
@@ -279,7 +310,15 @@ def receive(node: Node, actor: Actor, data: ReceiveInput, scans: list[Scan], clo
         w.append("dossier", entity, "create", payload)
         for scan, digest in digests:
             w.append("dossier", entity, "attach", _attach_payload(scan, digest, actor))
+        if remembered:
+            w.remember(remembered, entity)
     return Received(entity, code, int(Status.NEW), payload["due_date"], clock.text if clock.suspect else None)
+
+
+def _received_before(w: Writer, entity: str) -> Received:
+    state = w.state("dossier", entity) or {}
+    status = int(state.get("status", Status.NEW))
+    return Received(entity, str(state.get("code", "")), status, str(state.get("due_date", "")), None)
 
 
 # --- acting on a dossier ----------------------------------------------------------------------

@@ -396,7 +396,21 @@ PATHS: dict[str, Schema] = {
         "post": {
             "operationId": "createDossier",
             "summary": "Receive a dossier at this node's unit.",
+            "description": (
+                "Send an `Idempotency-Key` to retry safely: a request sent again with the same key "
+                "by the same account (after a timeout, or a box that lost power before it answered) "
+                "answers with the dossier the first one made, never a second one."
+            ),
             "tags": ["dossiers"],
+            "parameters": [
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "description": "A key the client makes once per dossier it means to receive.",
+                    "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{8,100}$"},
+                }
+            ],
             "requestBody": _json_body("DossierCreate"),
             "responses": _responses(
                 "201",

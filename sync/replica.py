@@ -130,6 +130,19 @@ class Writer:
         row = self._rows.get(key) or self._replica._load_rows([key]).get(key)
         return row.state if row else None
 
+    def remember(self, key: str, value: str) -> None:
+        """Keep a local, unreplicated value in the same transaction as the ops (committed with
+        them or not at all): what a request's idempotency key created, say."""
+        self.conn.execute(
+            "INSERT INTO sync_meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (f"local:{key}", value),
+        )
+
+    def recall(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM sync_meta WHERE key = ?", (f"local:{key}",)).fetchone()
+        return None if row is None else str(row[0])
+
     def _finish(self) -> None:
         if not self._ops:
             return

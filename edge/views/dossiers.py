@@ -9,6 +9,7 @@ actions and timeline. The rules live in :mod:`edge.dossiers` (writes) and :mod:`
 from __future__ import annotations
 
 import re
+import secrets
 import sqlite3
 import unicodedata
 from collections.abc import AsyncGenerator
@@ -33,6 +34,7 @@ from edge.dossiers import (
     ReceiveInput,
     attach,
     available_actions,
+    check_request_key,
     perform,
     receive,
     today,
@@ -292,6 +294,7 @@ def _default_values(unit: str, procedure: dict[str, Any], components: list[dict[
         "channel": "direct",
         "handling_unit": unit,
         "address_unit": unit,
+        "request_key": secrets.token_urlsafe(18),
     }
     for n, component in enumerate(components):
         forms = receipt.accepted_forms(component)
@@ -332,7 +335,8 @@ async def receive_post(request: Request) -> Response:
             data = _receive_input(form, procedure)
             scans = await _scans(form, app.settings.max_upload_bytes)
             clock = clockcheck.for_node(app.node, app.settings.clock_skew_warn_s * 1000)
-            received = await run_in_threadpool(receive, app.node, actor, data, scans, clock)
+            key = check_request_key(_text(form, "request_key") or None)
+            received = await run_in_threadpool(receive, app.node, actor, data, scans, clock, key)
         except (InvalidInput, TooLarge) as exc:
             # A forged CSRF token or a fake scan is no less an attack when the page answers it.
             audit_refusal(request, exc)

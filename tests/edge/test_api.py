@@ -953,3 +953,36 @@ def test_random_list_queries_never_break_the_api(client, node, params, raw):
             assert_error(response, response.status_code)
         documented(response, "listDossiers")
     assert own_seq(node) == before
+
+
+# --- retries: the Idempotency-Key ------------------------------------------------------------------
+
+
+def test_a_receipt_sent_again_with_its_idempotency_key_gets_the_same_dossier(client, node):
+    headers = {**bearer(client), "Idempotency-Key": "may-tinh-1:0001"}
+    first = client.post("/api/v1/dossiers", json=VALID, headers=headers)
+    assert first.status_code == 201
+    ops = node.replica.op_count()
+    again = client.post("/api/v1/dossiers", json=VALID, headers=headers)
+    assert again.status_code == 201
+    assert again.json()["id"] == first.json()["id"]
+    assert again.json()["code"] == first.json()["code"]
+    assert node.replica.op_count() == ops  # nothing written the second time
+    other = client.post(
+        "/api/v1/dossiers", json=VALID, headers={**headers, "Idempotency-Key": "may-tinh-1:0002"}
+    )
+    assert other.json()["id"] != first.json()["id"]
+
+
+def test_the_same_key_from_another_account_is_another_request(client):
+    key = {"Idempotency-Key": "shared-key-123"}
+    mine = client.post("/api/v1/dossiers", json=VALID, headers={**bearer(client, "canbo01"), **key})
+    theirs = client.post("/api/v1/dossiers", json=VALID, headers={**bearer(client, "lanhdao01"), **key})
+    assert theirs.json()["id"] != mine.json()["id"]
+
+
+def test_a_malformed_idempotency_key_is_refused_with_its_field(client, node):
+    ops = node.replica.op_count()
+    answer = client.post("/api/v1/dossiers", json=VALID, headers={**bearer(client), "Idempotency-Key": "x"})
+    assert_error(answer, 422, field="request_key")
+    assert node.replica.op_count() == ops

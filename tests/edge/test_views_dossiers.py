@@ -813,3 +813,21 @@ def test_a_garbled_multipart_body_is_a_clear_error(client, node, clerk):
     assert 'data-code="invalid"' in response.text
     no_boundary = client.post("/dossiers", content=b"junk", headers={"content-type": "multipart/form-data"})
     assert no_boundary.status_code == 422
+
+
+def test_the_receive_form_sent_twice_makes_one_dossier(client, node, clerk):
+    """A double click, or the browser resending the form after the box lost power before it
+    answered: the form's request key gets the dossier the first post made."""
+    page = client.get(f"/dossiers/new?procedure={HOUSEHOLD_BUSINESS}")
+    key = re.search(r'name="request_key" value="([^"]+)"', page.text)
+    assert key, "the receive form carries a request key"
+    form = form_fields(clerk, request_key=key.group(1))
+    first = client.post("/dossiers", data=form)
+    assert first.status_code == 303
+    before = head(node)
+    second = client.post("/dossiers", data=form)
+    assert second.status_code == 303
+    assert second.headers["location"] == first.headers["location"]
+    assert head(node) == before
+    fresh = client.get(f"/dossiers/new?procedure={HOUSEHOLD_BUSINESS}")
+    assert key.group(1) not in fresh.text  # the next dossier's form has its own key
