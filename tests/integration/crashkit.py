@@ -59,6 +59,8 @@ class Track:
 class Tally:
     receipts_acked: int = 0
     receipts_unanswered: int = 0
+    receipts_retried: int = 0
+    """Receipts sent again with their Idempotency-Key after a lost answer (a real client does)."""
     actions_acked: int = 0
     actions_unanswered: int = 0
     actions_read_back: int = 0
@@ -113,6 +115,8 @@ class ClerkWorker(threading.Thread):
         self.routed_to = routed_to
         self.mine: list[str] = []
         """Ids of this clerk's dossiers that still have actions to take."""
+        self.unanswered: tuple[str, dict[str, object], bool] | None = None
+        """A receipt whose answer was lost (idempotency key, body, routed): sent again first."""
         self.sent = 0
         self.clerk: Clerk | None = None
 
@@ -124,7 +128,9 @@ class ClerkWorker(threading.Thread):
                 try:
                     if self.clerk is None:
                         self.clerk = Clerk(self.url, self.username)
-                    if self.mine and self.rng.random() < 0.6:
+                    if self.unanswered is not None:
+                        self.receive(*self.unanswered)
+                    elif self.mine and self.rng.random() < 0.6:
                         self.act(self.rng.choice(self.mine))
                     else:
                         self.receive()
@@ -136,31 +142,42 @@ class ClerkWorker(threading.Thread):
             if self.clerk is not None:
                 self.clerk.close()
 
-    def receive(self) -> None:
+    def receive(
+        self, key: str | None = None, body: dict[str, object] | None = None, routed: bool = False
+    ) -> None:
+        """A new receipt, or (``key``) the one whose answer was lost, sent again with the same
+        Idempotency-Key: the box must answer with the dossier it made, if it made one."""
         assert self.clerk is not None
-        self.sent += 1
-        name = f"Nguyễn Văn Sập {self.index}-{self.sent}"
-        routed = self.rng.random() < 0.2
-        body = {
-            "procedure": "2.000720",
-            "applicant_name": name,
-            "citizen_id": "092085001234",
-            "phone": "0912345678",
-            "address": "12 Mậu Thân",
-            **({"handling_unit": self.routed_to} if routed else {}),
-        }
+        if key is None or body is None:
+            self.sent += 1
+            key = f"clerk-{self.index}-{self.sent}"
+            routed = self.rng.random() < 0.2
+            body = {
+                "procedure": "2.000720",
+                "applicant_name": f"Nguyễn Văn Sập {self.index}-{self.sent}",
+                "citizen_id": "092085001234",
+                "phone": "0912345678",
+                "address": "12 Mậu Thân",
+                **({"handling_unit": self.routed_to} if routed else {}),
+            }
+        else:
+            with self.ledger.lock:
+                self.ledger.tally.receipts_retried += 1
+        name = str(body["applicant_name"])
         with self.ledger.lock:
             self.ledger.sent_names.add(name)
             self.ledger.in_flight["receive"] += 1
         try:
-            response = self.clerk.client.post("/api/v1/dossiers", json=body)
+            response = self.clerk.client.post("/api/v1/dossiers", json=body, headers={"Idempotency-Key": key})
         except httpx.TransportError:
             with self.ledger.lock:
                 self.ledger.tally.receipts_unanswered += 1
-            raise  # never sent again: a second POST would be a second dossier
+            self.unanswered = (key, body, routed)
+            raise
         finally:
             with self.ledger.lock:
                 self.ledger.in_flight["receive"] -= 1
+        self.unanswered = None
         if response.status_code != 201:
             self.ledger.fail(f"receive {name}: {response.status_code} {response.text[:300]}")
             return

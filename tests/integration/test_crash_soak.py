@@ -8,13 +8,15 @@ answer (crashkit.Ledger). Then, again and again, the box or the city is killed w
 seeded random moment: while a receipt is on the wire, while an action is, while the sync loop
 pushes or pulls, or anywhere.
 
-After each cut of the box, before it restarts: every database in its directory passes
-``PRAGMA integrity_check``, its own op log is dense, every write answered 2xx is there (receipt
-with its code, each acknowledged step), nothing is there twice (an unanswered write at most
-once), codes are unique. After each cut of the city: its databases pass the same checks, its log
-is dense, and it holds every op it acknowledged (its signed acks, what the box learned from it).
-At the end the link heals and box, city and Cái Khế converge, with every acknowledged dossier at
-its units with the same timeline.
+After each cut of the box, before it restarts: every database in its directory passes ``PRAGMA
+integrity_check``, its own op log is dense, every write answered 2xx is there (receipt with its
+code, each acknowledged step), nothing is there twice (an unanswered write at most once), codes
+are unique. A receipt whose answer the cut swallowed is sent again with its Idempotency-Key, as
+a real client retries: the box answers with the dossier it made, if it made one, so no retry
+makes a second dossier (each applicant's name is held once). After each cut of the city: its
+databases pass the same checks, its log is dense, and it holds every op it acknowledged (its
+signed acks, what the box learned from it). At the end the link heals and box, city and Cái Khế
+converge, with every acknowledged dossier at its units with the same timeline.
 
 Sizes: 50 cuts by default (40 of the box, 10 of the city); ``MOTCUA_SOAK=1`` makes it 1,000;
 ``MOTCUA_CRASH_KILLS=N`` any number (a fifth of them the city's), for a quick run;
@@ -171,7 +173,8 @@ def test_power_cuts_of_the_box_and_the_city_lose_no_acknowledged_write(world):
         f"(seed {SEED}; {dict(sorted(hits.items()))}); acknowledged: {tally.receipts_acked} receipts, "
         f"{tally.actions_acked} actions; present after the cuts: {final.receipts_present} receipts; "
         f"lost 0, duplicated 0; unanswered: {tally.receipts_unanswered} receipts "
-        f"({final.unanswered_present} of them held), {tally.actions_unanswered} actions "
+        f"({tally.receipts_retried} sent again with their Idempotency-Key, none made twice; "
+        f"{final.unanswered_present} never answered at the end held), {tally.actions_unanswered} actions "
         f"({tally.actions_read_back} read back as applied); the box answered again "
         f"{statistics.median(restarts):.1f} s (median, max {max(restarts):.1f} s) after its restart began"
     )
