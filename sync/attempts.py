@@ -110,7 +110,11 @@ def records(conn: sqlite3.Connection, entity: str | None = None) -> list[Record]
 def latest(conn: sqlite3.Connection) -> tuple[Attempt | None, int | None]:
     """The last attempt, and when the last successful one was (for a status badge)."""
     row = conn.execute(f"SELECT {_COLUMNS} FROM sync_attempt ORDER BY id DESC LIMIT 1").fetchone()
-    ok = conn.execute("SELECT max(at_ms) FROM sync_attempt WHERE outcome = 'ok'").fetchone()
+    # The latest successful attempt, not the one with the highest time: after the city's clock
+    # went back (a dead battery there), rounds that succeed must still move "last sync".
+    ok = conn.execute(
+        "SELECT at_ms FROM sync_attempt WHERE outcome = 'ok' ORDER BY id DESC LIMIT 1"
+    ).fetchone()
     return (_from_row(row).attempt if row else None), (ok[0] if ok else None)
 
 

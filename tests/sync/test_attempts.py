@@ -3,7 +3,7 @@
 import msgspec
 import pytest
 
-from sync.attempts import Attempt, append, records, verify_chain
+from sync.attempts import Attempt, append, latest, records, verify_chain
 from sync.errors import BadSignature
 from sync.identity import Identity
 from sync.replica import Replica
@@ -40,6 +40,16 @@ def test_records_chain_and_verify(replica):
     assert log[1].prev_hash == log[0].hash
     assert verify_chain(log, replica.identity.public_raw) == 4
     assert log[0].attempt.error == "Không kết nối được máy chủ thành phố"
+
+
+def test_the_last_success_is_the_latest_one_even_when_the_clock_went_back(replica):
+    """A round that succeeded while the city's clock read 2000 is still the last sync."""
+    now, dead_battery = 1_795_000_000_000, 975_000_000_000
+    append(replica.conn, attempt(now, "ok"), replica.identity.sign)
+    append(replica.conn, attempt(dead_battery, "ok"), replica.identity.sign)
+    last, last_ok = latest(replica.conn)
+    assert last is not None
+    assert last_ok == last.at_ms == dead_battery
 
 
 def test_a_dossiers_record_lists_only_attempts_that_carried_it(replica):
