@@ -28,13 +28,16 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import signal
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+import httpx
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import Phase, example, given, note, settings
 from schedules import (
     Fault,
     RestartBox,
@@ -77,6 +80,9 @@ ROUND_TIMEOUT_S = 3.0
 STALL_TIMEOUT_S = 1.0
 """A stalled link holds every chunk longer than this: the round times out."""
 REFERENCE_SLACK_MS = 120_000
+NO_SHRINKING = (Phase.explicit, Phase.generate)
+"""The examples of a test share one world, so a shrunk example would run on another world than
+the failing one did; the failure prints the schedule that failed instead (``note``)."""
 
 
 def clerk(unit: str) -> Actor:
@@ -353,7 +359,8 @@ class ServedRun(Run):
         edge = self.world.edges[unit]
         if edge.server is None:
             edge.server = edge_server(edge.dir, free_port(), self.world.tmp)
-        edge.server.env = faketime_env(clock)
+        # Faulthandler: a box that hangs is made to dump its threads (see :meth:`hung`).
+        edge.server.env = {**faketime_env(clock), "PYTHONFAULTHANDLER": "1"}
         self.world.serve_edge(unit)
         self.box_clock[unit] = clock
         self.clerks[unit] = Clerk(edge.server.url, CLERKS[unit])
@@ -372,20 +379,52 @@ class ServedRun(Run):
             self.world.stop_edge(unit)
 
     def last_ok(self, unit: str) -> object:
-        return self.clerks[unit].status()["last_ok_ms"]
+        try:
+            return self.clerks[unit].status()["last_ok_ms"]
+        except httpx.TimeoutException:
+            raise self.hung(unit, "did not answer its sync status") from None
+
+    def hung(self, unit: str, what: str) -> AssertionError:
+        """The box stopped making progress: its threads' stacks (SIGABRT makes faulthandler
+        print them to its log) for the failure message."""
+        server = self.world.edges[unit].server
+        status: object = None
+        with contextlib.suppress(httpx.HTTPError):
+            status = self.clerks[unit].client.get("/api/v1/sync/status", timeout=5).json()
+        if server is not None and server.process is not None:
+            server.process.send_signal(signal.SIGABRT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                server.process.wait(10)
+        log = server.log() if server is not None else ""
+        return AssertionError(f"box {unit} {what} (clock {self.box_clock[unit]!r}): {status}\n{log}")
 
     def wait_round(self, unit: str, since: object, timeout: float = 30.0) -> None:
         """Until the box's loop completed a round after ``since`` (its last_ok_ms then)."""
         deadline = time.monotonic() + timeout
         while self.last_ok(unit) == since:
             if time.monotonic() > deadline:
-                raise AssertionError(f"box {unit} made no successful round in {timeout} s")
+                raise self.hung(unit, f"made no successful round in {timeout} s")
             time.sleep(0.2)
         self.tally.saw("round ok")
 
     def round(self, unit: str, timeout: float = ROUND_TIMEOUT_S) -> None:
         self.world.edges[unit].proxy.heal()
         self.wait_round(unit, self.last_ok(unit))
+
+    def post_dossier(self, clerk: Clerk, unit: str, handling: str, confirm: bool) -> httpx.Response:
+        return clerk.client.post(
+            "/api/v1/dossiers",
+            json={
+                "procedure": HOUSEHOLD_BUSINESS,
+                "applicant_name": f"Trần Thị Bích {len(self.receipts)}",
+                "citizen_id": "092085001234",
+                "phone": "0912345678",
+                "address": "12 Mậu Thân",
+                "address_unit": unit,
+                "handling_unit": handling,
+                "confirm_clock": confirm,
+            },
+        )
 
     def write(self, step: Write) -> None:
         unit = UNITS[step.unit]
@@ -394,19 +433,10 @@ class ServedRun(Run):
         for i in range(step.count):
             routed = step.routed and i == 0
             before = vietnam_day(system_wall_ms())
-            response = clerk.client.post(
-                "/api/v1/dossiers",
-                json={
-                    "procedure": HOUSEHOLD_BUSINESS,
-                    "applicant_name": f"Trần Thị Bích {len(self.receipts)}",
-                    "citizen_id": "092085001234",
-                    "phone": "0912345678",
-                    "address": "12 Mậu Thân",
-                    "address_unit": unit,
-                    "handling_unit": other if routed else "",
-                    "confirm_clock": step.confirm,
-                },
-            )
+            try:
+                response = self.post_dossier(clerk, unit, other if routed else "", step.confirm)
+            except httpx.TimeoutException:
+                raise self.hung(unit, "did not answer a clerk's receipt") from None
             after = vietnam_day(system_wall_ms())
             if response.status_code == 422:
                 assert response.json()["error"]["field"] == "confirm_clock", response.text
@@ -559,7 +589,7 @@ def test_schedules_against_a_city_process_with_boxes_driven_here(tmp_path):
     with shared_world(tmp_path) as world:
         run = Run(world, tally)
 
-        @settings(max_examples=100 if soak() else 6, database=None)
+        @settings(max_examples=100 if soak() else 6, database=None, phases=NO_SHRINKING)
         @given(schedules(3, 25 if soak() else 10))
         # Always: a dead battery with a clerk who confirms and one who does not; the city's own
         # battery dead; a push withheld and delivered after the next round's, then a replayed
@@ -577,6 +607,7 @@ def test_schedules_against_a_city_process_with_boxes_driven_here(tmp_path):
             ]
         )
         def one(schedule: list[Step]) -> None:
+            note(f"schedule: {schedule!r}")
             tally.example(schedule)
             try:
                 run.play(schedule)
@@ -600,7 +631,7 @@ def test_schedules_against_boxes_and_a_city_served_as_processes(tmp_path):
         run.serve_all()
         try:
 
-            @settings(max_examples=40 if soak() else 2, database=None)
+            @settings(max_examples=40 if soak() else 2, database=None, phases=NO_SHRINKING)
             @given(schedules(3, 16 if soak() else 8))
             # Always: a box whose battery died boots while its link is down; one clerk confirms the
             # date, one does not.
@@ -614,6 +645,7 @@ def test_schedules_against_boxes_and_a_city_served_as_processes(tmp_path):
                 ]
             )
             def one(schedule: list[Step]) -> None:
+                note(f"schedule: {schedule!r}")
                 tally.example(schedule)
                 try:
                     run.play(schedule)
