@@ -38,7 +38,7 @@ from edge.dossiers import (
 )
 from edge.errors import EdgeError, InvalidInput, NotAuthenticated, NotFound, TooLarge
 from edge.syncstate import badge
-from edge.uploads import Scan, check_scan
+from edge.uploads import Scan, check_scan, whole_multipart
 from edge.web import audit_refusal, current_actor, state
 
 PREFIX = "/api/v1"
@@ -353,7 +353,8 @@ async def _scans(request: Request, max_bytes: int) -> list[Scan]:
     if not content_type.lower().startswith("multipart/form-data"):
         raise InvalidInput("Send the scans as multipart/form-data in the field scans.", field="scans")
     limit = MAX_FILES * max_bytes + _MULTIPART_OVERHEAD
-    parser = MultiPartParser(request.headers, _limited(request, limit), max_files=MAX_FILES, max_fields=10)
+    body = whole_multipart(_limited(request, limit), content_type)
+    parser = MultiPartParser(request.headers, body, max_files=MAX_FILES, max_fields=10)
     try:
         form = await parser.parse()
     except MultiPartException as exc:

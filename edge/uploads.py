@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
+
+from starlette.formparsers import MultiPartException
 
 from edge.errors import InvalidInput, TooLarge
 
@@ -60,3 +63,20 @@ def check_scan(name: str, data: bytes, max_bytes: int) -> Scan:
             name=name,
         )
     return Scan(safe_name(name, mime), mime, data)
+
+
+async def whole_multipart(
+    stream: AsyncGenerator[bytes, None], content_type: str
+) -> AsyncGenerator[bytes, None]:
+    """A multipart body, refused (MultiPartException) if it ends before its closing delimiter:
+    Starlette's parser silently drops a part cut off mid-way, so a scan would be lost while
+    the request succeeds. Other content types pass through."""
+    found = re.search(r'boundary="?([^";]+)"?', content_type)
+    close = b"\r\n--" + found.group(1).encode("latin-1") + b"--" if found else b""
+    tail = b"\r\n"  # a form without any part opens with its closing delimiter
+    async for chunk in stream:
+        if close:
+            tail = (tail + chunk)[-(len(close) + 64) :]
+        yield chunk
+    if close and close not in tail:
+        raise MultiPartException("the form ended before its last part did (cut off?)")

@@ -8,7 +8,6 @@ actions and timeline. The rules live in :mod:`edge.dossiers` (writes) and :mod:`
 
 from __future__ import annotations
 
-import re
 import secrets
 import sqlite3
 import unicodedata
@@ -42,7 +41,7 @@ from edge.dossiers import (
 from edge.errors import Conflict, EdgeError, Forbidden, InvalidInput, NotFound, TooLarge
 from edge.i18n import gettext_, parse_date
 from edge.syncstate import waiting_since
-from edge.uploads import Scan, check_scan, sniff
+from edge.uploads import Scan, check_scan, sniff, whole_multipart
 from edge.web import audit_refusal, check_csrf, current_actor, disk_refusal, is_htmx, render, state
 from sync.blobs import BlobNotFound, check_digest
 
@@ -65,24 +64,13 @@ def _too_large(limit: int) -> TooLarge:
     return TooLarge("The upload is larger than {mb} MB in total.", field="scans", mb=max(1, limit >> 20))
 
 
-async def _bounded(
-    stream: AsyncGenerator[bytes, None], limit: int, boundary: bytes | None = None
-) -> AsyncGenerator[bytes, None]:
-    """The body, refused past ``limit``; with a multipart ``boundary``, refused if it ends
-    before its closing delimiter: the parser would silently drop a scan cut off mid-way and
-    receive the dossier without it."""
+async def _bounded(stream: AsyncGenerator[bytes, None], limit: int) -> AsyncGenerator[bytes, None]:
     seen = 0
-    close = b"\r\n--" + boundary + b"--" if boundary else b""
-    tail = b"\r\n"  # a form without any part opens with its closing delimiter
     async for chunk in stream:
         seen += len(chunk)
         if seen > limit:
             raise _too_large(limit)
-        if close:
-            tail = (tail + chunk)[-(len(close) + 64) :]
         yield chunk
-    if close and close not in tail:
-        raise MultiPartException("the form ended before its last part did (cut off?)")
 
 
 def _digits(text: str, at_most: int) -> bool:
@@ -99,10 +87,13 @@ async def read_form(request: Request, limit: int) -> FormData:
         raise _too_large(limit)
     header = request.headers.get("content-type", "")
     content_type = header.split(";")[0].strip().lower()
-    found = re.search(r'boundary="?([^";]+)"?', header) if content_type == "multipart/form-data" else None
-    boundary = found.group(1).encode("latin-1") if found else None
+    multipart = header if content_type == "multipart/form-data" else ""
     parser: MultiPartParser | FormParser
-    async with aclosing(request.stream()) as raw, aclosing(_bounded(raw, limit, boundary)) as stream:
+    async with (
+        aclosing(request.stream()) as raw,
+        aclosing(_bounded(raw, limit)) as bounded,
+        aclosing(whole_multipart(bounded, multipart)) as stream,
+    ):
         try:
             if content_type == "multipart/form-data":
                 parser = MultiPartParser(request.headers, stream, max_files=MAX_SCANS, max_fields=200)
