@@ -226,3 +226,34 @@ def test_a_damaged_json_body_is_refused_by_the_api_without_failing(desk, token, 
         assert error["code"]
         assert error["message"].strip()
         assert desk.written() == before, "a refused API request wrote something"
+
+
+@pytest.fixture(scope="module")
+def dossier(desk, token) -> str:
+    document = {k: v for k, v in json.loads(API_BODY).items() if k != "documents"}
+    answer = desk.client.post("/api/v1/dossiers", json=document, headers={"authorization": f"Bearer {token}"})
+    assert answer.status_code == 201, answer.text
+    return answer.json()["id"]
+
+
+@examples(40)
+@given(data=st.data())
+def test_an_attachment_upload_cut_anywhere_stores_every_scan_or_none(desk, token, dossier, data):
+    """A body cut short (a client that stops sending) must not attach the first scan and
+    silently drop the second."""
+    first, second = PDF + data.draw(st.binary(max_size=16)), PNG + data.draw(st.binary(max_size=16))
+    body, content_type = multipart({}, [("a.pdf", first), ("b.png", second)])
+    cut = data.draw(st.integers(0, len(body)))
+    before = desk.written()
+    answer = desk.client.post(
+        f"/api/v1/dossiers/{dossier}/attachments",
+        content=body[:cut],
+        headers={"authorization": f"Bearer {token}", "content-type": content_type},
+    )
+    assert answer.status_code < 500, answer.text[:300]
+    if answer.status_code >= 400:
+        assert desk.written() == before, "a refused upload attached something"
+        return
+    held = set(desk.node.blobs.digests())
+    for scan in (first, second):
+        assert hashlib.sha256(scan).hexdigest() in held, "an upload succeeded without one of its scans"
