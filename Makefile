@@ -62,6 +62,19 @@ faketime: $(FAKETIME_LIB)
 test: $(DEV_STAMP) browsers faketime
 	$(BIN)/python -m pytest -n 2 -q
 
+## soak: the long runs of issue 6, by hand (two hours or more on two cores; one at a time, so
+## each prints its summary): 1,000 SIGKILLs of a box and the city, hundreds of fault schedules,
+## 20x the fuzzing and schemathesis budgets, the disk faults 100 times, then the 5-minute edge
+## load with sync and the full 103-node fleet run. Results: docs/RELIABILITY.md.
+SOAK_TESTS := tests/integration/test_crash_soak.py tests/integration/test_fault_schedules.py \
+	tests/integration/test_disk_faults.py tests/edge/test_schemathesis.py \
+	tests/central/test_schemathesis.py tests/fuzz
+
+soak: $(DEV_STAMP) browsers faketime
+	MOTCUA_SOAK=1 $(BIN)/python -m pytest -q -s -p no:cacheprovider $(SOAK_TESTS)
+	$(BIN)/python bench/edge_soak.py
+	$(BIN)/python bench/central_fleet.py
+
 ## lint: ruff (lint + format check) and mypy (strict on sync/)
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
