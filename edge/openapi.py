@@ -407,8 +407,9 @@ PATHS: dict[str, Schema] = {
                     "name": "Idempotency-Key",
                     "in": "header",
                     "required": False,
-                    "description": "A key the client makes once per dossier it means to receive.",
-                    "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{8,100}$"},
+                    "description": "A key the client makes once per dossier it means to receive "
+                    "(sent empty, it counts as none).",
+                    "schema": {"type": "string", "pattern": "^([A-Za-z0-9_.:-]{8,100})?$"},
                 }
             ],
             "requestBody": _json_body("DossierCreate"),
