@@ -704,20 +704,25 @@ class Replica:
     ) -> Iterator[Run]:
         """Runs carrying this node's ops first..last (or only the seqs in ``only``), split at
         seals and at ``max_bytes``; a run that carries part of a seal comes with its proof."""
+        # A generator, consumed by the sync thread while clerks write on the same connection:
+        # each read takes the lock (never across a yield), as every locked method does, so it
+        # never runs inside another thread's open write transaction.
         node_id = self._ids[node]
         keep = None if only is None else frozenset(only)
-        seals = self.conn.execute(
-            "SELECT first, last, root, signature FROM sync_seal "
-            "WHERE node = ? AND last >= ? AND first <= ? ORDER BY first",
-            (node_id, first, last),
-        ).fetchall()
+        with self._lock:
+            seals = self.conn.execute(
+                "SELECT first, last, root, signature FROM sync_seal "
+                "WHERE node = ? AND last >= ? AND first <= ? ORDER BY first",
+                (node_id, first, last),
+            ).fetchall()
         for s_first, s_last, root, signature in seals:
             seal = Seal(node, s_first, s_last, root, signature)
             lo, hi = max(first, s_first), min(last, s_last)
-            rows = self.conn.execute(
-                "SELECT seq, body FROM sync_op WHERE node = ? AND seq BETWEEN ? AND ? ORDER BY seq",
-                (node_id, s_first, s_last),
-            ).fetchall()
+            with self._lock:
+                rows = self.conn.execute(
+                    "SELECT seq, body FROM sync_op WHERE node = ? AND seq BETWEEN ? AND ? ORDER BY seq",
+                    (node_id, s_first, s_last),
+                ).fetchall()
             wanted = [(seq, body) for seq, body in rows if lo <= seq <= hi and (keep is None or seq in keep)]
             pieces: list[list[tuple[int, bytes]]] = [[]]
             size = 0
@@ -734,10 +739,11 @@ class Replica:
                 if len(piece) == seal.size:
                     yield Run(seal, [b for _, b in piece])
                     continue
-                if leaves is None:
-                    leaves = self._seal_leaves(node_id, seal, rows)
+                with self._lock:
+                    if leaves is None:
+                        leaves = self._seal_leaves(node_id, seal, rows)
+                    known = self._seal_knowledge(node_id, s_first)
                 chosen = [seq - s_first for seq, _ in piece]
-                known = self._seal_knowledge(node_id, s_first)
                 proof = merkle.prove(seal.size, chosen, leaves, known)
                 yield Run(seal, [b for _, b in piece], chosen, proof)
 
