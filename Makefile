@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test browsers faketime soak lint bench bench-quick format clean
+.PHONY: run test browsers soak lint bench bench-quick format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,19 +47,8 @@ $(CHROMIUM):
 ## browsers: Debian's Chromium for the browser tests (tests/browser/)
 browsers: $(CHROMIUM)
 
-# libfaketime (Debian's faketime) starts a real server with its wall clock years off, as a box
-# with a dead CMOS battery boots: the fault-schedule tests (tests/integration/) use it.
-FAKETIME_LIB := /usr/lib/$(shell uname -m)-linux-gnu/faketime/libfaketime.so.1
-
-$(FAKETIME_LIB):
-	SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
-	$$SUDO apt-get update && \
-	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends faketime
-
-faketime: $(FAKETIME_LIB)
-
 ## test: install what the tests need and run the whole suite
-test: $(DEV_STAMP) browsers faketime
+test: $(DEV_STAMP) browsers
 	$(BIN)/python -m pytest -n 2 -q
 
 ## soak: the long runs of issue 6, by hand (two hours or more on two cores; one at a time, so
@@ -70,7 +59,7 @@ SOAK_TESTS := tests/integration/test_crash_soak.py tests/integration/test_fault_
 	tests/integration/test_disk_faults.py tests/edge/test_schemathesis.py \
 	tests/central/test_schemathesis.py tests/fuzz
 
-soak: $(DEV_STAMP) browsers faketime
+soak: $(DEV_STAMP) browsers
 	MOTCUA_SOAK=1 $(BIN)/python -m pytest -q -s -p no:cacheprovider $(SOAK_TESTS)
 	$(BIN)/python bench/edge_soak.py
 	$(BIN)/python bench/central_fleet.py

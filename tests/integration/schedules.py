@@ -8,8 +8,8 @@ restarts with its wall clock jumped (a dead CMOS battery boots in 2000; a bad NT
 ahead). The steps are plain frozen dataclasses so a failing example prints readably.
 
 Clock offsets are spelled as libfaketime's ``FAKETIME`` spells them (``"-26y"``: a year is 365
-days there) so that one name serves a process started under libfaketime and a clock driven in
-this process (:func:`offset_ms`).
+days there) so that one name serves a process started with its wall clock off
+(:func:`skewed_env`) and a clock driven in this process (:func:`offset_ms`).
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ LINK_FAULTS = ("cut_up", "cut_down", "stall", "delay", "reset", "duplicate", "re
 ROUND_BYTES = 4500
 """About what a round of a few dossiers moves each way (as in test_link_faults.py)."""
 
-FAKETIME_LIB = Path(f"/usr/lib/{os.uname().machine}-linux-gnu/faketime/libfaketime.so.1")
+SKEWCLOCK = Path(__file__).resolve().parent / "skewclock"
+"""Holds the sitecustomize that makes a server process read its wall clock wrong."""
 
 
 def soak() -> bool:
@@ -44,23 +45,19 @@ def soak() -> bool:
 
 
 def offset_ms(clock: str) -> int:
-    """``"-26y"`` -> milliseconds, as libfaketime reads it."""
+    """``"-26y"`` -> milliseconds (a year of 365 days)."""
     if not clock:
         return 0
     return int(float(clock[:-1]) * UNITS_MS[clock[-1]])
 
 
-def faketime_env(clock: str) -> dict[str, str]:
-    """The environment that starts a server process with its wall clock ``clock`` off.
-
-    The monotonic clock is faked too (libfaketime's default): with
-    FAKETIME_DONT_FAKE_MONOTONIC=1, time.sleep fails with EINVAL under this libfaketime."""
+def skewed_env(clock: str) -> dict[str, str]:
+    """The environment that starts a server process with its wall clock ``clock`` off (see
+    skewclock/sitecustomize.py: why not libfaketime)."""
     if not clock:
         return {}
-    if not FAKETIME_LIB.exists():
-        raise RuntimeError(f"{FAKETIME_LIB} is missing: run `make faketime` (Debian's faketime)")
-    preload = " ".join(p for p in (os.environ.get("LD_PRELOAD", ""), str(FAKETIME_LIB)) if p)
-    return {"LD_PRELOAD": preload, "FAKETIME": clock}
+    path = os.pathsep.join(p for p in (str(SKEWCLOCK), os.environ.get("PYTHONPATH", "")) if p)
+    return {"PYTHONPATH": path, "MOTCUA_TEST_SKEW_MS": str(offset_ms(clock))}
 
 
 # --- the steps ------------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ duplicated connection, a request withheld and delivered after later ones, down),
 server restarts (SIGTERM or SIGKILL, maybe with its wall clock 26 years or 2 hours behind), and
 a commune's box restarts with its wall clock off (-26y: a dead CMOS battery; +2y, +3d, -2h).
 The city is always a real ``motcua central serve`` process behind one fault proxy per commune;
-a clock jump of a process is a restart under libfaketime, as a dead battery shows at boot.
+a clock jump of a process is a restart with its wall clock off (tests/integration/skewclock), as
+a dead battery shows at boot.
 
 After each schedule the links heal and these must hold:
 
@@ -46,9 +47,9 @@ from schedules import (
     Step,
     Tally,
     Write,
-    faketime_env,
     offset_ms,
     schedules,
+    skewed_env,
     soak,
 )
 from servers import (
@@ -349,7 +350,7 @@ class Run:
 class ServedRun(Run):
     """The same schedules with each commune's box a real ``motcua edge serve`` process: clerks
     use its JSON API, its own sync loop talks to the city, a restart is SIGTERM or SIGKILL and a
-    clock jump is a restart under libfaketime."""
+    clock jump is a restart with its wall clock off."""
 
     def __init__(self, world: World, tally: Tally) -> None:
         super().__init__(world, tally)
@@ -360,7 +361,7 @@ class ServedRun(Run):
         if edge.server is None:
             edge.server = edge_server(edge.dir, free_port(), self.world.tmp)
         # Faulthandler: a box that hangs is made to dump its threads (see :meth:`hung`).
-        edge.server.env = {**faketime_env(clock), "PYTHONFAULTHANDLER": "1"}
+        edge.server.env = {**skewed_env(clock), "PYTHONFAULTHANDLER": "1"}
         self.world.serve_edge(unit)
         self.box_clock[unit] = clock
         self.clerks[unit] = Clerk(edge.server.url, CLERKS[unit])
@@ -527,7 +528,7 @@ def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 30.0) ->
 
 def start_city(world: World, clock: str) -> None:
     server = world.city.server(world.central_port, world.tmp)
-    server.env = faketime_env(clock)
+    server.env = skewed_env(clock)
     world.central = server.start()
 
 
@@ -622,7 +623,7 @@ def test_schedules_against_a_city_process_with_boxes_driven_here(tmp_path):
 
 def test_schedules_against_boxes_and_a_city_served_as_processes(tmp_path):
     """Both communes' boxes are ``motcua edge serve`` processes with their sync loops on; a
-    clock jump restarts one under libfaketime, a power cut is SIGKILL."""
+    clock jump restarts one with its wall clock off, a power cut is SIGKILL."""
     tally = Tally("boxes served as processes")
     started = time.monotonic()
     with shared_world(tmp_path) as world:
