@@ -57,11 +57,16 @@ EXAMPLES = 1000 if SOAK else 15
 SIGNED = r"^/sync/v1/(?!time$)"
 ACCEPTED = ["2xx", "401", "403", "404", "409", "413", "422", "429"]
 REFUSED = [400, 401, 403, 404, 405, 409, 413, 426]
+REFUSED_API = [400, 401, 403, 404, 405, 406, 409, 413, 415, 422, 428, 429]
 """How the city refuses a sync request that breaks the document."""
 CONFIG = schemathesis.Config.from_dict(
     {
         # See tests/edge/test_schemathesis.py: valid shapes may break unwritten rules, never be a 400.
-        "checks": {"positive_data_acceptance": {"expected-statuses": ACCEPTED}},
+        "checks": {
+            "positive_data_acceptance": {"expected-statuses": ACCEPTED},
+            # Invalid input is refused with a 4xx; over 64 KB that is 413.
+            "negative_data_rejection": {"expected-statuses": [*REFUSED_API]},
+        },
         # schemathesis expects 401/403 without credentials; the hub answers an unsigned request
         # 400 bad_signature (tests/central/test_refusals.py). The test checks that itself, below.
         # A sync request without a protocol version the city serves is refused 426, as documented.
