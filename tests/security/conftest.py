@@ -14,23 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from centralkit import CAI_KHE, NINH_KIEU, serving
+from centralkit import World, city_world
 from edgekit import ACCOUNTS, PASSWORD, UNIT
 from starlette.testclient import TestClient
 
-from central.app import create_central_app
-from central.city import City, init_central
-from central.hub import Hub
-from central.registry import add_node, write_node_file
 from edge import auth
 from edge.accounts import add_account
 from edge.app import create_app
 from edge.audit import Entry
-from edge.node import Node, init_from_node_file, init_node
+from edge.node import Node, init_node
 from edge.settings import load
-from sync.clock import Clock
-from sync.identity import Identity
-from sync.transport import HttpPeer
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -131,45 +124,9 @@ def audited() -> Audited:
 # --- a city with two communes behind a real server ------------------------------------------
 
 
-@dataclass
-class CityWorld:
-    city: City
-    hub: Hub
-    url: str
-    edges: dict[str, Node]
-    node_files: dict[str, Path]
-    _peers: list[HttpPeer] = field(default_factory=list)
-
-    def peer(self, unit: str, identity: Identity | None = None, clock: Clock | None = None) -> HttpPeer:
-        edge = self.edges[unit]
-        peer = HttpPeer(self.url, identity or edge.identity, clock or edge.clock, timeout=30)
-        self._peers.append(peer)
-        return peer
-
-    def close(self) -> None:
-        for peer in self._peers:
-            peer.close()
-
-
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[CityWorld]:
-    """Cần Thơ's city (province 92) serving on loopback, with Ninh Kiều and Cái Khế registered
-    and their boxes made from the node files city IT hands out."""
-    city, _ = init_central(tmp_path / "city", "92", PASSWORD)
-    files = {}
-    for unit in (NINH_KIEU, CAI_KHE):
-        new = add_node(city, unit, "http://127.0.0.1:1")
-        files[unit] = tmp_path / f"{unit}.node.json"
-        write_node_file(files[unit], new.node_file)
-    edges = {unit: init_from_node_file(tmp_path / unit, path) for unit, path in files.items()}
-    hub = Hub(city)
-    app = create_central_app(load(city.node.data_dir), hub)
-    with serving(app) as url:
-        w = CityWorld(city, hub, url, edges, files)
-        try:
-            yield w
-        finally:
-            w.close()
-    for edge in edges.values():
-        edge.close()
-    city.close()
+def world(tmp_path: Path) -> Iterator[World]:
+    """Cần Thơ's city serving on loopback, with Ninh Kiều and Cái Khế registered and their boxes
+    made from the node files city IT hands out (centralkit.city_world)."""
+    with city_world(tmp_path) as w:
+        yield w
