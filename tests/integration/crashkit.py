@@ -41,6 +41,10 @@ PATH: tuple[tuple[str, int, str], ...] = (
 transitions are always a prefix of this path, so a lost or doubled step shows as a mismatch."""
 
 
+DAILY_RECEIPTS = 9_000
+"""Receipts a soak sends in one day at most (see :meth:`ClerkWorker.day_is_full`)."""
+
+
 @dataclass
 class Track:
     """One dossier a clerk received with a 2xx answer."""
@@ -130,10 +134,13 @@ class ClerkWorker(threading.Thread):
                         self.clerk = Clerk(self.url, self.username)
                     if self.unanswered is not None:
                         self.receive(*self.unanswered)
-                    elif self.mine and self.rng.random() < 0.6:
+                    elif self.mine and (self.rng.random() < 0.6 or self.day_is_full()):
                         self.act(self.rng.choice(self.mine))
-                    else:
+                    elif not self.day_is_full():
                         self.receive()
+                    else:
+                        self.clerk.client.get("/api/v1/dossiers")  # a read, while the box is cut
+                        self.stop_event.wait(0.05)
                 except httpx.TransportError:
                     self.serving.wait(0.2)  # the box went down under the request
         except Exception as exc:  # any surprise fails the test, with its reason
@@ -141,6 +148,11 @@ class ClerkWorker(threading.Thread):
         finally:
             if self.clerk is not None:
                 self.clerk.close()
+
+    def day_is_full(self) -> bool:
+        """A unit's codes number at most 9,999 dossiers a day (the portal's code format; the box
+        refuses the 10,000th with a typed error): a long soak stops receiving short of that."""
+        return self.ledger.tally.receipts_acked + self.ledger.tally.receipts_unanswered >= DAILY_RECEIPTS
 
     def receive(
         self, key: str | None = None, body: dict[str, object] | None = None, routed: bool = False
