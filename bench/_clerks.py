@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+import secrets
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -263,6 +264,9 @@ def fill_receive(form: Form, csrf: str, rnd: random.Random) -> dict[str, str]:
         address_unit=UNIT,
     )
     data.pop("confirm_clock", None)
+    # The form is fetched once and filled many times; a browser loads it afresh for each dossier,
+    # with a new request key (the same key twice is the same dossier: a double submit).
+    data["request_key"] = secrets.token_urlsafe(18)
     return data
 
 
