@@ -198,18 +198,24 @@ class FaultProxy:
             await self._replay(bytes(recorded))
         await self._release()
 
-    async def _replay(self, data: bytes) -> None:
-        """Send a request's bytes again on a new connection, as a retrying middlebox would."""
+    async def _send_alone(self, data: bytes) -> bool:
+        """Send a request's bytes on a new upstream connection and wait for the answer's start;
+        False when the target did not take it."""
         try:
             r, w = await asyncio.open_connection(*self.target)
             w.write(data)
             await w.drain()
             await asyncio.wait_for(r.read(65536), timeout=5)
             w.close()
+        except (OSError, TimeoutError):
+            return False
+        return True
+
+    async def _replay(self, data: bytes) -> None:
+        """Send a request's bytes again on a new connection, as a retrying middlebox would."""
+        if await self._send_alone(data):
             self.stats.duplicates += 1
             self.stats.events.append("duplicate")
-        except (OSError, TimeoutError):
-            pass
 
     # --- reordering: one request withheld, delivered after the next connection -------------
 
@@ -252,18 +258,9 @@ class FaultProxy:
     async def _release(self) -> None:
         """Deliver the withheld request, if any, now that a later connection has ended."""
         data, self._held = self._held, None
-        if data is None:
-            return
-        try:
-            r, w = await asyncio.open_connection(*self.target)
-            w.write(data)
-            await w.drain()
-            await asyncio.wait_for(r.read(65536), timeout=5)
-            w.close()
+        if data is not None and await self._send_alone(data):
             self.stats.released += 1
             self.stats.events.append("released")
-        except (OSError, TimeoutError):
-            pass
 
 
 async def _copy(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
