@@ -7,7 +7,6 @@ round of the protocol as an edge does it (time, hello, certificates, push, pull,
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import uvicorn
+from ports import free_port
 from starlette.applications import Starlette
 
 from central.app import create_central_app
@@ -34,12 +34,6 @@ from sync.transport import HttpPeer
 PASSWORD = "Matkhau123"
 NINH_KIEU, CAI_KHE = "31135", "31120"
 CURSOR = "central_cursor"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager

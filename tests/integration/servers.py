@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -34,6 +33,7 @@ from typing import IO
 
 import httpx
 from faultproxy import FaultProxy
+from ports import free_port
 
 from central.city import City, init_central, open_central
 from central.registry import add_node, write_node_file
@@ -50,12 +50,6 @@ PROVINCE = "92"
 NINH_KIEU, CAI_KHE = "31135", "31120"
 HOUSEHOLD_BUSINESS = "2.000720"
 START_TIMEOUT_S = 30.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def motcua(*args: str) -> list[str]:

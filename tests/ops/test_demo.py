@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,33 +11,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from ports import free_port
 
 from ops.demo import PASSWORD
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_base_port() -> int:
-    """A base port with the next three free too (landing, city, two communes)."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
-        if base > 60000:
-            continue
-        held: list[socket.socket] = []
-        try:
-            for port in range(base, base + 4):
-                sock = socket.socket()
-                held.append(sock)
-                sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            for sock in held:
-                sock.close()
-        return base
-    raise RuntimeError("no four free ports in a row")
 
 
 def wait_for(check, what: str, timeout: float = 60.0):
@@ -75,7 +52,7 @@ def at_city(city: str, headers: dict[str, str], dossier: str) -> bool:
 
 @pytest.fixture
 def demo(tmp_path):
-    base = free_base_port()
+    base = free_port(span=4)  # landing, city, two communes
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "ops.cli", "demo", "--dir", str(tmp_path / "demo"), "--port", str(base),
            "--dossiers", "30", "--sync-interval", "1", "--offline-unit", "31120"]  # fmt: skip
