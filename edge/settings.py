@@ -46,6 +46,8 @@ class Settings:
     """Seconds between two syncs with the city while the link works."""
     sync_max_backoff_s: int = 900
     """Longest wait between sync attempts after failures (a refusal by the city waits this long)."""
+    digest_interval_s: int = 900
+    """Seconds between two full comparisons of this box's data with the city's (0: every round)."""
     batch_bytes: int = 262144
     """Largest batch of changes sent to the city in one request, in bytes (a cut loses at most one)."""
     blob_chunk_bytes: int = 262144
@@ -94,6 +96,8 @@ def _check(settings: Settings) -> Settings:
         "batch_bytes",
         "blob_chunk_bytes",
     )
+    if settings.digest_interval_s < 0:
+        raise ConfigError(f"digest_interval_s must be 0 or more, not {settings.digest_interval_s}")
     for name in positive:
         value = getattr(settings, name)
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:

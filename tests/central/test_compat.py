@@ -37,14 +37,14 @@ def test_a_protocol_1_box_and_a_protocol_2_box_converge_through_the_same_city(wo
     old = Protocol1Peer(world.url, old_box.identity, old_box.clock, timeout=30)
     new = world.peer(CAI_KHE)
     try:
-        assert sync_once(old_box, old, load(old_box.data_dir)).ok
-        assert sync_once(new_box, new, load(new_box.data_dir)).ok
+        assert sync_once(old_box, old, load(old_box.data_dir, digest_interval_s=0)).ok
+        assert sync_once(new_box, new, load(new_box.data_dir, digest_interval_s=0)).ok
         routed = receive_sample(old_box, "canbo01", handling_unit=CAI_KHE).id
-        assert sync_once(old_box, old, load(old_box.data_dir)).ok
-        assert sync_once(new_box, new, load(new_box.data_dir)).ok
+        assert sync_once(old_box, old, load(old_box.data_dir, digest_interval_s=0)).ok
+        assert sync_once(new_box, new, load(new_box.data_dir, digest_interval_s=0)).ok
         perform(new_box, actor("canbo_caikhe"), routed, "accept")
-        assert sync_once(new_box, new, load(new_box.data_dir)).ok
-        result = sync_once(old_box, old, load(old_box.data_dir))
+        assert sync_once(new_box, new, load(new_box.data_dir, digest_interval_s=0)).ok
+        result = sync_once(old_box, old, load(old_box.data_dir, digest_interval_s=0))
         assert result.ok
         assert result.digest_match is True
         assert old_box.replica.state("dossier", routed)["status"] == 2

@@ -19,7 +19,7 @@ def test_two_communes_and_the_city_converge_with_the_real_client(world):
 
     def round_of(unit):
         edge = world.edges[unit]
-        result = sync_once(edge, world.peer(unit), load(edge.data_dir))
+        result = sync_once(edge, world.peer(unit), load(edge.data_dir, digest_interval_s=0))
         assert result.ok, result.summary()
         assert result.digest_match is True
         return result

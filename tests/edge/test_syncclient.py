@@ -18,6 +18,7 @@ from edge.dossiers import receive
 from edge.node import Node
 from edge.settings import load
 from edge.syncclient import (
+    COMPARED_AT,
     CURSOR,
     NO_CONNECTION,
     REVOKED,
@@ -63,7 +64,8 @@ def edge(edges):
 
 
 def settings_of(node: Node, **overrides):
-    return load(node.data_dir, blob_chunk_bytes=CHUNK, **overrides)
+    """The node's settings; every round compares digests unless a test says otherwise."""
+    return load(node.data_dir, **{"blob_chunk_bytes": CHUNK, "digest_interval_s": 0, **overrides})
 
 
 def round_(node: Node, peer, **overrides) -> RoundResult:
@@ -448,6 +450,40 @@ def test_a_lost_slice_is_found_by_the_digests_and_exchanged_again(hub, edge):
     assert "disagree" in (records(edge)[-1].attempt.error or "")
     again = round_(edge, peer)
     assert again.outcome == "ok"
+    assert again.digest_match is True
+    assert edge.replica.state("procedure", "2.000720")["fee"] == 4242
+    assert agree(hub, edge)
+
+
+def test_digests_are_compared_every_digest_interval_not_every_round(hub, edge):
+    peer = hub.peer(edge)
+    first = round_(edge, peer, digest_interval_s=900)
+    assert first.digest_match is True  # a box that never compared compares at once
+    asked = peer.calls["digest"]
+    receive_sample(edge)
+    soon = round_(edge, peer, digest_interval_s=900)
+    assert soon.outcome == "ok"
+    assert soon.ops_sent == 1
+    assert soon.digest_match is None
+    assert peer.calls["digest"] == asked  # the city was not asked to hash the scope either
+    edge.replica.set_meta(COMPARED_AT, hub.now() - 901_000)  # fifteen minutes on
+    later = round_(edge, peer, digest_interval_s=900)
+    assert later.digest_match is True
+    assert peer.calls["digest"] == asked + 1
+    edge.replica.set_meta(COMPARED_AT, hub.now() + 3_600_000)  # the clock went back since
+    assert round_(edge, peer, digest_interval_s=900).digest_match is True
+
+
+def test_after_a_mismatch_the_next_round_compares_whatever_the_interval(hub, edge):
+    peer = hub.peer(edge)
+    round_(edge, peer, digest_interval_s=900)
+    with hub.replica.write() as w:
+        w.append("procedure", "2.000720", "upsert", {"fee": 4242})
+    edge.replica.set_meta(CURSOR, hub.replica.feed_head())  # as if a slice had been skipped
+    edge.replica.set_meta(COMPARED_AT, hub.now() - 901_000)
+    found = round_(edge, peer, digest_interval_s=900)
+    assert found.digest_match is False
+    again = round_(edge, peer, digest_interval_s=900)
     assert again.digest_match is True
     assert edge.replica.state("procedure", "2.000720")["fee"] == 4242
     assert agree(hub, edge)

@@ -338,7 +338,13 @@ class World:
         self.units = units
         self.accounts = dict(accounts or {})
         """username -> (role, unit): made at the city before it serves; they reach edges by sync."""
-        self.edge_settings = {"sync_interval_s": 1, "sync_max_backoff_s": 2, **edge_settings}
+        # Every round compares digests: settle() waits for a round that found both sides equal.
+        self.edge_settings = {
+            "sync_interval_s": 1,
+            "sync_max_backoff_s": 2,
+            "digest_interval_s": 0,
+            **edge_settings,
+        }
         self.city = CityDir(tmp / "city")
         self.central_port = free_port()
         self.central: Server | None = None
