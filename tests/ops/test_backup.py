@@ -67,7 +67,9 @@ def ops_of(db: Path) -> set[tuple[str, int, bytes]]:
 @pytest.mark.slow
 def test_replicate_kill_restore_compare(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data, new = tmp_path / "box", tmp_path / "new-disk"
-    init_node(data, UNIT).close()
+    node = init_node(data, UNIT)
+    node.audit.record("login_failed", actor="canbo01", remote="192.168.1.23", reason="wrong password")
+    node.close()
     replica = tmp_path / "usb" / "backup"
     assert main(["backup", "config", "--data", str(data), "--replica", replica.as_uri()]) == 0
 
@@ -104,6 +106,7 @@ def test_replicate_kill_restore_compare(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["backup", "status", "--data", str(data)]) == 0
     assert main(["backup", "restore", "--data", str(data), "--to", str(new)]) == 0
     assert backup.integrity_check(new / "motcua.db") == "ok"
+    assert sorted(p.name for p in new.glob("*.db")) == ["audit.db", "motcua.db", "sessions.db"]
 
     original, restored = open_node(data), open_node(new)
     try:
@@ -121,6 +124,9 @@ def test_replicate_kill_restore_compare(tmp_path: Path, capsys: pytest.CaptureFi
         assert restored.replica.op_count() <= original.replica.op_count()
         if restored.replica.op_count() == original.replica.op_count():
             assert restored.replica.digest() == original.replica.digest()
+        # Who was refused before the box died is still on record on the new disk.
+        refused = restored.audit.entries(event="login_failed")
+        assert [(e.actor, e.remote) for e in refused] == [("canbo01", "192.168.1.23")]
         last = max(written[d] for d in got)
         recovery_point_s = killed_at - last
         lost = len(written) - len(got)
@@ -149,7 +155,8 @@ def test_config_defaults_next_to_the_data_directory(tmp_path: Path) -> None:
     path, url, defaulted = backup.write_config(data)
     assert defaulted
     assert url == (tmp_path / "backup" / "box").as_uri()
-    assert backupstate.read_config(data).dbs == [(data / "motcua.db").resolve()]
+    names = ("motcua.db", "audit.db", "sessions.db")
+    assert backupstate.read_config(data).dbs == [(data / name).resolve() for name in names]
     assert path.read_text(encoding="utf-8").startswith("{")
     assert (tmp_path / "backup" / "box" / "node" / "node.key").stat().st_mode & 0o077 == 0
     assert backupstate.backup_age_s(data) is None  # nothing replicated yet
