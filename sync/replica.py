@@ -38,6 +38,8 @@ from sync.vector import Vector
 
 SEAL_MAX_OPS = 1024
 DEFAULT_BATCH_BYTES = 256 * 1024
+REMEMBERED = 10_000
+"""Local values kept by :meth:`Writer.remember` (a ward receives a few hundred dossiers a day)."""
 _CHUNK = 500  # SQLite host parameters per IN (...) query
 
 _state_encoder = msgspec.json.Encoder(order="sorted")
@@ -132,12 +134,20 @@ class Writer:
 
     def remember(self, key: str, value: str) -> None:
         """Keep a local, unreplicated value in the same transaction as the ops (committed with
-        them or not at all): what a request's idempotency key created, say."""
-        self.conn.execute(
+        them or not at all): what a request's idempotency key created, say. The newest
+        :data:`REMEMBERED` values are kept (a retry comes within minutes or days, not years)."""
+        cursor = self.conn.execute(
             "INSERT INTO sync_meta (key, value) VALUES (?, ?) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (f"local:{key}", value),
         )
+        if cursor.lastrowid and cursor.lastrowid % 256 == 0:
+            self.conn.execute(
+                """DELETE FROM sync_meta WHERE key >= 'local:' AND key < 'local;' AND rowid < (
+                       SELECT rowid FROM sync_meta WHERE key >= 'local:' AND key < 'local;'
+                       ORDER BY rowid DESC LIMIT 1 OFFSET ?)""",
+                (REMEMBERED,),
+            )
 
     def recall(self, key: str) -> str | None:
         row = self.conn.execute("SELECT value FROM sync_meta WHERE key = ?", (f"local:{key}",)).fetchone()

@@ -9,6 +9,7 @@ import pytest
 from toydoc import DOC, batches_of, model_fold, open_replica, snapshot, sync, without_conflicts, write
 
 from sync import merkle
+from sync import replica as replica_module
 from sync.batch import PROTOCOL, Batch, Run, decode_batch, encode_batch, seal_run
 from sync.errors import (
     BadSignature,
@@ -67,6 +68,28 @@ def test_rejected_local_write_rolls_back_the_whole_write(make_replicas) -> None:
     assert a.state("doc", "d1")["title"] == "t"
     # the seq of the refused write is reused, not skipped
     assert write(a, "d1", "set", {"title": "u"}).seq == 2
+
+
+def test_remembered_values_commit_with_the_ops_and_the_newest_are_kept(make_replicas, monkeypatch) -> None:
+    monkeypatch.setattr(replica_module, "REMEMBERED", 300)
+    (a,) = make_replicas("a")
+    with contextlib.suppress(Rejected), a.write() as w:
+        w.remember("receive:k0", "lost")
+        w.append("doc", "d0", "move", {"to": "closed"})  # refused: the value goes with the ops
+    with a.write() as w:
+        assert w.recall("receive:k0") is None
+    for start in range(0, 2000, 100):
+        with a.write() as w:
+            for n in range(start, start + 100):
+                w.append("doc", f"d{n}", "create", {"title": str(n)})
+                w.remember(f"receive:k{n}", f"d{n}")
+    with a.write() as w:
+        assert w.recall("receive:k1999") == "d1999"
+        assert w.recall("receive:k1700") == "d1700"  # the newest 300 at least
+        assert w.recall("receive:k0") is None  # the oldest were let go
+        kept = w.conn.execute("SELECT count(*) FROM sync_meta WHERE key LIKE 'local:%'").fetchone()[0]
+    assert 300 <= kept < 300 + 256
+    assert a.op_count() == 2000  # letting a key go never touches the log
 
 
 def test_state_survives_reopening(make_replicas, tmp_path) -> None:
