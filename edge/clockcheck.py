@@ -2,7 +2,9 @@
 
 A clock is suspect when it reads a year before motcua existed (a dead CMOS battery boots in
 2000), when it is behind the newest stamp this node has already seen by more than the
-threshold (time went backwards), or when the city's time, learned at the last sync, says so.
+threshold (time went backwards), when it read days past the box's last sign of life at start and
+the city has not confirmed it since (a clock set ahead while the box was off: ``edge.node``), or
+when the city's time, learned at the last sync, says so.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from edge.i18n import N_, gettext_
-from edge.node import Node
+from edge.node import FORWARD_JUMP, Node
 from edge.syncclient import reference_skew_ms
 from sync.clock import Clock
 
@@ -32,15 +34,27 @@ class ClockStatus:
         return None if self.reason is None else gettext_(self.reason, **self.params)
 
 
-def check(clock: Clock, threshold_ms: int, reference_skew_ms: int | None = None) -> ClockStatus:
+def check(
+    clock: Clock, threshold_ms: int, reference_skew_ms: int | None = None, forward_jump_ms: int = 0
+) -> ClockStatus:
     wall = clock.wall_ms()
     if wall < EARLIEST_PLAUSIBLE_MS:
         date = datetime.fromtimestamp(max(wall, 0) / 1000, UTC).strftime("%d/%m/%Y")
         return ClockStatus(True, clock.last.wall - wall, N_("it reads {date}"), {"date": date})
     behind = clock.last.wall - wall
-    if behind > threshold_ms:
+    # Once the city's time has set the clock, being behind the log says the log's newest stamps
+    # came from a clock that was ahead (they stay until real time passes them), not that this
+    # clock is wrong now.
+    if behind > threshold_ms and not clock.calibrated:
         return ClockStatus(
             True, behind, N_("it is {minutes} min behind changes already made"), {"minutes": behind // 60000}
+        )
+    if forward_jump_ms > 0:
+        return ClockStatus(
+            True,
+            -forward_jump_ms,
+            N_("it jumped {days} days ahead while the box was off, and the city has not confirmed it yet"),
+            {"days": forward_jump_ms // 86_400_000},
         )
     if reference_skew_ms is not None and abs(reference_skew_ms) > threshold_ms:
         return ClockStatus(
@@ -60,4 +74,8 @@ def for_node(node: Node, threshold_ms: int) -> ClockStatus:
     it after a restart, until the next round)."""
     drift = reference_skew_ms(node)
     residual = None if drift is None else drift - node.clock.offset_ms
-    return check(node.clock, threshold_ms, residual)
+    try:
+        jump = int(node.replica.meta(FORWARD_JUMP) or 0)
+    except ValueError:
+        jump = 0
+    return check(node.clock, threshold_ms, residual, jump)

@@ -183,7 +183,34 @@ def open_node(data_dir: str | Path, clock: Clock | None = None) -> Node:
         raise ConfigError(f"{directory / NODE_FILE} or {KEY_FILE} is damaged: {exc}") from exc
     if identity.node != config.node:
         raise ConfigError(f"{directory / KEY_FILE} is not the key of node {config.node}")
-    return Node(directory, config, identity, clock or Clock())
+    node = Node(directory, config, identity, clock or Clock())
+    if config.role == "edge":
+        _note_time_off(node)
+    return node
+
+
+FORWARD_JUMP = "clock.forward_jump_ms"
+"""How far the wall clock had moved past the box's last sign of life when it was opened, kept
+while that is more than :data:`FORWARD_JUMP_MS` and until the city's time confirms the clock."""
+FORWARD_JUMP_MS = 3 * 86_400_000
+"""Longer than a weekend (Friday evening to Monday morning) with the box switched off."""
+
+
+def _note_time_off(node: Node) -> None:
+    """Remember a clock that reads days past the box's last sign of life (its newest stamp,
+    its newest sync attempt, which the loop makes every quarter hour at most while it runs).
+
+    A box cannot tell "off for a long holiday" from "clock set days ahead" on its own; the city
+    can, at the next sync, which clears this (``edge.syncclient``). Until then the clerk is
+    asked to check the date before a due date is printed (``edge.clockcheck``), even across
+    restarts: the first restart would otherwise make the wrong time look like the last sign of
+    life."""
+    with node.reader() as conn:
+        row = conn.execute("SELECT max(at_ms) FROM sync_attempt").fetchone()
+    alive = max(node.clock.last.wall, int(row[0] or 0))
+    gap = node.clock.wall_ms() - alive
+    if alive and gap > FORWARD_JUMP_MS:
+        node.replica.set_meta(FORWARD_JUMP, gap)
 
 
 def create_node_dir(directory: Path, identity: Identity, config: NodeConfig) -> None:

@@ -40,7 +40,7 @@ from pathlib import Path
 
 from edge.backupstate import backup_age_s
 from edge.disk import is_disk_error
-from edge.node import Node
+from edge.node import FORWARD_JUMP, Node
 from edge.settings import Settings
 from edge.syncstate import CENTRAL
 from sync import attempts, wire
@@ -337,6 +337,8 @@ class _Round:
             )
         offset = clock.calibrate(reply.time_ms + rtt_ms // 2)
         self.replica.set_meta(OFFSET, offset)
+        if self.replica.meta(FORWARD_JUMP):
+            self.replica.set_meta(FORWARD_JUMP, 0)  # the city's time stands for the clock now
 
     def _oldest_waiting(self) -> int | None:
         """When this box made the oldest change the city has not acknowledged (protocol 2)."""

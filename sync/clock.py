@@ -87,6 +87,8 @@ class Clock:
         self.offset_ms = offset_ms
         self.max_drift_ms = max_drift_ms
         self.observed_drift_ms = 0
+        self.calibrated = False
+        """Whether a trusted reference set the offset since this clock was made (this process)."""
 
     def wall_ms(self) -> int:
         return self._wall() + self.offset_ms
@@ -109,6 +111,7 @@ class Clock:
     def calibrate(self, reference_ms: int) -> int:
         """Adopt a trusted reference time (the city's) and return the correction in ms."""
         self.offset_ms = reference_ms - self._wall()
+        self.calibrated = True
         return self.offset_ms
 
     def skew_ms(self, reference_ms: int) -> int:

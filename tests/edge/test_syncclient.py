@@ -15,7 +15,7 @@ from synckit import Break, FakeHub
 
 from edge import clockcheck, syncclient
 from edge.dossiers import receive
-from edge.node import Node
+from edge.node import Node, open_node
 from edge.settings import load
 from edge.syncclient import (
     COMPARED_AT,
@@ -31,7 +31,7 @@ from edge.syncstate import CENTRAL, badge
 from edge.uploads import Scan
 from sync import attempts, wire
 from sync.batch import encode_batch
-from sync.clock import Clock
+from sync.clock import Clock, system_wall_ms
 from sync.errors import BadSignature, PeerUnreachable, RevokedNode
 
 CHUNK = 64 * 1024
@@ -423,6 +423,51 @@ def test_a_box_that_woke_up_in_2000_is_calibrated_by_the_city(hub, edges):
     assert records(edge)[-1].attempt.at_ms > y2000 + 25 * 365 * 86_400_000  # recorded in city time
     received = receive_sample(edge)
     assert abs(edge.replica.state("dossier", received.id)["received_at"] - hub.now()) < 5_000
+
+
+DAY_MS = 86_400_000
+
+
+def test_a_clock_days_ahead_after_the_box_was_off_is_suspect_until_the_city_confirms(hub, tmp_path):
+    box = hub.make_edge(tmp_path / "box", UNIT)
+    assert round_(box, hub.peer(box)).outcome == "ok"  # the box's last sign of life: now
+    receive_sample(box)
+    box.close()
+
+    def four_days_on() -> Node:
+        return open_node(tmp_path / "box", Clock(wall=lambda: system_wall_ms() + 4 * DAY_MS))
+
+    box = four_days_on()
+    try:
+        status = clockcheck.for_node(box, 300_000)
+        assert status.suspect
+        assert status.params == {"days": 4}
+        box.close()
+        box = four_days_on()  # a restart while still offline does not forget it
+        assert clockcheck.for_node(box, 300_000).suspect
+        # The city says what time it is: the box's time is corrected and trusted again.
+        assert round_(box, hub.peer(box)).outcome == "ok"
+        assert not clockcheck.for_node(box, 300_000).suspect
+        assert abs(box.clock.wall_ms() - hub.now()) < 5_000
+        box.close()
+        box = four_days_on()  # the battery-backed clock is still 4 days ahead after a restart
+        assert clockcheck.for_node(box, 300_000).suspect
+        assert round_(box, hub.peer(box)).outcome == "ok"
+        assert not clockcheck.for_node(box, 300_000).suspect
+    finally:
+        box.close()
+
+
+def test_a_box_switched_off_for_a_weekend_is_not_asked_about_its_clock(hub, tmp_path):
+    box = hub.make_edge(tmp_path / "box", UNIT)
+    assert round_(box, hub.peer(box)).outcome == "ok"
+    receive_sample(box)  # Friday evening
+    box.close()
+    box = open_node(tmp_path / "box", Clock(wall=lambda: system_wall_ms() + int(2.6 * DAY_MS)))
+    try:
+        assert not clockcheck.for_node(box, 300_000).suspect  # Monday morning, no link yet
+    finally:
+        box.close()
 
 
 def test_a_box_in_time_shows_no_drift(hub, edge):
