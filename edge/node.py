@@ -137,11 +137,8 @@ class Node:
 
     @contextmanager
     def reader(self) -> Iterator[Connection]:
-        conn = self.replica.reader()
-        try:
+        with self.replica.reading() as conn:
             yield conn
-        finally:
-            conn.close()
 
     def close(self) -> None:
         self.replica.close()

@@ -39,6 +39,8 @@ from sync.vector import Vector
 SEAL_MAX_OPS = 1024
 DEFAULT_BATCH_BYTES = 256 * 1024
 REMEMBERED = 10_000
+READERS_KEPT = 4
+"""Idle read connections a replica keeps for :meth:`Replica.reading` (a web page takes up to three)."""
 """Local values kept by :meth:`Writer.remember` (a ward receives a few hundred dossiers a day)."""
 _CHUNK = 500  # SQLite host parameters per IN (...) query
 
@@ -196,6 +198,9 @@ class Replica:
         self.clock = clock or Clock()
         self._lock = threading.RLock()
         self._writer: Writer | None = None
+        self._idle: list[sqlite3.Connection] = []
+        self._idle_lock = threading.Lock()
+        self._closed = False
         self.conn = connect(self.path)
         install(self.conn)
         if migrate is not None:
@@ -209,15 +214,44 @@ class Replica:
     # --- lifecycle ------------------------------------------------------------------------
 
     def close(self) -> None:
+        with self._idle_lock:
+            idle, self._idle, self._closed = self._idle, [], True
+        for conn in idle:
+            conn.close()
         self.conn.close()
 
     @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        conn = self.reader()
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """A read-only connection for the ``with`` block, from a small pool: opening one costs
+        more than a page's queries, and a kept connection keeps its page cache warm. Returned
+        with no transaction open; one that raised an SQLite error is closed instead."""
+        with self._idle_lock:
+            conn = self._idle.pop() if self._idle else None
+        if conn is None:
+            conn = self.reader()
+        broken = False
         try:
             yield conn
+        except sqlite3.Error:
+            broken = True
+            raise
         finally:
+            self._release(conn, broken)
+
+    def _release(self, conn: sqlite3.Connection, broken: bool) -> None:
+        if not broken and conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                broken = True
+        with self._idle_lock:
+            keep = not broken and not self._closed and len(self._idle) < READERS_KEPT
+            if keep:
+                self._idle.append(conn)
+        if not keep:
             conn.close()
+
+    _read = reading
 
     def first_waiting(self, keys: Iterable[str], cursor: int, *, exclude: str | None = None) -> Op | None:
         """The oldest op of a scope after ``cursor`` not authored by ``exclude`` (a hub's view
@@ -791,12 +825,12 @@ class Replica:
         """Computed on a read connection, in one read transaction (a consistent snapshot): it
         reads every op of the scope, and on the writer it stalled every local write meanwhile
         (a clerk's receive, for seconds at 100,000 ops) and, at the city, every push."""
-        with self._read() as conn:
+        conn = self.reader()  # its own: the pooled readers' page caches stay a page's size
+        try:
             conn.execute("BEGIN")
-            try:
-                return feed.scope_digest(conn, keys)
-            finally:
-                conn.execute("ROLLBACK")
+            return feed.scope_digest(conn, keys)
+        finally:
+            conn.close()
 
     @_locked
     def feed_head(self) -> int:
