@@ -245,11 +245,9 @@ def successful_syncs(conn: sqlite3.Connection, node: str, since_ms: int) -> tupl
 
 
 def errors_by_node(conn: sqlite3.Connection) -> dict[str, int]:
-    """Requests refused or failed, per claimed node id, ever (the outcome index keeps it cheap:
-    only the error rows are read)."""
-    rows = conn.execute(
-        "SELECT node, count(*) FROM attempts WHERE outcome IN ('refused', 'failed') GROUP BY node"
-    ).fetchall()
+    """Requests refused or failed, per registered node, since it was registered (counted as they
+    happen: the attempts themselves are kept for ``fleet.ATTEMPTS_KEEP_DAYS``)."""
+    rows = conn.execute("SELECT node, errors_total FROM node_status").fetchall()
     return {str(node): int(count) for node, count in rows}
 
 

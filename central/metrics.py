@@ -7,7 +7,7 @@ Per node (labels ``node`` and ``unit``), read fresh from fleet.db at each scrape
     motcua_node_lag_ops{side="edge"|"central"}       ops waiting on each side at the last hello
     motcua_node_clock_drift_seconds                  city clock - node clock (positive: behind)
     motcua_node_backup_age_seconds                   as the node reported it
-    motcua_node_errors_total                         requests refused or failed, ever
+    motcua_node_errors_total                         requests refused or failed since registered
     motcua_node_revoked                              1 if revoked
     motcua_node_silent                               1 if an alert on the dashboard (never
                                                      synced, or silent past the threshold)
