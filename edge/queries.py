@@ -126,6 +126,18 @@ def list_dossiers(
     return Page(_rows(cur), total, page, page_size, filters)
 
 
+def clock_confirmed(conn: sqlite3.Connection, dossier_id: str) -> str | None:
+    """Why the box's clock was in doubt when the dossier was received and the clerk confirmed
+    the date anyway (the create op records it), or None. Call after :func:`dossier` checked the
+    actor may see it."""
+    row = conn.execute(
+        "SELECT json_extract(CAST(state AS TEXT), '$.clock_confirmed') FROM sync_entity "
+        "WHERE kind = 'dossier' AND entity = ?",
+        (dossier_id,),
+    ).fetchone()
+    return None if row is None or not row[0] else str(row[0])
+
+
 def dossier(conn: sqlite3.Connection, actor: Actor, dossier_id: str) -> dict[str, Any]:
     """One dossier with its steps and attachments; NotFound if absent *or* not visible."""
     where, params = _scope(actor)

@@ -395,7 +395,9 @@ def _dossier_context(request: Request, actor: Actor, dossier_id: str) -> dict[st
         unit_names = queries.unit_names(conn, sorted(codes))
         who = [step["actor"] for step in found["steps"]] + [a["added_by"] for a in found["attachments"]]
         people = queries.account_names(conn, who)
+        clock_confirmed = queries.clock_confirmed(conn, dossier_id)
     return {
+        "clock_confirmed": clock_confirmed,
         "actor": actor,
         "d": found,
         "procedure": procedure,

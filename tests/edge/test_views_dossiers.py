@@ -267,6 +267,14 @@ def test_a_suspect_clock_needs_the_clerk_to_confirm_the_date(client, node, clerk
     dossier_id = receive_through_form(client, clerk, confirm_clock="1")
     receipt = client.get(f"/dossiers/{dossier_id}/receipt")
     assert 'class="receipt-warning"' in receipt.text
+    # Days later, whoever opens the dossier still sees that its dates came from a doubtful clock.
+    node.clock.offset_ms = 0
+    page = client.get(f"/dossiers/{dossier_id}").text
+    assert 'id="clock-confirmed"' in page
+    assert "cán bộ đã xác nhận lại ngày" in page
+    assert "min behind changes already made" in page  # why, as recorded
+    other = receive_through_form(client, clerk)
+    assert 'id="clock-confirmed"' not in client.get(f"/dossiers/{other}").text
 
 
 # --- the receipt ---------------------------------------------------------------------------------
