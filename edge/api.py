@@ -242,9 +242,11 @@ async def issue_token(request: Request) -> Response:
     body = await _body(request, TokenRequest)
     app = state(request)
 
+    address = request.client.host if request.client else None
+
     def check() -> Actor | None:
         with app.node.reader() as conn:
-            return authenticate(conn, app.throttle, body.username.strip(), body.password)
+            return authenticate(conn, app.throttle, body.username.strip(), body.password, address)
 
     actor = await _call(check)  # LockedOut (429) propagates
     if actor is None:

@@ -73,66 +73,105 @@ TRACKED_ACCOUNTS = 10_000
 """Names with recent failed logins kept before expired ones are swept (see Throttle)."""
 
 
+ADDRESS_FACTOR = 4
+"""An address may fail this many times the per-account limit (every account it tries, together)
+within one lock period before it waits too: one computer trying a common password on every
+account (password spraying) is stopped, and a room of clerks mistyping is not."""
+
+
 class Throttle:
     """Failed logins per account: after ``limit`` failures the account waits ``lockout_s``.
+    And per address: after ``ADDRESS_FACTOR * limit`` failures within ``lockout_s``, whatever
+    the accounts, the address waits ``lockout_s`` after its last failure.
 
     In memory on purpose: a restart forgets, and a clerk is let in again as soon as the lock
     expires. Not an op: failed logins are not dossier state (they go to the audit log)."""
 
     def __init__(self, limit: int, lockout_s: float, now: object = time.monotonic) -> None:
         self.limit = limit
+        self.address_limit = ADDRESS_FACTOR * limit
         self.lockout_s = lockout_s
         self._now = now
         self._failures: dict[str, list[float]] = {}
+        self._addresses: dict[str, list[float]] = {}
         self._lock = threading.Lock()
 
     def _clock(self) -> float:
         return float(self._now())  # type: ignore[operator]
 
-    def check(self, username: str) -> None:
-        with self._lock:
-            failures = self._failures.get(username.lower(), [])
-            if len(failures) >= self.limit:
-                wait = failures[-1] + self.lockout_s - self._clock()
-                if wait > 0:
-                    raise LockedOut(
-                        "Too many failed logins. Try again in {minutes} minute(s).",
-                        minutes=max(1, round(wait / 60)),
-                        actor=username[:64],  # for the audit log: which account is under attack
-                    )
-                self._failures.pop(username.lower(), None)
-
-    def failed(self, username: str) -> None:
+    def check(self, username: str, address: str | None = None) -> None:
         with self._lock:
             now = self._clock()
-            if len(self._failures) >= TRACKED_ACCOUNTS:
+            failures = self._failures.get(username.lower(), [])
+            if len(failures) >= self.limit:
+                wait = failures[-1] + self.lockout_s - now
+                if wait > 0:
+                    raise _locked(wait, username)
+                self._failures.pop(username.lower(), None)
+            if address is not None:
+                recent = self._recent(address, now)
+                if len(recent) >= self.address_limit:
+                    raise _locked(recent[-1] + self.lockout_s - now, username)
+
+    def _recent(self, address: str, now: float) -> list[float]:
+        """The address's failures within the last lock period (older ones are dropped)."""
+        times = self._addresses.get(address, [])
+        recent = [t for t in times if t + self.lockout_s > now]
+        if recent:
+            self._addresses[address] = recent
+        else:
+            self._addresses.pop(address, None)
+        return recent
+
+    def failed(self, username: str, address: str | None = None) -> None:
+        with self._lock:
+            now = self._clock()
+            if len(self._failures) >= TRACKED_ACCOUNTS or len(self._addresses) >= TRACKED_ACCOUNTS:
                 self._forget_expired(now)
             failures = self._failures.setdefault(username.lower(), [])
             failures.append(now)
             del failures[: -self.limit]  # the last ``limit`` decide; older ones are noise
+            if address is not None:
+                recent = self._recent(address, now)
+                recent.append(now)
+                self._addresses[address] = recent[-self.address_limit :]
 
     def _forget_expired(self, now: float) -> None:
-        """Drop the names whose newest failure is older than a lock: an attacker trying a
-        million made-up usernames must not fill the box's memory (each try still costs an
-        argon2 hash); a lock still running is never forgotten."""
-        stale = [name for name, times in self._failures.items() if times[-1] + self.lockout_s <= now]
-        for name in stale:
-            del self._failures[name]
+        """Drop the names and addresses whose newest failure is older than a lock: an attacker
+        trying a million made-up usernames must not fill the box's memory (each try still costs
+        an argon2 hash); a lock still running is never forgotten."""
+        for book in (self._failures, self._addresses):
+            stale = [key for key, times in book.items() if times[-1] + self.lockout_s <= now]
+            for key in stale:
+                del book[key]
 
     def succeeded(self, username: str) -> None:
+        """The account's count starts again; the address's does not (a sprayer who knows one
+        password must not wipe the trail of the others)."""
         with self._lock:
             self._failures.pop(username.lower(), None)
 
 
-def authenticate(conn: sqlite3.Connection, throttle: Throttle, username: str, password: str) -> Actor | None:
-    """The actor if the password is right; raises LockedOut while the account is locked."""
-    throttle.check(username)
+def _locked(wait: float, username: str) -> LockedOut:
+    return LockedOut(
+        "Too many failed logins. Try again in {minutes} minute(s).",
+        minutes=max(1, round(wait / 60)),
+        actor=username[:64],  # for the audit log: which account is under attack
+    )
+
+
+def authenticate(
+    conn: sqlite3.Connection, throttle: Throttle, username: str, password: str, address: str | None = None
+) -> Actor | None:
+    """The actor if the password is right; raises LockedOut while the account or the address
+    (the client's IP, when known) is locked."""
+    throttle.check(username, address)
     row = conn.execute(
         "SELECT password_hash FROM accounts WHERE username = ? AND active", (username,)
     ).fetchone()
     ok = check_password(row[0] if row else _DUMMY_HASH, password) and row is not None
     if not ok:
-        throttle.failed(username)
+        throttle.failed(username, address)
         return None
     throttle.succeeded(username)
     return load_actor(conn, username)

@@ -32,10 +32,10 @@ def login_form(request: Request) -> Response:
     return render(request, "login.html", {"next": _safe_next(request.query_params.get("next"))})
 
 
-def _authenticate(app: AppState, username: str, password: str) -> Actor | None:
+def _authenticate(app: AppState, username: str, password: str, address: str | None) -> Actor | None:
     # argon2 takes tens of milliseconds on purpose: off the event loop, so others are served.
     with app.node.reader() as conn:
-        return authenticate(conn, app.throttle, username, password)
+        return authenticate(conn, app.throttle, username, password, address)
 
 
 async def login(request: Request) -> Response:
@@ -47,7 +47,8 @@ async def login(request: Request) -> Response:
     app = state(request)
     error = None
     try:
-        actor = await run_in_threadpool(_authenticate, app, username, password)
+        address = request.client.host if request.client else None
+        actor = await run_in_threadpool(_authenticate, app, username, password, address)
         if actor is None:
             error = i18n.gettext_("Wrong username or password.")
             audit(request, "login_failed", actor=username[:64])

@@ -266,6 +266,32 @@ def test_one_success_clears_the_failures_so_a_clerk_who_mistypes_is_not_locked_l
     assert post_login(client, "canbo01", PASSWORD).status_code == 303
 
 
+def test_one_computer_spraying_a_password_over_many_accounts_waits_and_is_audited(app, node, clock, audited):
+    """Each account fails fewer times than its own lock, so only the address can be stopped."""
+    throttle = app.state.motcua.throttle
+    names = [f"khongco{n:02d}" for n in range(throttle.address_limit)]
+    with TestClient(app, follow_redirects=False, client=("192.168.1.66", 40000)) as sprayer:
+        mark = audited.mark(node)
+        for name in names:
+            assert post_login(sprayer, name, "Matkhau123!").status_code == 400
+        assert len(audited.since(node, mark, "login_failed")) == throttle.address_limit
+        # The address waits now, even for an account it never tried and the right password,
+        # through the page and the API.
+        locked = post_login(sprayer, "lanhdao01", PASSWORD)
+        assert locked.status_code == 400
+        assert sprayer.get("/").status_code == 303
+        api = sprayer.post("/api/v1/auth/token", json={"username": "lanhdao01", "password": PASSWORD})
+        assert api.status_code == 429
+        refusal = audited(node, "locked_out", actor="lanhdao01", since_id=mark)
+        assert refusal.remote == "192.168.1.66"
+        # The clerks' own computers are not stopped by it.
+        with TestClient(app, follow_redirects=False, client=("192.168.1.23", 40000)) as clerk:
+            assert post_login(clerk, "canbo01", PASSWORD).status_code == 303
+        # The wait ends a lock period after the address's last failure.
+        clock[0] += throttle.lockout_s + 1
+        assert post_login(sprayer, "lanhdao01", PASSWORD).status_code == 303
+
+
 def test_guessing_the_current_password_on_the_password_form_counts_as_failed_logins(
     client, app, node, clock, audited, snapshot
 ):
