@@ -115,8 +115,11 @@ class Hub:
 
     # --- the protocol -----------------------------------------------------------------------
 
-    def time(self) -> wire.TimeReply:
-        return wire.TimeReply(self.now_ms(), sorted(wire.SUPPORTED))
+    def time(self, nonce: bytes = b"") -> wire.TimeReply:
+        """The city's clock, signed for the box's ``nonce`` (a protocol-1 box sends none)."""
+        if not nonce:
+            return wire.TimeReply(self.now_ms(), sorted(wire.SUPPORTED))
+        return wire.sign_time(self.node.identity, self.now_ms(), sorted(wire.SUPPORTED), nonce)
 
     def hello(self, caller: Caller, hello: wire.Hello) -> wire.HelloReply:
         now = self.now_ms()

@@ -135,6 +135,12 @@ SCHEMAS: dict[str, Schema] = {
         {
             "time_ms": {**INT, "description": "The city's clock, asked before anything is signed."},
             "protocols": {"type": "array", "items": {"type": "integer"}},
+            "nonce": {**BIN, "description": "The box's nonce, echoed (empty when it sent none)."},
+            "signature": {
+                **BIN,
+                "description": "Ed25519 by the city key over 'motcua-time/1\\n' + msgpack [nonce, time_ms, "
+                "protocols] (empty when the box sent no nonce).",
+            },
         }
     ),
     "DigestReply": closed({"scope_digest": BIN, "feed_head": INT}),
@@ -239,10 +245,20 @@ SYNC_PATHS: dict[str, Schema] = {
     "/sync/v1/time": {
         "get": {
             "operationId": "syncTime",
-            "summary": "The city's clock and the protocols it serves; unsigned, asked first.",
+            "summary": "The city's clock and the protocols it serves; asked first, before the box "
+            "can sign (its clock may be wrong). With a nonce, the city key signs the reply for it.",
             "tags": ["sync"],
             "security": [],
-            "responses": _sync_responses(MSGPACK, ref("TimeReply")),
+            "parameters": [
+                {
+                    "name": "nonce",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "string", "pattern": f"^[0-9a-f]{{{2 * wire.TIME_NONCE_BYTES}}}$"},
+                    "description": "A fresh random nonce of the box; protocol-1 boxes send none.",
+                }
+            ],
+            "responses": _sync_responses(MSGPACK, ref("TimeReply"), "SyncRefused"),
         }
     },
     "/sync/v1/hello": _sync(

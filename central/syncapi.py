@@ -1,6 +1,6 @@
 """The sync endpoints over HTTP: the server side of :class:`sync.transport.HttpPeer`.
 
-    GET  /sync/v1/time                               unsigned: TimeReply
+    GET  /sync/v1/time?nonce=HEX                     unsigned request: TimeReply, signed for the nonce
     POST /sync/v1/hello                              Hello -> HelloReply
     POST /sync/v1/push                               one encoded batch -> Ack
     POST /sync/v1/pull                               PullRequest -> PullReply
@@ -18,6 +18,7 @@ the attempt log in fleet.db. The work runs in a thread: SQLite and Ed25519 are b
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -32,7 +33,7 @@ from central.fleet import AttemptRow
 from central.hub import Caller, Counts, Hub
 from central.incoming import BadChunk
 from sync import wire
-from sync.errors import SyncError
+from sync.errors import SyncError, VerificationError
 
 log = logging.getLogger("motcua.central")
 
@@ -40,6 +41,9 @@ PREFIX = "/sync/v1"
 MSGPACK = "application/msgpack"
 MAX_BODY = 48 * 1024 * 1024
 """A request body over this is refused before it is read whole (batches are ~256 KiB)."""
+
+
+_NONCE = re.compile(f"[0-9a-f]{{{2 * wire.TIME_NONCE_BYTES}}}")
 
 
 def _position(text: str) -> int:
@@ -81,7 +85,11 @@ class SyncApi:
         ]
 
     async def time(self, request: Request) -> Response:
-        return Response(wire.encode(self.hub.time()), media_type=MSGPACK)
+        nonce = request.query_params.get("nonce")
+        if nonce is not None and not _NONCE.fullmatch(nonce):
+            raise VerificationError(f"the nonce must be {2 * wire.TIME_NONCE_BYTES} hex digits")
+        reply = self.hub.time(bytes.fromhex(nonce) if nonce else b"")
+        return Response(wire.encode(reply), media_type=MSGPACK)
 
     async def _serve(self, request: Request, name: str, work: Work) -> Response:
         try:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import secrets
 import sqlite3
 import threading
 import time
@@ -328,8 +329,10 @@ class _Round:
     def _calibrate(self) -> None:
         self._check_stop()
         clock = self.node.clock
+        nonce = secrets.token_bytes(wire.TIME_NONCE_BYTES)
         started = time.monotonic()
-        reply = self.peer.time()
+        # Signed by the city key for this nonce: nothing on the path sets this box's clock.
+        reply = wire.check_time(self.peer.time(nonce), self.city_key, nonce)
         rtt_ms = int((time.monotonic() - started) * 1000)
         if wire.PROTOCOL not in reply.protocols:
             raise wire.ProtocolMismatch(

@@ -34,7 +34,7 @@ from sync.identity import Identity
 
 
 class Peer(Protocol):
-    def time(self) -> wire.TimeReply: ...
+    def time(self, nonce: bytes = b"") -> wire.TimeReply: ...
     def hello(self, hello: wire.Hello) -> wire.HelloReply: ...
     def push(self, batch: bytes) -> wire.Ack: ...
     def pull(self, request: wire.PullRequest) -> wire.PullReply: ...
@@ -124,8 +124,11 @@ class HttpPeer:
             raise refusal(response.status_code, payload)
         return response
 
-    def time(self) -> wire.TimeReply:
-        return wire.decode(self._request("GET", "/sync/v1/time", signed=False).content, wire.TimeReply)
+    def time(self, nonce: bytes = b"") -> wire.TimeReply:
+        """The city's clock; with a ``nonce``, signed by the city key for it (check with
+        :func:`sync.wire.check_time`)."""
+        path = "/sync/v1/time" + (f"?nonce={nonce.hex()}" if nonce else "")
+        return wire.decode(self._request("GET", path, signed=False).content, wire.TimeReply)
 
     def hello(self, hello: wire.Hello) -> wire.HelloReply:
         return wire.decode(

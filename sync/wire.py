@@ -154,10 +154,20 @@ class PullReply(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
 
 class TimeReply(msgspec.Struct, frozen=True):
     """The hub's clock, asked before anything is signed: a box whose clock reads 2000 learns the
-    offset to sign its requests with, so its first signed request is not refused as stale."""
+    offset to sign its requests with, so its first signed request is not refused as stale.
+
+    A box sends a fresh nonce (``?nonce=`` hex) and the city signs the reply with its key over
+    the nonce, the time and the protocols (:func:`check_time`): something on the path can
+    neither set a box's clock nor replay an old answer. A box of protocol 1 sends none and gets
+    the unsigned reply it knows."""
 
     time_ms: Millis
     protocols: list[int]
+    nonce: bytes = b""
+    signature: bytes = b""
+
+    def message(self) -> bytes:
+        return b"motcua-time/1\n" + msgspec.msgpack.encode([self.nonce, self.time_ms, self.protocols])
 
 
 class DigestReply(msgspec.Struct, frozen=True):
@@ -208,6 +218,23 @@ def sign_ack(city: Identity, node: str, have: int, batch: bytes, at_ms: int) -> 
 def check_ack(ack: Ack, city_key: bytes) -> Ack:
     verify(city_key, ack.signature, ack.message())
     return ack
+
+
+TIME_NONCE_BYTES = 16
+
+
+def sign_time(city: Identity, time_ms: int, protocols: list[int], nonce: bytes) -> TimeReply:
+    unsigned = TimeReply(time_ms, protocols, nonce)
+    return msgspec.structs.replace(unsigned, signature=city.sign(unsigned.message()))
+
+
+def check_time(reply: TimeReply, city_key: bytes, nonce: bytes) -> TimeReply:
+    """The reply, if the city key signed it for this ``nonce``; BadSignature otherwise (an
+    unsigned reply, another box's or an old one replayed, a changed time)."""
+    if reply.nonce != nonce:
+        raise BadSignature("the city's time reply does not answer this box's nonce")
+    verify(city_key, reply.signature, reply.message())
+    return reply
 
 
 # --- signed requests ----------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import msgspec
 import pytest
 from centralkit import CAI_KHE, NINH_KIEU, PASSWORD, sync_round
@@ -296,3 +297,18 @@ def _post(world, path: str, body: bytes, headers: dict[str, str]):
     import httpx
 
     return httpx.post(world.url + path, content=body, headers=headers, timeout=30)
+
+
+def test_the_city_signs_its_time_for_the_nonce_a_box_sent_and_answers_old_boxes_unsigned(world):
+    city_key = world.city.node.identity.public_raw
+    nonce = bytes(range(wire.TIME_NONCE_BYTES))
+    signed = world.peer(NINH_KIEU).time(nonce)
+    assert wire.check_time(signed, city_key, nonce) is signed
+    with pytest.raises(BadSignature):
+        wire.check_time(signed, city_key, bytes(wire.TIME_NONCE_BYTES))  # not this box's nonce
+    old_box = wire.decode(httpx.get(f"{world.url}/sync/v1/time", timeout=5).content, wire.TimeReply)
+    assert (old_box.nonce, old_box.signature) == (b"", b"")  # protocol 1 asks without a nonce
+    for bad in ("zz" * 16, "00" * 15, "00" * 17, "ÄÄ"):
+        refused = httpx.get(f"{world.url}/sync/v1/time", params={"nonce": bad}, timeout=5)
+        assert refused.status_code == 400
+        assert refused.json()["error"]["code"] == "verification_failed"

@@ -169,9 +169,9 @@ class FakePeer:
 
     # --- the contract --------------------------------------------------------------------------
 
-    def time(self) -> wire.TimeReply:
+    def time(self, nonce: bytes = b"") -> wire.TimeReply:
         self._enter("time", signed=False)
-        reply = wire.TimeReply(self.hub.now(), sorted(wire.SUPPORTED))
+        reply = wire.sign_time(self.hub.identity, self.hub.now(), sorted(wire.SUPPORTED), nonce)
         self._leave("time", len(wire.encode(reply)))
         return reply
 

@@ -48,7 +48,10 @@ class Link:
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         answer = self.city.request(
-            request.method, request.url.path, content=request.content, headers=dict(request.headers)
+            request.method,
+            request.url.raw_path.decode("ascii"),  # with the query: the time request's nonce
+            content=request.content,
+            headers=dict(request.headers),
         )
         content = answer.content
         if request.url.path == self.target and answer.status_code == 200 and self.damage is not None:

@@ -388,3 +388,40 @@ def test_a_certificate_not_signed_by_the_city_key_is_refused(hub, tmp_path):
             edge.replica.public_key(rogue.node)
     finally:
         edge.close()
+
+
+@pytest.mark.parametrize("attack", ["moved", "unsigned", "replayed", "impostor"])
+def test_a_time_reply_not_signed_by_the_city_for_this_round_cannot_set_the_boxs_clock(hub, tmp_path, attack):
+    """Someone on the LAN answering the box's first request (the city's time, asked before the
+    box can sign anything) cannot move its clock: the reply must carry the city key's signature
+    over the nonce the box just sent. Refused, audited, and the clock not moved."""
+    edge = hub.make_edge(tmp_path / "edge", UNIT)
+    impostor_city = Identity.generate("92")
+    try:
+        peer = hub.peer(edge)
+        real_time = peer.time
+        old = real_time(b"\x01" * wire.TIME_NONCE_BYTES)  # an answer the city gave to someone else
+        year_ms = 365 * 86_400_000
+
+        def time(nonce: bytes = b"") -> wire.TimeReply:
+            reply = real_time(nonce)
+            if attack == "moved":
+                return msgspec.structs.replace(reply, time_ms=reply.time_ms + year_ms)
+            if attack == "unsigned":
+                return wire.TimeReply(reply.time_ms + year_ms, reply.protocols)
+            if attack == "replayed":
+                return old
+            return wire.sign_time(impostor_city, reply.time_ms + year_ms, reply.protocols, nonce)
+
+        peer.time = time  # type: ignore[method-assign]
+        offset_before = edge.clock.offset_ms
+        result = sync_once(edge, peer, load(edge.data_dir))
+        assert result.outcome == "failed"
+        assert edge.clock.offset_ms == offset_before
+        assert abs(edge.clock.wall_ms() - hub.now()) < 60_000
+        assert peer.calls["hello"] == 0  # nothing else was asked on a clock that may be wrong
+        [entry] = edge.audit.entries(event="sync_refused")
+        assert entry.detail["code"] == "bad_signature"
+        assert sync_once(edge, hub.peer(edge), load(edge.data_dir)).outcome == "ok"  # the real city
+    finally:
+        edge.close()
