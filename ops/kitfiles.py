@@ -9,6 +9,8 @@ different layout by editing only the units' ``Environment=`` lines.
 
 from __future__ import annotations
 
+from sync.identity import FINGERPRINT_HEX
+
 PREFIX = "/opt/motcua"
 DATA = "/var/lib/motcua"
 BACKUP = "/mnt/motcua-backup"
@@ -94,6 +96,7 @@ INSTALL_SH = f"""\
 # motcua provisioning kit: install the software from this stick and create the node. No network.
 #   sudo sh install.sh                          (asks for the kit's passphrase)
 #   sudo sh install.sh --expect-city FINGERPRINT
+#   sh install.sh --check --expect-city FINGERPRINT   (checks the stick only; installs nothing)
 # Override the layout with PYTHON=, MOTCUA_PREFIX=, MOTCUA_DATA= in the environment.
 set -eu
 KIT="$(cd "$(dirname "$0")" && pwd)"
@@ -109,17 +112,67 @@ if [ ! -d "$KIT/wheelhouse" ]; then
     echo "install.sh: this kit has no wheelhouse/ (made with --no-wheelhouse); ask city IT for a full kit" >&2
     exit 2
 fi
-# A first look at the wheels before installing them: a damaged stick stops here. The signature
-# of the whole kit is checked by 'motcua provision apply' below, before the node is created.
-"$PYTHON" - "$KIT" <<'EOF'
-import hashlib, json, pathlib, sys
-kit = pathlib.Path(sys.argv[1])
-for entry in json.loads((kit / "MANIFEST.json").read_text())["files"]:
-    if entry["path"].startswith("wheelhouse/"):
-        data = (kit / entry["path"]).read_bytes()
-        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
-            sys.exit(f"install.sh: {{entry['path']}} is damaged; copy the kit again")
+# Before anything on the stick runs: the manifest's signature (checked with openssl, which every
+# Debian has, since motcua is not installed yet), the city key against --expect-city, and every
+# wheel against the manifest. A stick someone rewrote stops here, not after pip ran its wheels.
+# 'motcua provision apply' below checks the whole kit again before the node is created.
+EXPECT=""
+CHECK_ONLY=""
+previous=""
+for arg in "$@"; do
+    case "$arg" in
+        --expect-city=*) EXPECT="${{arg#--expect-city=}}" ;;
+        --check) CHECK_ONLY=1 ;;
+    esac
+    if [ "$previous" = "--expect-city" ]; then EXPECT="$arg"; fi
+    previous="$arg"
+done
+if ! command -v openssl >/dev/null 2>&1; then
+    echo "install.sh: openssl is missing, so the kit's signature cannot be checked before installing" >&2
+    exit 2
+fi
+"$PYTHON" - "$KIT" "$EXPECT" <<'EOF'
+import base64, hashlib, json, pathlib, subprocess, sys, tempfile
+kit, expect = pathlib.Path(sys.argv[1]), sys.argv[2].strip().lower()
+try:
+    body = (kit / "MANIFEST.json").read_bytes()
+    manifest = json.loads(body)
+    key = bytes.fromhex(manifest["city_key"])
+    signature = bytes.fromhex((kit / "MANIFEST.sig").read_text(encoding="ascii").strip())
+    files = [(str(e["path"]), str(e["sha256"])) for e in manifest["files"]]
+except (OSError, ValueError, KeyError, TypeError) as exc:
+    sys.exit(f"install.sh: MANIFEST.json or MANIFEST.sig is damaged ({{exc}}); copy the kit again")
+found = hashlib.sha256(key).hexdigest()[:{FINGERPRINT_HEX}]
+if expect and expect != found:
+    sys.exit(f"install.sh: this kit is signed by city key {{found}}, not {{expect}}: do not install it")
+# The Ed25519 key as a SubjectPublicKeyInfo (RFC 8410): a fixed 12-byte header, then the key.
+spki = base64.b64encode(bytes.fromhex("302a300506032b6570032100") + key).decode()
+pem = f"-----BEGIN PUBLIC KEY-----\\n{{spki}}\\n-----END PUBLIC KEY-----\\n"
+with tempfile.TemporaryDirectory() as tmp:
+    pathlib.Path(tmp, "city.pem").write_text(pem)
+    pathlib.Path(tmp, "sig").write_bytes(signature)
+    checked = subprocess.run(
+        ["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", f"{{tmp}}/city.pem", "-rawin",
+         "-in", str(kit / "MANIFEST.json"), "-sigfile", f"{{tmp}}/sig"],
+        capture_output=True,
+    )
+if checked.returncode != 0:
+    sys.exit("install.sh: MANIFEST.json is not signed by the city key it names: the kit was altered")
+for path, sha256 in files:
+    if path.startswith("wheelhouse/"):
+        try:
+            data = (kit / path).read_bytes()
+        except OSError:
+            sys.exit(f"install.sh: {{path}} is missing; copy the kit again")
+        if hashlib.sha256(data).hexdigest() != sha256:
+            sys.exit(f"install.sh: {{path}} is damaged; copy the kit again")
+if expect:
+    print(f"install.sh: kit signed by city key {{found}}, as expected; wheels intact")
+else:
+    print(f"install.sh: kit signed by city key {{found}}; wheels intact. Without --expect-city nothing"
+          " proves it is your city's key: compare it with the fingerprint city IT gave you")
 EOF
+if [ -n "$CHECK_ONLY" ]; then exit 0; fi
 echo "creating $PREFIX/venv"
 "$PYTHON" -m venv "$PREFIX/venv"
 "$PREFIX/venv/bin/pip" install --quiet --no-index --find-links "$KIT/wheelhouse" {" ".join(INSTALL_PACKAGES)}

@@ -313,6 +313,92 @@ def test_a_wrong_expect_city_is_refused(made, fresh_kit, tmp_path, capsys):
     assert not data.exists()
 
 
+WHEEL = "wheelhouse/motcua-0.0.0-py3-none-any.whl"
+
+
+def signed_with_wheelhouse(kit_dir: Path, city_dir: Path) -> None:
+    """The kit as city IT would sign it with a (tiny) wheelhouse: install.sh checks need one."""
+    data = b"PK\x03\x04 the wheel city IT built"
+    (kit_dir / WHEEL).parent.mkdir()
+    (kit_dir / WHEEL).write_bytes(data)
+    manifest = json.loads((kit_dir / "MANIFEST.json").read_text(encoding="utf-8"))
+    manifest["files"].append({"path": WHEEL, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+    resign(kit_dir, manifest, city_dir)
+
+
+def resign(kit_dir: Path, manifest: dict[str, object], city_dir: Path | None, key: object = None) -> None:
+    body = json.dumps(manifest).encode()
+    (kit_dir / "MANIFEST.json").write_bytes(body)
+    if city_dir is not None:
+        city = open_central(city_dir)
+        try:
+            signature = city.node.identity.sign(body)
+        finally:
+            city.close()
+    else:
+        signature = key.sign(body)  # type: ignore[attr-defined]
+    (kit_dir / "MANIFEST.sig").write_text(signature.hex(), encoding="ascii")
+
+
+def install_check(kit_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHON": sys.executable}
+    return subprocess.run(
+        ["sh", str(kit_dir / "install.sh"), "--check", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("attack", ["none", "wheel changed", "manifest rewritten", "resigned by a forger"])
+def test_install_sh_checks_signature_city_key_and_wheels_before_anything_runs(made, fresh_kit, attack):
+    """Before pip runs a single wheel from the stick: the manifest must verify (openssl) against
+    the city key the technician was given, and every wheel against the manifest."""
+    from sync.identity import Identity
+
+    city_dir, _, _ = made
+    signed_with_wheelhouse(fresh_kit, city_dir)
+    expected = city_fingerprint(city_dir)
+    manifest = json.loads((fresh_kit / "MANIFEST.json").read_text(encoding="utf-8"))
+    entry = next(f for f in manifest["files"] if f["path"] == WHEEL)
+    evil = b"PK\x03\x04 a wheel that runs code at install"
+    if attack == "wheel changed":
+        (fresh_kit / WHEEL).write_bytes(evil)
+    elif attack == "manifest rewritten":  # the stick's owner updates the hash but has no city key
+        (fresh_kit / WHEEL).write_bytes(evil)
+        entry["sha256"] = hashlib.sha256(evil).hexdigest()
+        (fresh_kit / "MANIFEST.json").write_bytes(json.dumps(manifest).encode())
+    elif attack == "resigned by a forger":  # a self-consistent kit under the forger's own key
+        forger = Identity.generate("92")
+        (fresh_kit / WHEEL).write_bytes(evil)
+        entry["sha256"] = hashlib.sha256(evil).hexdigest()
+        manifest["city_key"] = forger.public_raw.hex()
+        resign(fresh_kit, manifest, None, forger)
+    done = install_check(fresh_kit, "--expect-city", expected)
+    if attack == "none":
+        assert done.returncode == 0, done.stderr
+        assert f"signed by city key {expected}, as expected" in done.stdout
+        return
+    assert done.returncode != 0
+    reason = {
+        "wheel changed": f"{WHEEL} is damaged",
+        "manifest rewritten": "not signed by the city key it names",
+        "resigned by a forger": f"not {expected}: do not install it",
+    }[attack]
+    assert reason in done.stderr
+
+
+def test_install_sh_without_expect_city_says_nothing_proves_whose_kit_it_is(made, fresh_kit):
+    city_dir, _, _ = made
+    signed_with_wheelhouse(fresh_kit, city_dir)
+    done = install_check(fresh_kit)
+    assert done.returncode == 0, done.stderr
+    assert f"signed by city key {city_fingerprint(city_dir)}; wheels intact" in done.stdout
+    assert "Without --expect-city nothing proves" in done.stdout
+
+
 def test_a_wrong_passphrase_is_refused(made, fresh_kit, tmp_path, capsys):
     _, _, _ = made
     wrong = tmp_path / "wrong"
