@@ -39,9 +39,9 @@ from sync.vector import Vector
 SEAL_MAX_OPS = 1024
 DEFAULT_BATCH_BYTES = 256 * 1024
 REMEMBERED = 10_000
+"""Local values kept by :meth:`Writer.remember` (a ward receives a few hundred dossiers a day)."""
 READERS_KEPT = 4
 """Idle read connections a replica keeps for :meth:`Replica.reading` (a web page takes up to three)."""
-"""Local values kept by :meth:`Writer.remember` (a ward receives a few hundred dossiers a day)."""
 _CHUNK = 500  # SQLite host parameters per IN (...) query
 
 _state_encoder = msgspec.json.Encoder(order="sorted")
@@ -251,12 +251,10 @@ class Replica:
         if not keep:
             conn.close()
 
-    _read = reading
-
     def first_waiting(self, keys: Iterable[str], cursor: int, *, exclude: str | None = None) -> Op | None:
         """The oldest op of a scope after ``cursor`` not authored by ``exclude`` (a hub's view
         of what a partial replica still has to pull)."""
-        with self._read() as conn:
+        with self.reading() as conn:
             body = feed.first_after(conn, keys, cursor, exclude)
         return None if body is None else opcodec.decode(body)
 
@@ -264,7 +262,7 @@ class Replica:
         self, kind: str, wanted: Sequence[tuple[str, str, str]]
     ) -> dict[tuple[str, str, str], int]:
         """See :func:`sync.feed.delivery_positions`; on a read connection."""
-        with self._read() as conn:
+        with self.reading() as conn:
             return feed.delivery_positions(conn, kind, wanted)
 
     def reload(self) -> None:
@@ -841,7 +839,7 @@ class Replica:
     ) -> int:
         """Ops of a scope after ``cursor`` not authored by ``exclude`` (counted up to ``cap``),
         on a read connection so it never waits for a merge."""
-        with self._read() as conn:
+        with self.reading() as conn:
             return feed.backlog(conn, keys, cursor, exclude, cap)
 
     def _seal_leaves(self, node_id: int, seal: Seal, rows: Sequence[tuple[int, bytes]]) -> dict[int, bytes]:
