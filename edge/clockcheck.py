@@ -41,10 +41,18 @@ def check(
     if wall < EARLIEST_PLAUSIBLE_MS:
         date = datetime.fromtimestamp(max(wall, 0) / 1000, UTC).strftime("%d/%m/%Y")
         return ClockStatus(True, clock.last.wall - wall, N_("it reads {date}"), {"date": date})
+    moved = clock.moved_since_calibration_ms()
+    if abs(moved) > threshold_ms:
+        return ClockStatus(
+            True,
+            -moved,
+            N_("it was changed by {minutes} min since the city's time set it"),
+            {"minutes": round(abs(moved) / 60000)},
+        )
     behind = clock.last.wall - wall
-    # Once the city's time has set the clock, being behind the log says the log's newest stamps
-    # came from a clock that was ahead (they stay until real time passes them), not that this
-    # clock is wrong now.
+    # Once the city's time has set the clock (and it has not been changed since: above), being
+    # behind the log says the log's newest stamps came from a clock that was ahead (they stay
+    # until real time passes them), not that this clock is wrong now.
     if behind > threshold_ms and not clock.calibrated:
         return ClockStatus(
             True, behind, N_("it is {minutes} min behind changes already made"), {"minutes": behind // 60000}

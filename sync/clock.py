@@ -87,8 +87,8 @@ class Clock:
         self.offset_ms = offset_ms
         self.max_drift_ms = max_drift_ms
         self.observed_drift_ms = 0
-        self.calibrated = False
-        """Whether a trusted reference set the offset since this clock was made (this process)."""
+        self._calibration: tuple[int, float] | None = None
+        """(reference ms, monotonic s) of the last calibration in this process."""
 
     def wall_ms(self) -> int:
         return self._wall() + self.offset_ms
@@ -111,8 +111,22 @@ class Clock:
     def calibrate(self, reference_ms: int) -> int:
         """Adopt a trusted reference time (the city's) and return the correction in ms."""
         self.offset_ms = reference_ms - self._wall()
-        self.calibrated = True
+        self._calibration = (reference_ms, time.monotonic())
         return self.offset_ms
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether a trusted reference set the offset since this clock was made (this process)."""
+        return self._calibration is not None
+
+    def moved_since_calibration_ms(self) -> int:
+        """How far the wall clock moved since the last calibration beyond the time that really
+        passed (the monotonic clock): someone set it forward (positive) or back. 0 if never
+        calibrated."""
+        if self._calibration is None:
+            return 0
+        reference_ms, at = self._calibration
+        return self.wall_ms() - reference_ms - int((time.monotonic() - at) * 1000)
 
     def skew_ms(self, reference_ms: int) -> int:
         """How far this node's uncorrected wall clock is from a reference (positive: behind)."""

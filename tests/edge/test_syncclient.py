@@ -458,6 +458,23 @@ def test_a_clock_days_ahead_after_the_box_was_off_is_suspect_until_the_city_conf
         box.close()
 
 
+@pytest.mark.parametrize("minutes", [-20, 20])
+def test_a_clock_changed_after_the_city_set_it_is_suspect_until_the_next_round(hub, tmp_path, minutes):
+    shift = [0]
+    box = hub.make_edge(tmp_path / "box", UNIT, Clock(wall=lambda: system_wall_ms() + shift[0]))
+    try:
+        assert round_(box, hub.peer(box)).outcome == "ok"
+        assert not clockcheck.for_node(box, 300_000).suspect
+        shift[0] = minutes * 60_000  # someone sets the box's clock while it runs, offline
+        status = clockcheck.for_node(box, 300_000)
+        assert status.suspect
+        assert status.params == {"minutes": abs(minutes)}
+        assert round_(box, hub.peer(box)).outcome == "ok"  # the city's time sets it again
+        assert not clockcheck.for_node(box, 300_000).suspect
+    finally:
+        box.close()
+
+
 def test_a_box_switched_off_for_a_weekend_is_not_asked_about_its_clock(hub, tmp_path):
     box = hub.make_edge(tmp_path / "box", UNIT)
     assert round_(box, hub.peer(box)).outcome == "ok"
