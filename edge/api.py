@@ -322,7 +322,8 @@ async def list_dossiers(request: Request) -> Response:
     # list_dossiers clamps a page past the end to the last one; an API caller asked for that
     # page, so it gets it, empty, rather than a page it did not ask for.
     items = [_dossier_out(row) for row in found.items] if found.page == page else []
-    return _json({"items": items, "page": page, "page_size": page_size, "total": found.total})
+    more = found.more and found.page == page
+    return _json({"items": items, "page": page, "page_size": page_size, "total": found.total, "more": more})
 
 
 async def get_dossier(request: Request) -> Response:

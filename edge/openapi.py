@@ -183,7 +183,12 @@ SCHEMAS: dict[str, Schema] = {
             "items": {"type": "array", "items": ref("DossierSummary")},
             "page": {"type": "integer", "minimum": 1},
             "page_size": {"type": "integer", "minimum": 1, "maximum": 100},
-            "total": {"type": "integer", "minimum": 0},
+            "total": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Matches counted up to 1,000: at that number, there may be more.",
+            },
+            "more": {"type": "boolean", "description": "Another page follows this one."},
         }
     ),
     "Step": closed(

@@ -20,8 +20,9 @@ from schema.calendar import add_working_days
 from schema.codes import fold_text, is_dossier_code
 from schema.search import fts_query
 
-COUNT_CAP = 10_000
-"""Lists count matches up to this many ("10000+"); beyond, a clerk narrows the filters."""
+COUNT_CAP = 1_000
+"""Lists count matches up to this many ("at least 1,000"; 40 pages of 25) and page on past it
+without counting: counting a ward's whole history was a third of a list page's cost."""
 
 OPEN_STATUSES = (1, 2, 4, 5, 6)
 """Statuses whose deadline is still running (9 'processed' waits only for the citizen)."""
@@ -66,10 +67,18 @@ class Page:
     page: int
     page_size: int
     filters: Filters = field(default_factory=Filters)
+    more: bool = False
+    """Another page follows this one."""
 
     @property
     def pages(self) -> int:
+        """How many pages there are, or at least (:attr:`capped`)."""
         return max(1, -(-self.total // self.page_size))
+
+    @property
+    def capped(self) -> bool:
+        """The count stopped at :data:`COUNT_CAP`: ``total`` is a lower bound."""
+        return self.total >= COUNT_CAP
 
 
 def _ms(day: date, end: bool = False) -> int:
@@ -116,14 +125,17 @@ def list_dossiers(
     total = conn.execute(
         f"SELECT count(*) FROM (SELECT 1 FROM {source} WHERE {sql_where} LIMIT {COUNT_CAP})", params
     ).fetchone()[0]
-    page = max(1, min(page, max(1, -(-total // page_size))))
+    if total < COUNT_CAP:  # a page past the end is the last one; past the cap, nobody knows the end
+        page = min(page, max(1, -(-total // page_size)))
+    page = max(1, page)
     order = "d.received_at DESC" if filters.due is None else "d.due_date ASC, d.received_at ASC"
     cur = conn.execute(
         f"SELECT {', '.join('d.' + c.strip() for c in _COLUMNS.split(','))} FROM {source} "
         f"WHERE {sql_where} ORDER BY {order} LIMIT ? OFFSET ?",
-        [*params, page_size, (page - 1) * page_size],
+        [*params, page_size + 1, (page - 1) * page_size],
     )
-    return Page(_rows(cur), total, page, page_size, filters)
+    rows = _rows(cur)
+    return Page(rows[:page_size], total, page, page_size, filters, more=len(rows) > page_size)
 
 
 def clock_confirmed(conn: sqlite3.Connection, dossier_id: str) -> str | None:

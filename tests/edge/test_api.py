@@ -434,9 +434,10 @@ def test_list_pages_and_filters(client, node):
     first = client.get("/api/v1/dossiers?page=1&page_size=2", headers=headers).json()
     second = client.get("/api/v1/dossiers?page=2&page_size=2", headers=headers).json()
     assert (len(first["items"]), len(second["items"]), first["total"]) == (2, 1, 3)
+    assert (first["more"], second["more"]) == (True, False)
     assert {i["id"] for i in first["items"]}.isdisjoint(i["id"] for i in second["items"])
     beyond = client.get("/api/v1/dossiers?page=9&page_size=2", headers=headers).json()
-    assert (beyond["items"], beyond["page"], beyond["total"]) == ([], 9, 3)
+    assert (beyond["items"], beyond["page"], beyond["total"], beyond["more"]) == ([], 9, 3, False)
     found = client.get("/api/v1/dossiers", headers=headers, params={"q": "dang van cuong"}).json()
     assert [i["applicant_name"] for i in found["items"]] == ["Đặng Văn Cường"]
     assert client.get("/api/v1/dossiers?status=2", headers=headers).json()["total"] == 0

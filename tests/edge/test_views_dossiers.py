@@ -17,6 +17,7 @@ from edgekit import HOUSEHOLD_BUSINESS, OTHER_UNIT, UNIT, actor, login, receive_
 from starlette.requests import Request
 from starlette.testclient import TestClient
 
+from edge import queries
 from edge.app import create_app
 from edge.dossiers import ACTIONS, perform, today
 from edge.errors import TooLarge
@@ -361,6 +362,24 @@ def test_list_pages_keep_their_filters(client, node, clerk):
     assert "q=nguyen" in first.text
     second = client.get("/dossiers?q=nguyen&page=2")
     assert second.text.count("<tr class=") == 5
+
+
+def test_past_the_count_cap_the_list_says_at_least_and_pages_on_to_the_oldest(node, monkeypatch):
+    monkeypatch.setattr(queries, "COUNT_CAP", 4)  # 1,000 in use; 7 dossiers stand for 10,000
+    names = [f"Lê Thị {n}" for n in range(7)]
+    for name in names:
+        receive_sample(node, applicant_name=name)
+    with TestClient(create_app(load(node.data_dir, page_size=2), node), follow_redirects=False) as client:
+        login(client, "canbo01")
+        first = client.get("/dossiers").text
+        assert "Tìm thấy ít nhất 4 hồ sơ" in first
+        assert 'rel="next"' in first
+        pages = [client.get(f"/dossiers?page={n}").text for n in range(1, 5)]
+        shown = [name for page in pages for name in names if name in page]
+        assert sorted(shown) == sorted(names)  # past the count, every dossier is still reachable
+        assert 'rel="next"' in pages[2]
+        assert 'rel="next"' not in pages[3]  # the oldest: nothing after it
+        assert pages[3].count("<tr class=") == 1
 
 
 def test_pages_stay_small_for_old_pcs(client, node, clerk):
