@@ -24,7 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from sync.migrations import Migration, apply
+from sync.db import open_side
+from sync.migrations import Migration
 
 log = logging.getLogger("motcua.audit")
 
@@ -77,15 +78,7 @@ class AuditLog:
         self.keep_rows = keep_rows
         self._lock = threading.Lock()
         self._since_prune = 0
-        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=5)
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            apply(conn, "audit", MIGRATIONS)
-        except sqlite3.Error:
-            conn.close()
-            raise
-        self._conn = conn
+        self._conn = open_side(self.path, "audit", MIGRATIONS)
 
     def record(
         self,

@@ -17,12 +17,12 @@ old cookies live out their expiry, as before.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from pathlib import Path
 
-from sync.migrations import Migration, apply
+from sync.db import open_side
+from sync.migrations import Migration
 
 SESSIONS_FILE = "sessions.db"
 
@@ -45,15 +45,7 @@ def now_ms() -> int:
 class SessionBook:
     def __init__(self, path: str | Path) -> None:
         self._lock = threading.Lock()
-        conn = sqlite3.connect(Path(path), check_same_thread=False, isolation_level=None, timeout=5)
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            apply(conn, "sessions", MIGRATIONS)
-        except sqlite3.Error:
-            conn.close()
-            raise
-        self._conn = conn
+        self._conn = open_side(path, "sessions", MIGRATIONS)
 
     def end(self, sid: str, until_ms: int) -> None:
         """Logged out: ``sid`` opens nothing from now on (kept until it would have expired)."""

@@ -7,6 +7,7 @@ One writer connection per database file (in autocommit mode; transactions are op
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 
 from sync.migrations import Migration
@@ -30,6 +31,21 @@ def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
     conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+def open_side(path: str | Path, namespace: str, migrations: Sequence[Migration]) -> sqlite3.Connection:
+    """A node's small database beside its log (the audit log, the ended sessions), migrated:
+    WAL, and ``synchronous = NORMAL`` (a power cut may lose its last lines, which costs no one a
+    receipt; decision 0005). Closed again if it cannot be opened or migrated."""
+    conn = sqlite3.connect(Path(path), check_same_thread=False, isolation_level=None, timeout=5)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        apply_migrations(conn, namespace, migrations)
+    except sqlite3.Error:
+        conn.close()
+        raise
     return conn
 
 
