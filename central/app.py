@@ -3,8 +3,8 @@
 Central is a node too: it reuses the edge's pages, API, auth and i18n (``edge.app.create_app``
 on the city's node) so city admins log in and search every dossier of the province, and adds
 what only the city serves, in front of them: the sync protocol under ``/sync/v1``, the fleet
-dashboard under ``/fleet`` (admins) and Prometheus metrics at ``/metrics`` (no login, nothing
-personal: see :mod:`central.metrics`). Typed sync errors reach the edge app's one error
+dashboard under ``/fleet`` (admins) and Prometheus metrics at ``/metrics`` (an admin's login or the
+scrape token: see :mod:`central.metrics`). Typed sync errors reach the edge app's one error
 handler, which answers JSON under ``/sync/``.
 """
 
@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from central import dashboard, openapi, syncapi
 from central.fleetviews import FleetSettings
 from central.hub import Hub
-from central.metrics import Metrics, SyncTimer
+from central.metrics import Metrics, SyncTimer, scrape_token
 from edge.app import create_app
 from edge.settings import Settings
 
@@ -26,7 +26,7 @@ def create_central_app(
     """``fleet_settings``: the dashboard's (the silent-node alert threshold …); defaults if None."""
     fleet_settings = fleet_settings or FleetSettings()
     app = create_app(settings, hub.node)
-    metrics = Metrics(hub.fleet, fleet_settings, hub.now_ms)
+    metrics = Metrics(hub.fleet, fleet_settings, hub.now_ms, scrape_token(hub.node.data_dir))
     app.router.routes[0:0] = [
         *openapi.routes(),
         *syncapi.routes(hub),

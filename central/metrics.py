@@ -20,16 +20,24 @@ than reported as 0, as Prometheus expects. And per sync endpoint, the latency hi
 Everything lives in a :class:`CollectorRegistry` of its own per app (never the global one), so
 two apps in one process (tests) do not collide.
 
-/metrics is served WITHOUT login, on purpose: scrapers do not log in. It therefore exposes
-nothing personal and nothing secret: node ids, unit codes, times, counts and versions only (no
-error texts, no names, no dossier data). Restrict who reaches it at the network, as usual.
+Who may read it: a logged-in city admin (the fleet pages link here), or a scraper that sends
+``Authorization: Bearer <token>`` with the token in the city's ``metrics.token`` (a secret file
+in the data directory, made at ``central init`` or at the first serve, mode 0600; Prometheus reads
+it with ``authorization: {credentials_file: ...}``). Anyone else gets 401. There is no exception
+for loopback: a reverse proxy on the same host would make every visitor look local. The series
+still carry nothing personal: node ids, unit codes, times, counts and versions only (no error
+texts, no names, no dossier data).
 """
 
 from __future__ import annotations
 
+import hmac
+import os
 import re
+import secrets
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -44,6 +52,21 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from central.fleet import FleetStore
 from central.fleetviews import FleetSettings, errors_by_node, fleet_reader, node_rows
 from central.syncapi import PREFIX
+from edge.web import session_actor
+
+TOKEN_FILE = "metrics.token"  # noqa: S105 (a file name, not a secret)
+"""The scrape token's file in the city's data directory."""
+
+
+def scrape_token(data_dir: Path) -> str:
+    """The city's scrape token, made (random, 256 bits, mode 0600) if the file is missing."""
+    path = data_dir / TOKEN_FILE
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as out:
+            out.write(secrets.token_urlsafe(32) + "\n")
+    return path.read_text(encoding="ascii").strip()
+
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 """Seconds: a hello on loopback is a few ms, a 256 KiB batch over a rural 3G link a few s."""
@@ -129,7 +152,10 @@ class FleetCollector(Collector):
 class Metrics:
     """The city server's registry: the fleet collector and the sync latency histogram."""
 
-    def __init__(self, fleet: FleetStore, settings: FleetSettings, now_ms: Callable[[], int]) -> None:
+    def __init__(
+        self, fleet: FleetStore, settings: FleetSettings, now_ms: Callable[[], int], token: str
+    ) -> None:
+        self.token = token
         self.registry = CollectorRegistry()
         self.registry.register(FleetCollector(fleet, settings, now_ms))
         self.sync_seconds = Histogram(
@@ -140,8 +166,21 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
         )
 
+    def allowed(self, request: Request) -> bool:
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and given:
+            return bool(self.token) and hmac.compare_digest(given.strip().encode(), self.token.encode())
+        actor = session_actor(request)
+        return actor is not None and actor.role == "admin"
+
     async def endpoint(self, request: Request) -> Response:
-        # Served without login on purpose (scrapers): see the module docstring.
+        if not await run_in_threadpool(self.allowed, request):
+            return Response(
+                "401: a city admin's login or the scrape token (metrics.token) is required\n",
+                status_code=401,
+                media_type="text/plain; charset=utf-8",
+                headers={"WWW-Authenticate": 'Bearer realm="motcua metrics"'},
+            )
         body = await run_in_threadpool(generate_latest, self.registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 

@@ -314,14 +314,18 @@ METRICS_PATH: dict[str, Schema] = {
     "/metrics": {
         "get": {
             "operationId": "getMetrics",
-            "summary": "Prometheus metrics of the fleet and the sync endpoints; no login, nothing personal.",
+            "summary": "Prometheus metrics of the fleet and the sync endpoints (a city admin's "
+            "session or the scrape token of metrics.token as a bearer token); nothing personal.",
             "tags": ["meta"],
-            "security": [],
             "responses": {
                 "200": {
                     "description": "Prometheus text exposition format.",
                     "content": {"text/plain": {"schema": STRING}},
-                }
+                },
+                "401": {
+                    "description": "Neither an admin's session nor the scrape token.",
+                    "content": {"text/plain": {"schema": STRING}},
+                },
             },
         }
     }

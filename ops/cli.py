@@ -267,6 +267,7 @@ def _edge_serve(args: argparse.Namespace) -> int:
 
 def _central_init(args: argparse.Namespace) -> int:
     from central.city import ADMIN_USERNAME, init_central
+    from central.metrics import TOKEN_FILE, scrape_token
 
     password = None
     if args.admin_password_file:
@@ -277,6 +278,8 @@ def _central_init(args: argparse.Namespace) -> int:
         print(f"  in {args.data}: reference data, fleet.db, account {ADMIN_USERNAME} (admin)")
         if generated:
             print(f"  password of {ADMIN_USERNAME}: {generated}   (shown once: write it down)")
+        scrape_token(Path(args.data))
+        print(f"  Prometheus scrape token in {Path(args.data) / TOKEN_FILE} (see the city IT guide)")
     finally:
         city.close()
     print(f"next: motcua node add --data {args.data} --unit CODE --central-url URL --out NODE_FILE")

@@ -4,21 +4,27 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from centralkit import CAI_KHE, NINH_KIEU, sync_round
-from edgekit import receive_sample
+from centralkit import CAI_KHE, NINH_KIEU, PASSWORD, sync_round
+from edgekit import csrf_of, receive_sample
 from prometheus_client.parser import text_string_to_metric_families
 
 from central.app import create_central_app
-from central.metrics import endpoint_of
+from central.metrics import TOKEN_FILE, endpoint_of
 from central.registry import revoke_node
+from edge.accounts import add_account
 from edge.settings import load
 from sync import wire
 from sync.errors import RevokedNode
 
 
+def token_of(world) -> str:
+    return (world.city.node.data_dir / TOKEN_FILE).read_text(encoding="ascii").strip()
+
+
 def scrape(world) -> dict[str, list]:
-    response = httpx.get(world.url + "/metrics", timeout=30)
-    assert response.status_code == 200  # no login: scrapers do not log in
+    headers = {"Authorization": f"Bearer {token_of(world)}"}  # as Prometheus' credentials_file
+    response = httpx.get(world.url + "/metrics", headers=headers, timeout=30)
+    assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     families = {family.name: family.samples for family in text_string_to_metric_families(response.text)}
     families["_text"] = [response.text]
@@ -95,6 +101,28 @@ def test_a_node_that_never_synced_is_silent_without_made_up_times(world):
     assert value(families, "motcua_node_silent", node=me) == 1
     assert not [s for s in families["motcua_node_last_contact_timestamp_seconds"] if s.labels["node"] == me]
     assert not [s for s in families["motcua_node_lag_ops"] if s.labels["node"] == me]
+
+
+def test_metrics_need_the_scrape_token_or_an_admin(world):
+    """Not for anyone who reaches the port: the fleet pages need the admin, and so does this."""
+    url = world.url + "/metrics"
+    assert httpx.get(url, timeout=30).status_code == 401
+    wrong = httpx.get(url, headers={"Authorization": "Bearer " + "x" * 43}, timeout=30)
+    assert wrong.status_code == 401
+    assert wrong.headers["www-authenticate"].startswith("Bearer")
+    assert "motcua_node" not in wrong.text
+    token = token_of(world)
+    assert len(token) >= 40
+    assert (world.city.node.data_dir / TOKEN_FILE).stat().st_mode & 0o077 == 0
+    assert httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=30).status_code == 200
+
+    add_account(world.city.node, "canbo_nk", "Nguyễn Thị Lan", "clerk", PASSWORD, NINH_KIEU)
+    for username, expected in (("canbo_nk", 401), ("quantri", 200)):
+        with httpx.Client(base_url=world.url, timeout=30) as client:
+            page = client.get("/login")
+            form = {"username": username, "password": PASSWORD, "csrf": csrf_of(page.text), "next": "/"}
+            client.post("/login", data=form)
+            assert client.get("/metrics").status_code == expected, username
 
 
 def test_two_apps_in_one_process_do_not_collide(world):
