@@ -8,7 +8,7 @@ reach another unit's dossier by id, by list or by search.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any
@@ -18,6 +18,7 @@ from edge.errors import NotFound
 from edge.i18n import TIMEZONE
 from schema.calendar import add_working_days
 from schema.codes import fold_text, is_dossier_code
+from schema.procedures import short_name
 from schema.search import fts_query
 
 COUNT_CAP = 1_000
@@ -277,6 +278,16 @@ def unit_names(conn: sqlite3.Connection, codes: Sequence[str]) -> dict[str, str]
         return {}
     marks = ",".join("?" * len(codes))
     return dict(conn.execute(f"SELECT code, name FROM units WHERE code IN ({marks})", list(codes)).fetchall())
+
+
+def procedure_short_names(conn: sqlite3.Connection, codes: Iterable[str]) -> dict[str, str]:
+    """The short name (:func:`schema.procedures.short_name`) of each known code among ``codes``."""
+    wanted = sorted(set(codes))
+    if not wanted:
+        return {}
+    marks = ",".join("?" * len(wanted))
+    rows = conn.execute(f"SELECT code, name FROM procedures WHERE code IN ({marks})", wanted)
+    return {code: short_name(name) for code, name in rows}
 
 
 @dataclass(frozen=True)

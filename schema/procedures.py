@@ -60,6 +60,20 @@ class ProcedureRecord:
         return payload
 
 
+SHORT_NAME_CHARS = 48
+"""A procedure's short name in lists fits in about a third of a 1024-pixel-wide table."""
+
+
+def short_name(name: str, limit: int = SHORT_NAME_CHARS) -> str:
+    """The name a list shows: up to the first comma or parenthesis (the national names add their
+    qualifications there), cut at a word with "…" if still longer than ``limit``."""
+    head = name.split(", ", 1)[0].split(" (", 1)[0].strip() or name
+    if len(head) <= limit:
+        return head
+    cut = head[: limit - 1].rsplit(" ", 1)[0]
+    return cut + "…"
+
+
 RESIDENCE_REGISTRATION = ProcedureRecord(
     code="1.004194",
     name="Đăng ký thường trú",

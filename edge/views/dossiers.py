@@ -219,9 +219,16 @@ def dossier_list(request: Request) -> Response:
         result = queries.list_dossiers(conn, actor, filters, today(app.node), page, app.settings.page_size)
         procedures = [] if partial else queries.procedure_names(conn, 51)
         hidden = queries.hidden_code(conn, actor, filters.q) if result.total == 0 else None
+        names = queries.procedure_short_names(conn, (d["procedure_code"] for d in result.items))
     if hidden is not None:
         audit_refusal(request, hidden)
-    context = {"actor": actor, "result": result, "filters": filters, "query": _query_of(filters)}
+    context = {
+        "actor": actor,
+        "result": result,
+        "filters": filters,
+        "query": _query_of(filters),
+        "procedure_names": names,
+    }
     if partial:
         response = render(request, "_dossier_results.html", context)
     else:

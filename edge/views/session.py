@@ -103,6 +103,8 @@ def home(request: Request) -> Response:
         )
         due = queries.list_dossiers(conn, actor, queries.Filters(due="soon"), day, 1, 10)
         overdue = queries.list_dossiers(conn, actor, queries.Filters(due="overdue"), day, 1, 10)
+        shown = [d["procedure_code"] for page in (received, due, overdue) for d in page.items]
+        names = queries.procedure_short_names(conn, shown)
     context = {
         "actor": actor,
         "counts": counts,
@@ -110,6 +112,7 @@ def home(request: Request) -> Response:
         "due": due,
         "overdue": overdue,
         "today": day,
+        "procedure_names": names,
     }
     return render(request, "home.html", context)
 

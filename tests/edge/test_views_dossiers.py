@@ -858,3 +858,32 @@ def test_the_receive_form_sent_twice_makes_one_dossier(client, node, clerk):
     assert head(node) == before
     fresh = client.get(f"/dossiers/new?procedure={HOUSEHOLD_BUSINESS}")
     assert key.group(1) not in fresh.text  # the next dossier's form has its own key
+
+
+def test_lists_name_procedures_and_the_home_tables_link_to_all(client, node):
+    """Issue 14 item 13: a code such as 2.000720 means nothing to the clerk at the counter."""
+    for _ in range(11):
+        receive_sample(node)
+    login(client)
+    listing = client.get("/dossiers").text
+    assert '<span title="2.000720">Đăng ký thành lập hộ kinh doanh</span>' in listing
+    home = client.get("/").text
+    assert '<span title="2.000720">Đăng ký thành lập hộ kinh doanh</span>' in home
+    assert f"/dossiers?received_from={today(node).isoformat()}" in home
+    assert re.search(r'<a href="[^"]*received_to=[^"]*">[^<]*11', home), "no link to all 11 received"
+
+    node.clock.offset_ms += 60 * 86_400_000  # two months on: all eleven are overdue
+    home = client.get("/").text
+    assert re.search(r'<a href="/dossiers\?due=overdue">[^<]*11[^<]*→</a>', home), (
+        "no 'see all' under Overdue"
+    )
+
+
+def test_short_procedure_names():
+    from schema.procedures import short_name
+
+    long = "Đính chính Giấy chứng nhận quyền sử dụng đất, quyền sở hữu tài sản gắn liền với đất đã cấp"
+    assert short_name(long) == "Đính chính Giấy chứng nhận quyền sử dụng đất"
+    assert short_name("Đăng ký thường trú") == "Đăng ký thường trú"
+    cut = short_name("Cấp " + "giấy phép xây dựng mới đối với công trình " * 3)
+    assert cut.endswith("…") and len(cut) <= 48
