@@ -877,13 +877,3 @@ def test_lists_name_procedures_and_the_home_tables_link_to_all(client, node):
     assert re.search(r'<a href="/dossiers\?due=overdue">[^<]*11[^<]*→</a>', home), (
         "no 'see all' under Overdue"
     )
-
-
-def test_short_procedure_names():
-    from schema.procedures import short_name
-
-    long = "Đính chính Giấy chứng nhận quyền sử dụng đất, quyền sở hữu tài sản gắn liền với đất đã cấp"
-    assert short_name(long) == "Đính chính Giấy chứng nhận quyền sử dụng đất"
-    assert short_name("Đăng ký thường trú") == "Đăng ký thường trú"
-    cut = short_name("Cấp " + "giấy phép xây dựng mới đối với công trình " * 3)
-    assert cut.endswith("…") and len(cut) <= 48

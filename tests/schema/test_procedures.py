@@ -5,6 +5,7 @@ from schema.procedures import (
     HOUSEHOLD_BUSINESS_REGISTRATION,
     PILOT_PROCEDURES,
     RESIDENCE_REGISTRATION,
+    short_name,
 )
 
 
@@ -35,3 +36,12 @@ def test_payloads_are_valid_upserts_without_the_code():
         assert "code" not in payload
         assert check_payload(payload, PROCEDURE_CHECKS, PROCEDURE_REQUIRED) is None
         assert payload["documents"][0]["name"] == procedure.documents[0].name
+
+
+def test_short_procedure_names():
+    long = "Đính chính Giấy chứng nhận quyền sử dụng đất, quyền sở hữu tài sản gắn liền với đất đã cấp"
+    assert short_name(long) == "Đính chính Giấy chứng nhận quyền sử dụng đất"
+    assert short_name("Đăng ký thường trú") == "Đăng ký thường trú"
+    cut = short_name("Cấp " + "giấy phép xây dựng mới đối với công trình " * 3)
+    assert cut.endswith("…")
+    assert len(cut) <= 48
