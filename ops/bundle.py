@@ -27,7 +27,6 @@ Both sides record the transfer in their attempt logs (channel "bundle" on the ed
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import tempfile
@@ -48,7 +47,7 @@ from edge.syncclient import BLOBS_UP, CURSOR, RECORDED_KINDS, explain
 from edge.syncstate import CENTRAL
 from sync import attempts, wire
 from sync import ops as opcodec
-from sync.batch import Batch, decode_batch, encode_batch, verify_run
+from sync.batch import Batch, decode_batch, decompress, encode_batch, verify_run
 from sync.blobs import digest_of
 from sync.errors import CorruptBatch, RevokedNode, SyncError, UnknownNode
 from sync.identity import Identity, verify
@@ -166,12 +165,10 @@ def open_envelope(data: bytes) -> Envelope:
     if not data.startswith(MAGIC):
         raise CorruptBatch("this file is not a motcua bundle (or its first bytes are damaged)")
     try:
-        with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data[len(MAGIC) :])) as reader:
-            raw = reader.read(MAX_BUNDLE_BYTES + 1)
-    except zstandard.ZstdError as exc:
+        raw = decompress(data[len(MAGIC) :], MAX_BUNDLE_BYTES, "the file")
+    except CorruptBatch as exc:
+        # A stick pulled early cuts the file's end: the frame that ends it is missing.
         raise CorruptBatch(f"the bundle is damaged or truncated: {exc}") from exc
-    if len(raw) > MAX_BUNDLE_BYTES:
-        raise CorruptBatch("the bundle is larger than any bundle motcua writes")
     try:
         return msgspec.msgpack.decode(raw, type=Envelope)
     # msgspec reports a string that is not UTF-8 as UnicodeDecodeError, not as DecodeError.

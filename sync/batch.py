@@ -12,7 +12,6 @@ the replica apply anything. Any failure raises a :class:`~sync.errors.Verificati
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -73,16 +72,44 @@ def encode_batch(batch: Batch, level: int = 3) -> bytes:
     return zstandard.ZstdCompressor(level=level).compress(_encoder.encode(batch))
 
 
-def decode_batch(data: bytes, max_size: int = MAX_DECOMPRESSED) -> Batch:
-    # Stream with a hard cap: decompress() trusts the size a frame header claims, and a
-    # hostile header can claim anything.
+_SLICE = 1024
+"""Compressed bytes fed to the decompressor at a time: zstd expands a slice at most ~32,768
+times (128 KiB blocks of a few bytes each), so the output passes a cap by at most ~32 MiB
+before the cap refuses it."""
+
+
+def decompress(data: bytes, max_size: int, what: str = "batch") -> bytes:
+    """Exactly one whole zstd frame, at most ``max_size`` bytes decompressed; CorruptBatch else.
+
+    The frame's end is what proves the bytes whole: a frame cut short (even by only its last
+    byte, the checksum, which leaves every content byte readable) is refused, and so is anything
+    after the frame. ``decompress()`` would trust the size a frame header claims (a hostile header
+    can claim anything) and a stream reader returns what it has at EOF without complaint, so the
+    frame is fed in slices, counting the output."""
+    decompressor = zstandard.ZstdDecompressor().decompressobj()
+    view = memoryview(data)
+    parts: list[bytes] = []
+    size = 0
     try:
-        with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data)) as reader:
-            raw = reader.read(max_size + 1)
+        for start in range(0, len(data), _SLICE):
+            part = decompressor.decompress(view[start : start + _SLICE])
+            size += len(part)
+            if size > max_size:
+                raise CorruptBatch(f"{what} decompresses to more than {max_size} bytes")
+            parts.append(part)
+            if decompressor.eof:
+                if decompressor.unused_data or start + _SLICE < len(data):
+                    raise CorruptBatch(f"{what} has bytes after the end of its compressed frame")
+                break
     except zstandard.ZstdError as exc:
-        raise CorruptBatch(f"batch is not valid zstandard data: {exc}") from exc
-    if len(raw) > max_size:
-        raise CorruptBatch(f"batch decompresses to more than {max_size} bytes")
+        raise CorruptBatch(f"{what} is not valid zstandard data: {exc}") from exc
+    if not decompressor.eof:
+        raise CorruptBatch(f"{what} is truncated: its compressed frame does not end")
+    return b"".join(parts)
+
+
+def decode_batch(data: bytes, max_size: int = MAX_DECOMPRESSED) -> Batch:
+    raw = decompress(data, max_size)
     if not raw:
         raise CorruptBatch("batch is empty")
     try:

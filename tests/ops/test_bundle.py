@@ -150,6 +150,10 @@ def damaged(path: Path, how: str) -> Path:
     data = bytearray(path.read_bytes())
     if how == "truncated":
         data = data[: len(data) * 2 // 3]
+    elif how == "last byte cut":  # the zstd frame's checksum: everything else reads whole
+        data = data[:-1]
+    elif how == "bytes appended":
+        data += b"\0" * 8
     elif how == "empty":
         data = bytearray()
     else:
@@ -160,7 +164,9 @@ def damaged(path: Path, how: str) -> Path:
     return out
 
 
-@pytest.mark.parametrize("how", ["head", "middle", "tail", "truncated", "empty"])
+@pytest.mark.parametrize(
+    "how", ["head", "middle", "tail", "truncated", "last byte cut", "bytes appended", "empty"]
+)
 def test_damaged_bundle_from_edge_is_refused_whole(stick: Stick, how: str) -> None:
     for i in range(2):
         receive_dossier(stick.edge, f"Lê Văn {i}", scan=bytes([i + 1]) * 500)
@@ -173,7 +179,7 @@ def test_damaged_bundle_from_edge_is_refused_whole(stick: Stick, how: str) -> No
     assert stick.city.fleet.attempts()[0].outcome == "refused"
 
 
-@pytest.mark.parametrize("how", ["middle", "truncated"])
+@pytest.mark.parametrize("how", ["middle", "truncated", "last byte cut"])
 def test_damaged_bundle_from_city_is_refused_whole(stick: Stick, how: str) -> None:
     receive_dossier(stick.edge, "Phạm Văn Cường")
     bundle.import_at_city(stick.city, stick.from_edge())

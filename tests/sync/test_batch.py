@@ -174,6 +174,23 @@ def test_undecodable_batches_are_corrupt(data: bytes) -> None:
         decode_batch(data)
 
 
+def test_a_batch_cut_anywhere_or_with_anything_after_its_frame_is_refused_whole() -> None:
+    # The frame's end (its last block, its checksum) is what says the batch is whole; the ops
+    # inside are signed, but a damaged transfer is refused, not half read or read past.
+    run = Run(Seal("n", 1, 1, bytes(32)), [bytes(range(256)) * 40])
+    for checksum in (False, True):
+        whole = zstandard.ZstdCompressor(write_checksum=checksum).compress(
+            msgspec.msgpack.encode(Batch(PROTOCOL, "x", [run]))
+        )
+        assert decode_batch(whole).runs == [run]
+        for cut in range(1, len(whole)):
+            with pytest.raises(CorruptBatch):
+                decode_batch(whole[:cut])
+        for tail in (b"\0", b"garbage", whole):
+            with pytest.raises(CorruptBatch, match="after"):
+                decode_batch(whole + tail)
+
+
 def test_decompression_bomb_is_refused() -> None:
     # A frame that declares its content size must still be bounded by max_size: a few bytes of
     # zstd must not make a receiver allocate MAX_DECOMPRESSED or more.
