@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 
 from edge.i18n import TIMEZONE
-from edge.queries import OPEN_STATUSES
+from edge.queries import RUNNING_CODES
 from sync.feed import EVERYWHERE
 from sync.replica import Replica
 
@@ -136,7 +136,7 @@ def unit_indicators(conn: sqlite3.Connection, year: int, today: date, by: str) -
     (:func:`edge.queries.report`): on time, overdue (processed late, or open past due today),
     digitised (scans attached), received online. Units in name order."""
     column = BY_UNIT[by]
-    marks = ",".join("?" * len(OPEN_STATUSES))
+    marks = ",".join("?" * len(RUNNING_CODES))
     done = "date(d.processed_at / 1000, 'unixepoch', '+7 hours')"
     rows = conn.execute(
         f"""SELECT d.{column}, coalesce(u.name, d.{column}), count(*),
@@ -148,6 +148,6 @@ def unit_indicators(conn: sqlite3.Connection, year: int, today: date, by: str) -
         FROM dossiers AS d LEFT JOIN units AS u ON u.code = d.{column}
         WHERE d.received_at BETWEEN ? AND ?
         GROUP BY 1 ORDER BY 2, 1""",
-        [*OPEN_STATUSES, today.isoformat(), _ms(date(year, 1, 1)), _ms(date(year, 12, 31), end=True)],
+        [*RUNNING_CODES, today.isoformat(), _ms(date(year, 1, 1)), _ms(date(year, 12, 31), end=True)],
     ).fetchall()
     return [UnitIndicators(str(r[0]), str(r[1]), *(int(v or 0) for v in r[2:])) for r in rows]

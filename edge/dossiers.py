@@ -22,7 +22,7 @@ from edge.uploads import Scan
 from schema.calendar import add_working_days
 from schema.codes import format_dossier_code, parse_citizen_id
 from schema.errors import InvalidCitizenId
-from schema.status import Status, check_transition
+from schema.status import DEADLINE_RUNNING, OPEN, Status, check_transition
 from sync.fold import Rejected
 from sync.replica import Writer
 
@@ -78,7 +78,6 @@ ACTIONS: dict[str, Action] = {
         Action("transfer", "Transfer to another handling unit", None),
     )
 }
-_OPEN = frozenset(s for s in Status if s not in (3, 7, 8, 10))
 
 
 def available_actions(actor: Actor, status: int, handling_unit: str) -> list[Action]:
@@ -91,8 +90,11 @@ def available_actions(actor: Actor, status: int, handling_unit: str) -> list[Act
         if action.to is not None:
             if check_transition(current, action.to, actor.role) is None:
                 out.append(action)
-        elif current in _OPEN and (action.name == "transfer" or actor.role != "clerk"):
-            out.append(action)  # extending a deadline (form 04) is the leader's apology
+        elif current in DEADLINE_RUNNING and (action.name == "transfer" or actor.role != "clerk"):
+            # Extending a deadline (form 04) is the leader's apology. The fold would still take
+            # either on a processed dossier (its rule is "not closed", and changing a reducer
+            # re-folds history differently); the pages stop offering them once the result exists.
+            out.append(action)
     return out
 
 
@@ -395,6 +397,6 @@ def attach(node: Node, actor: Actor, dossier_id: str, scans: list[Scan]) -> list
         for scan, digest in zip(scans, digests, strict=True):
             w.append("dossier", dossier_id, "attach", _attach_payload(scan, digest, actor))
         state = w.state("dossier", dossier_id) or {}
-        if not state.get("digitised") and state.get("status") in _OPEN:
+        if not state.get("digitised") and state.get("status") in OPEN:
             w.append("dossier", dossier_id, "set", {"digitised": True})
     return digests

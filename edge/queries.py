@@ -20,13 +20,14 @@ from schema.calendar import add_working_days
 from schema.codes import fold_text, is_dossier_code
 from schema.procedures import short_name
 from schema.search import fts_query
+from schema.status import DEADLINE_RUNNING
 
 COUNT_CAP = 1_000
 """Lists count matches up to this many ("at least 1,000"; 40 pages of 25) and page on past it
 without counting: counting a ward's whole history was a third of a list page's cost."""
 
-OPEN_STATUSES = (1, 2, 4, 5, 6)
-"""Statuses whose deadline is still running (9 'processed' waits only for the citizen)."""
+RUNNING_CODES = tuple(sorted(int(s) for s in DEADLINE_RUNNING))
+"""schema.status.DEADLINE_RUNNING as SQL parameters: the statuses a dossier can be overdue in."""
 
 _COLUMNS = (
     "id, code, portal_code, procedure_code, receiving_unit, handling_unit, channel, "
@@ -105,8 +106,8 @@ def list_dossiers(
         clauses.append("d.received_at <= ?")
         params.append(_ms(filters.received_to, end=True))
     if filters.due in ("overdue", "soon"):
-        clauses.append(f"d.status IN ({','.join('?' * len(OPEN_STATUSES))})")
-        params.extend(OPEN_STATUSES)
+        clauses.append(f"d.status IN ({','.join('?' * len(RUNNING_CODES))})")
+        params.extend(RUNNING_CODES)
         if filters.due == "overdue":
             clauses.append("d.due_date < ?")
             params.append(today.isoformat())
@@ -213,7 +214,7 @@ def _absent_or_hidden(conn: sqlite3.Connection, column: str, value: str) -> NotF
 
 def home_counts(conn: sqlite3.Connection, actor: Actor, today: date) -> dict[str, int]:
     where, params = _scope(actor)
-    marks = ",".join("?" * len(OPEN_STATUSES))
+    marks = ",".join("?" * len(RUNNING_CODES))
     row = conn.execute(
         f"""SELECT
             sum(d.received_at BETWEEN ? AND ?),
@@ -224,10 +225,10 @@ def home_counts(conn: sqlite3.Connection, actor: Actor, today: date) -> dict[str
         [
             _ms(today),
             _ms(today, end=True),
-            *OPEN_STATUSES,
+            *RUNNING_CODES,
             today.isoformat(),
             add_working_days(today, 2).isoformat(),
-            *OPEN_STATUSES,
+            *RUNNING_CODES,
             today.isoformat(),
             *params,
         ],
@@ -311,7 +312,7 @@ def report(conn: sqlite3.Connection, actor: Actor, year: int, today: date) -> li
     or still open past it today. Digitised: scans attached. Online: received online."""
     where, params = _scope(actor)
     start, end = _ms(date(year, 1, 1)), _ms(date(year, 12, 31), end=True)
-    marks = ",".join("?" * len(OPEN_STATUSES))
+    marks = ",".join("?" * len(RUNNING_CODES))
     done = "date(d.processed_at / 1000, 'unixepoch', '+7 hours')"  # the day it was processed, in Vietnam
     rows = conn.execute(
         f"""SELECT d.procedure_code,
@@ -325,7 +326,7 @@ def report(conn: sqlite3.Connection, actor: Actor, year: int, today: date) -> li
         FROM dossiers AS d
         WHERE d.received_at BETWEEN ? AND ? AND {where}
         GROUP BY 1, 2 ORDER BY 1, 2""",
-        [*OPEN_STATUSES, today.isoformat(), start, end, *params],
+        [*RUNNING_CODES, today.isoformat(), start, end, *params],
     ).fetchall()
     return [ReportRow(*(r[:2]), *(int(v or 0) for v in r[2:])) for r in rows]
 

@@ -91,7 +91,19 @@ _EN = {
     Status.RETURNED: "result returned",
 }
 
+# --- the named sets: the one definition of "open" --------------------------------------------
+# Pages, the API, the lists, the home counts, the reports and the fold all read these; none
+# writes its own list of codes.
+
 TERMINAL = frozenset({Status.NOT_ACCEPTED, Status.WITHDRAWN, Status.STOPPED, Status.RETURNED})
+"""Closed: no move leaves these. Only the portal code may still be set (schema.kinds)."""
+CLOSED = TERMINAL
+OPEN = frozenset(Status) - CLOSED
+"""Some role may still move the dossier (9 'processed' waits for the result's return)."""
+DEADLINE_RUNNING = OPEN - {Status.PROCESSED}
+"""Before a result exists: the appointment date still binds the unit, so a dossier here can be
+overdue, extended with an apology (form 04) or transferred. Once processed (9) the deadline was
+met or missed for good."""
 
 _ANYONE = frozenset(ROLES)
 _LEADERS = frozenset({"leader", "admin"})

@@ -43,6 +43,7 @@ from edge.i18n import gettext_, parse_date
 from edge.syncstate import waiting_since
 from edge.uploads import Scan, check_scan, sniff, whole_multipart
 from edge.web import audit_refusal, check_csrf, current_actor, disk_refusal, is_htmx, render, state
+from schema.status import DEADLINE_RUNNING
 from sync.blobs import BlobNotFound, check_digest
 
 MAX_SCANS = 20
@@ -416,7 +417,7 @@ def _dossier_context(request: Request, actor: Actor, dossier_id: str) -> dict[st
         "conflicts": _conflicts(request, dossier_id),
         "waiting_since": waiting_since(app.node, "dossier", dossier_id),
         "today": today(app.node).isoformat(),
-        "open": found["status"] in queries.OPEN_STATUSES,
+        "deadline_running": found["status"] in DEADLINE_RUNNING,
         "max_upload_mb": app.settings.max_upload_mb,
         "values": {},
         "error": None,

@@ -609,6 +609,23 @@ def test_htmx_action_returns_the_state_partial_and_errors_in_place(client, node,
     assert head(node) == before
 
 
+def test_a_processed_dossier_offers_its_return_and_nothing_that_needs_a_running_deadline(client, node, clerk):
+    # The page's overdue flag and its actions read one definition (schema.status): once the
+    # result exists, neither an apology for lateness (form 04) nor a transfer makes sense.
+    dossier_id = receive_sample(node).id
+    for step in ("accept", "start"):
+        perform(node, actor("canbo01"), dossier_id, step)
+    perform(node, actor("lanhdao01"), dossier_id, "processed")
+    leader = login(client, "lanhdao01")
+    state = client.get(f"/dossiers/{dossier_id}").text.split('id="dossier-state"', 1)[1]
+    offered = set(re.findall(r'name="action" value="([a-z_]+)"', state))
+    assert offered == {"return_result"}
+    before = head(node)
+    refused = act(client, leader, dossier_id, "extend", note="Xin lỗi", due_date="2099-01-05")
+    assert refused.status_code == 403
+    assert head(node) == before
+
+
 def test_an_action_no_longer_possible_is_refused(client, node, clerk):
     dossier_id = receive_sample(node).id
     assert act(client, clerk, dossier_id, "return_result").status_code == 403

@@ -3,6 +3,9 @@ import itertools
 import pytest
 
 from schema.status import (
+    CLOSED,
+    DEADLINE_RUNNING,
+    OPEN,
     ROLES,
     TERMINAL,
     TRANSITIONS,
@@ -26,6 +29,17 @@ def test_codes_and_labels_follow_the_national_portal():
 
 def test_terminal_statuses():
     assert {int(s) for s in TERMINAL} == {3, 7, 8, 10}
+
+
+def test_one_definition_of_open_closed_and_running():
+    assert CLOSED == TERMINAL
+    assert set(Status) == OPEN | CLOSED
+    assert not OPEN & CLOSED
+    # Open: a move is left (for some role); closed: none is.
+    assert {s for s in Status if any(next_statuses(s, role) for role in ROLES)} == OPEN
+    # The deadline runs until the result exists: 9 (processed) is open but never overdue.
+    assert {int(s) for s in DEADLINE_RUNNING} == {1, 2, 4, 5, 6}
+    assert OPEN - {Status.PROCESSED} == DEADLINE_RUNNING
 
 
 @pytest.mark.parametrize(("move", "roles"), sorted(TRANSITIONS.items()))
