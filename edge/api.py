@@ -214,10 +214,10 @@ def _actions_out(actor: Actor, row: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 async def _call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run a blocking read (its own read-only connection) or argon2 off the event loop.
-
-    Writes stay on the event loop, as the pages' do: the replica's one write connection is
-    serialised by that, and ``Replica.write`` lets a second thread join an open transaction."""
+    """Run blocking work off the event loop, as the pages do: a read (its own read-only
+    connection), argon2, and every write. A write waits for the replica's lock and then for
+    its commit's fsync (seconds on an old disk, longer while a sync merges); on the event loop
+    that would stall every clerk's page. ``Replica.write`` serialises the threads itself."""
     return await run_in_threadpool(fn, *args, **kwargs)
 
 
@@ -277,7 +277,7 @@ async def create_dossier(request: Request) -> Response:
     )
     clock = clockcheck.for_node(app.node, app.settings.clock_skew_warn_s * 1000)
     key = check_request_key(request.headers.get("Idempotency-Key"))
-    received = receive(app.node, actor, data, [], clock, key)
+    received = await _call(receive, app.node, actor, data, [], clock, key)
     return _json(
         {
             "id": received.id,
@@ -339,7 +339,8 @@ async def act_on_dossier(request: Request) -> Response:
     node = state(request).node
     if body.action == "extend" and body.due_date is not None and body.due_date <= today(node):
         raise InvalidInput("The new appointment date must be after today.", field="due_date")
-    perform(
+    await _call(
+        perform,
         node,
         actor,
         dossier_id,
@@ -385,7 +386,7 @@ async def add_attachments(request: Request) -> Response:
     app = state(request)
     await _read_dossier(request, actor, dossier_id)
     scans = await _scans(request, app.settings.max_upload_bytes)
-    digests = attach(app.node, actor, dossier_id, scans)
+    digests = await _call(attach, app.node, actor, dossier_id, scans)
     added = [
         {"sha256": digest, "name": scan.name, "mime": scan.mime, "size": len(scan.data)}
         for scan, digest in zip(scans, digests, strict=True)
@@ -413,7 +414,7 @@ async def sync_status(request: Request) -> Response:
     _query(request, ())
     app = state(request)
     node = app.node
-    current = badge(node)  # reads the write connection: stays on the loop with the writes
+    current = await _call(badge, node)  # waits for the replica's lock while a write holds it
     vector = dict(node.replica.vector())
     clock = clockcheck.for_node(node, app.settings.clock_skew_warn_s * 1000)
     disk = app.disk.state()

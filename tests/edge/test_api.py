@@ -987,3 +987,41 @@ def test_a_malformed_idempotency_key_is_refused_with_its_field(client, node):
     answer = client.post("/api/v1/dossiers", json=VALID, headers={**bearer(client), "Idempotency-Key": "x"})
     assert_error(answer, 422, field="request_key")
     assert node.replica.op_count() == ops
+
+
+# --- where writes run -------------------------------------------------------------------------------
+
+
+def test_api_writes_run_off_the_event_loop_as_the_pages_do(client, node, monkeypatch):
+    """A write's fsync (seconds on an old disk) must not stall every clerk's page: the API's
+    writes run in a worker thread, like the pages', never on the event loop."""
+    import asyncio
+    from contextlib import contextmanager
+
+    where: list[str] = []
+    write = node.replica.write
+
+    @contextmanager
+    def watched():
+        try:
+            asyncio.get_running_loop()
+            where.append("event loop")
+        except RuntimeError:
+            where.append("thread")
+        with write() as w:
+            yield w
+
+    monkeypatch.setattr(node.replica, "write", watched)
+    headers = bearer(client)
+    created = client.post("/api/v1/dossiers", headers=headers, json=VALID)
+    assert created.status_code == 201, created.text
+    dossier_id = created.json()["id"]
+    acted = client.post(f"/api/v1/dossiers/{dossier_id}/actions", headers=headers, json={"action": "accept"})
+    assert acted.status_code == 200, acted.text
+    attached = client.post(
+        f"/api/v1/dossiers/{dossier_id}/attachments",
+        headers=headers,
+        files=[("scans", ("a.pdf", small_pdf(), "application/pdf"))],
+    )
+    assert attached.status_code == 201, attached.text
+    assert where == ["thread"] * 3  # receive, act, attach
