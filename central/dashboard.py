@@ -32,7 +32,7 @@ from central.fleet import Status
 from central.fleetviews import FleetSettings, NodeRow
 from central.hub import Hub
 from central.registry import revoke_node
-from edge import charts, i18n, queries
+from edge import charts, i18n, queries, reasons
 from edge.auth import Actor
 from edge.dossiers import today
 from edge.errors import InvalidInput, NotFound
@@ -109,6 +109,8 @@ class Dashboard:
             "duration": duration,
             "drift_text": drift_text,
             "short": short,
+            "reason": reasons.refusal,
+            "endpoint_label": reasons.endpoint,
             "drift_warn_ms": app.settings.clock_skew_warn_s * 1000,
             "silent_hours": self.settings.silent_hours,
         }

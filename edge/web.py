@@ -23,6 +23,7 @@ from edge import clockcheck, i18n
 from edge.auth import Actor, Throttle, Tokens, load_actor, new_csrf_token, same_token
 from edge.disk import DiskWatch, is_disk_error
 from edge.errors import EdgeError, Forbidden, NotAuthenticated, Unavailable
+from edge.i18n import N_
 from edge.node import Node
 from edge.settings import Settings
 from edge.syncstate import badge
@@ -195,7 +196,9 @@ def _error_response(request: Request, status: int, code: str, message: str, fiel
     return render(request, template, context, status=200 if is_htmx(request) else status)
 
 
-_AUDIT_FIELDS = frozenset({"event", "actor", "remote", "method", "path", "code", "status", "message"})
+_AUDIT_FIELDS = frozenset(
+    {"event", "actor", "remote", "method", "path", "code", "status", "message", "msgid"}
+)
 
 
 def audit(request: Request, event: str, **detail: object) -> None:
@@ -229,6 +232,7 @@ def audit_refusal(request: Request, exc: EdgeError) -> None:
         code=exc.code,
         status=exc.status,
         message=str(exc),
+        msgid=exc.message,  # the page translates it with the parameters above
         actor=exc.params.get("actor"),
     )
 
@@ -257,8 +261,8 @@ async def handle_error(request: Request, exc: Exception) -> Response:
             )
         return _error_response(request, exc.status, exc.code, i18n.gettext_(exc.message), None)
     if isinstance(exc, HTTPException):
-        message = {404: "Page not found.", 405: "Method not allowed."}.get(
-            exc.status_code, "Request refused."
+        message = {404: N_("Page not found."), 405: N_("Method not allowed.")}.get(
+            exc.status_code, N_("Request refused.")
         )
         response = _error_response(request, exc.status_code, "http_error", i18n.gettext_(message), None)
         # Starlette's 405 names the resource's methods in `Allow`, which RFC 9110 requires be sent.

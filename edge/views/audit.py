@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from edge import charts, i18n
+from edge import charts, i18n, reasons
 from edge.audit import Entry
 from edge.i18n import N_
 from edge.web import current_actor, render, require_role, state
@@ -97,6 +97,7 @@ async def audit_page(request: Request) -> Response:
         "total": sum(counts.values()),
         "entries": entries[:NEWEST],
         "event_label": event_label,
+        "detail_text": lambda e: reasons.refusal(str(e.detail.get("code") or ""), e.detail),
         "days": DAYS,
     }
     return render(request, "audit.html", context)

@@ -211,7 +211,7 @@ def test_the_node_page_pages_its_history_and_draws_charts(world, admin):
     second = history(admin.get(f"/fleet/nodes/{node}?page=2").text)
     assert "stale 0<" in second
     assert "stale 59<" not in second
-    assert "<td>pull</td>" in second
+    assert "<td>fetch changes</td>" in second
 
     charts = svgs(first.text)
     assert len(charts) == 2

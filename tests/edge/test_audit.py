@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgekit import csrf_of, login
+from edgekit import csrf_of, login, receive_sample
 
 from edge.audit import AuditLog
 
@@ -93,3 +93,23 @@ def test_a_clerk_may_not_read_the_audit_log_and_the_attempt_is_itself_audited(cl
     assert client.get("/audit").status_code == 403
     [entry] = node.audit.entries(event="forbidden")
     assert (entry.actor, entry.path) == ("canbo01", "/audit")
+
+
+def test_the_refusals_page_says_each_refusal_in_vietnamese_under_plain_columns(client, node):
+    """Issue 14 item 5: the details were the English messages; the path column was headed as
+    the receipt's "Nội dung yêu cầu giải quyết"; the intro read "nothing was refused"."""
+    login(client, "canbo01")
+    dossier = receive_sample(node).id
+    token = csrf_of(client.get(f"/dossiers/{dossier}").text)
+    files = [("scans", ("to-khai.pdf", b"not a pdf", "application/pdf"))]
+    client.post(f"/dossiers/{dossier}/attachments", data={"csrf": token}, files=files)
+    client.get("/audit")  # a clerk: refused, and audited
+    login(client, "lanhdao01")
+    page = client.get("/audit").text
+    assert "Tệp to-khai.pdf không phải bản quét PDF, JPEG hoặc PNG." in page
+    assert "Vai trò của bạn không được thực hiện thao tác này." in page
+    assert "is not a PDF" not in page
+    assert "Your role" not in page
+    assert "Nội dung yêu cầu giải quyết" not in page
+    assert "Trang hoặc địa chỉ được yêu cầu" in page
+    assert "Không có gì bị từ chối" not in page
