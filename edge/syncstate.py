@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from edge.node import Node
@@ -49,3 +50,18 @@ def waiting_since(node: Node, kind: str, entity: str) -> int | None:
     at_city = node.replica.peer_vector(CENTRAL)[me]
     waiting = [op.hlc.wall for op in node.replica.ops_of(kind, entity) if op.node == me and op.seq > at_city]
     return min(waiting) if waiting else None
+
+
+def next_sync_in_s(node: Node, since_ms: int, interval_s: int, now_ms: int) -> int | None:
+    """Seconds until the next round, when changes made at ``since_ms`` are only waiting for it:
+    the last round worked, these changes came after it, and the next round is not overdue. None
+    when they are really stuck (the last round failed, there was none, or rounds stopped): then
+    the page keeps the warning."""
+    with node.reader() as conn:
+        last, _ = latest(conn)
+    if last is None or last.outcome != "ok" or since_ms < last.at_ms:
+        return None
+    due_ms = last.at_ms + interval_s * 1000
+    if now_ms > due_ms + interval_s * 1000:
+        return None
+    return max(0, math.ceil((due_ms - now_ms) / 1000))

@@ -171,6 +171,9 @@ def render(
         "badge": badge(app.node) if actor else None,
         "disk": app.disk.state() if actor else None,
         "disk_problem": app.disk.problem() if actor else None,
+        "sync_outcome": request.session.pop("sync_outcome", None)
+        if actor and "session" in request.scope
+        else None,
         **(context or {}),
     }
     return app.templates.TemplateResponse(request, template, full, status_code=status)

@@ -40,7 +40,7 @@ from edge.dossiers import (
 )
 from edge.errors import Conflict, EdgeError, Forbidden, InvalidInput, NotFound, TooLarge
 from edge.i18n import gettext_, parse_date
-from edge.syncstate import waiting_since
+from edge.syncstate import next_sync_in_s, waiting_since
 from edge.uploads import Scan, check_scan, sniff, whole_multipart
 from edge.web import audit_refusal, check_csrf, current_actor, disk_refusal, is_htmx, render, state
 from schema.status import DEADLINE_RUNNING
@@ -404,6 +404,8 @@ def _dossier_context(request: Request, actor: Actor, dossier_id: str) -> dict[st
         who = [step["actor"] for step in found["steps"]] + [a["added_by"] for a in found["attachments"]]
         people = queries.account_names(conn, who)
         clock_confirmed = queries.clock_confirmed(conn, dossier_id)
+    since = waiting_since(app.node, "dossier", dossier_id)
+    interval = app.settings.sync_interval_s
     return {
         "clock_confirmed": clock_confirmed,
         "actor": actor,
@@ -415,7 +417,10 @@ def _dossier_context(request: Request, actor: Actor, dossier_id: str) -> dict[st
         "unit_names": unit_names,
         "people": people,
         "conflicts": _conflicts(request, dossier_id),
-        "waiting_since": waiting_since(app.node, "dossier", dossier_id),
+        "waiting_since": since,
+        "next_sync_in_s": None
+        if since is None
+        else next_sync_in_s(app.node, since, interval, app.node.clock.wall_ms()),
         "today": today(app.node).isoformat(),
         "deadline_running": found["status"] in DEADLINE_RUNNING,
         "max_upload_mb": app.settings.max_upload_mb,

@@ -48,16 +48,34 @@ async def sync_now(request: Request) -> Response:
     check_csrf(request, form)
     app = state(request)
     loop: syncloop.SyncLoop | None = getattr(request.app.state, "sync_loop", None)
+    result: syncclient.RoundResult | None = None
     if loop is not None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(loop.wake()), WAIT_FOR_ROUND_S)
+            result = await asyncio.wait_for(asyncio.shield(loop.wake()), WAIT_FOR_ROUND_S)
     elif syncclient.syncs_with_city(app.node):
         factory = getattr(request.app.state, "sync_peer", syncclient.http_peer)
-        await anyio.to_thread.run_sync(syncclient.run_round, app.node, app.settings, factory)
+        result = await anyio.to_thread.run_sync(syncclient.run_round, app.node, app.settings, factory)
+    outcome = outcome_of(result)
     back = _local_path(form.get("next"))
     if is_htmx(request):
-        return render(request, "_badge.html", {"actor": actor, "sync_next": back})
+        return render(request, "_badge.html", {"actor": actor, "sync_next": back, "sync_outcome": outcome})
+    # Without JavaScript the answer shows on the page the clerk goes back to, once.
+    request.session[OUTCOME_KEY] = outcome
     return RedirectResponse(back, status_code=303)
+
+
+OUTCOME_KEY = "sync_outcome"
+"""The session key that carries "Sync now"'s answer across its redirect (read once)."""
+
+
+def outcome_of(result: syncclient.RoundResult | None) -> dict[str, Any]:
+    """What the clerk is told after "Sync now": done (sent, received), failed (why: a msgid), or
+    still running (the round took longer than the page waits)."""
+    if result is None:
+        return {"state": "running"}
+    if result.error is None:
+        return {"state": "ok", "sent": result.ops_sent, "received": result.ops_received}
+    return {"state": "partial" if result.outcome == "partial" else "failed", "error": result.error}
 
 
 # --- the transmission record ------------------------------------------------------------------

@@ -299,3 +299,53 @@ def test_a_dossier_changed_offline_shows_it_is_waiting_for_the_link_until_the_ci
     peer.down = False
     assert sync_once(edge, peer, settings).outcome == "ok"
     assert "data-waiting-since" not in client.get(f"/dossiers/{dossier}").text
+
+
+# --- what a dossier waiting to be sent says (issue 14 item 10) -----------------------------------
+
+
+def test_a_new_dossier_while_the_link_works_will_go_at_the_next_sync(client, edge, peer):
+    assert sync_once(edge, peer, load(edge.data_dir)).outcome == "ok"
+    received = receive_sample(edge)
+    login(client)
+    html = client.get(f"/dossiers/{received.id}").text
+    found = re.search(r'data-next-sync-in="(\d+)">([^<]*)<', html)
+    assert found, "no 'next sync' notice"
+    assert 0 <= int(found.group(1)) <= load(edge.data_dir).sync_interval_s
+    assert found.group(2) == vietnamese("Will be sent to the city at the next sync (in about {n} s).").format(
+        n=found.group(1)
+    )
+    assert "data-waiting-since" not in html  # no warning while the badge says online
+
+    peer.down = True
+    sync_once(edge, peer, load(edge.data_dir))
+    html = client.get(f"/dossiers/{received.id}").text
+    assert "data-next-sync-in" not in html
+    assert "data-waiting-since" in html  # a real failure keeps the warning
+
+
+# --- "Sync now" answers in the page (issue 14 item 11) -------------------------------------------
+
+
+def test_sync_now_while_offline_says_why_in_the_page(client, edge, peer):
+    token = login(client)
+    peer.down = True
+    reason = vietnamese(NO_CONNECTION)
+    answer = client.post("/sync-now", data={"csrf": token, "next": "/dossiers"})
+    assert answer.status_code == 303
+    page = client.get(answer.headers["location"]).text
+    outcome = re.search(r'<span id="sync-outcome" role="status"[^>]*>([^<]*)</span>', page)
+    assert outcome, "no visible outcome after Sync now"
+    assert reason in outcome.group(1)
+    assert 'id="sync-outcome"' not in client.get("/dossiers").text  # said once
+
+    fragment = client.post(
+        "/sync-now", data={"csrf": token, "next": "/dossiers"}, headers={"HX-Request": "true"}
+    ).text
+    assert reason in re.search(r'id="sync-outcome"[^>]*>([^<]*)<', fragment).group(1)
+
+    peer.down = False
+    fragment = client.post(
+        "/sync-now", data={"csrf": token, "next": "/dossiers"}, headers={"HX-Request": "true"}
+    ).text
+    assert "Đã đồng bộ với thành phố" in fragment
