@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import re
 import secrets
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
 from edge.auth import Actor
 from edge.clockcheck import ClockStatus
-from edge.errors import Conflict, Forbidden, InvalidInput, NotFound
+from edge.errors import Conflict, Forbidden, InvalidFields, InvalidInput, NotFound
 from edge.i18n import N_, TIMEZONE, format_date, gettext_
 from edge.node import Node
 from edge.uploads import Scan
-from schema.calendar import add_working_days
-from schema.codes import format_dossier_code, parse_citizen_id
+from schema.calendar import add_working_days, holidays_of, is_working_day
+from schema.codes import format_dossier_code, parse_citizen_id, parse_phone
 from schema.errors import InvalidCitizenId
 from schema.status import DEADLINE_RUNNING, OPEN, Status, check_transition
 from sync.fold import Rejected
@@ -102,7 +103,6 @@ def available_actions(actor: Actor, status: int, handling_unit: str) -> list[Act
 
 APPLICANT_TYPES = ("citizen", "organisation")
 DOCUMENT_FORMS = ("original", "copy", "electronic")
-_PHONE = re.compile(r"0\d{9}")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
@@ -123,6 +123,9 @@ class ReceiveInput:
     fee: int | None = None
     channel: str = "direct"
     confirm_clock: bool = False
+    problems: list[InvalidInput] = field(default_factory=list)
+    """What was already wrong reading the input (a date or count that did not parse, a fake
+    scan): reported together with the rest, so one submit shows every error."""
 
 
 @dataclass(frozen=True)
@@ -160,67 +163,100 @@ def _unit_exists(w: Writer, code: str) -> bool:
     return bool(state and state.get("_created"))
 
 
+RECEIVE_FIELDS = (
+    "procedure",
+    "applicant_type",
+    "applicant_name",
+    "citizen_id",
+    "dob",
+    "phone",
+    "email",
+    "address",
+    "address_unit",
+    "documents",
+    "scans",
+    "fee",
+    "channel",
+    "handling_unit",
+    "confirm_clock",
+)
+"""The receive form's fields in page order: the order its errors are listed in."""
+
+
+def _field_rank(problem: InvalidInput) -> tuple[int, str]:
+    field = problem.field or ""
+    base = "documents" if field.startswith("doc_") else field
+    rank = RECEIVE_FIELDS.index(base) if base in RECEIVE_FIELDS else len(RECEIVE_FIELDS)
+    return rank, field
+
+
 def _check_receive(w: Writer, node: Node, data: ReceiveInput, day: date) -> dict[str, Any]:
-    procedure = _procedure(w, data.procedure)
+    """The op payload of a new dossier, or InvalidFields with every wrong field at once."""
+    problems = list(data.problems)
+    refuse = problems.append
+    try:
+        procedure = _procedure(w, data.procedure)
+    except InvalidInput as exc:
+        raise InvalidFields([exc, *problems]) from None
     name = " ".join(data.applicant_name.split())
     if not name:
-        raise InvalidInput("Enter the applicant's full name.", field="applicant_name")
-    if len(name) > 120:
-        raise InvalidInput("The name is too long.", field="applicant_name")
+        refuse(InvalidInput("Enter the applicant's full name.", field="applicant_name"))
+    elif len(name) > 120:
+        refuse(InvalidInput("The name is too long.", field="applicant_name"))
     if data.applicant_type not in APPLICANT_TYPES:
-        raise InvalidInput("Choose the applicant type.", field="applicant_type")
+        refuse(InvalidInput("Choose the applicant type.", field="applicant_type"))
     citizen_id = data.citizen_id.strip() or None
     if data.applicant_type == "citizen":
         if citizen_id is None:
-            raise InvalidInput("Enter the citizen id (CCCD, 12 digits).", field="citizen_id")
-        try:
-            parsed = parse_citizen_id(citizen_id, today=day)
-        except InvalidCitizenId as exc:
-            raise InvalidInput(
-                "The citizen id is not valid: {reason}.", field="citizen_id", reason=gettext_(exc.message)
-            ) from exc
-        if data.dob is not None and data.dob.year != parsed.birth_year:
-            raise InvalidInput("The date of birth does not match the year in the citizen id.", field="dob")
+            refuse(InvalidInput("Enter the citizen id (CCCD, 12 digits).", field="citizen_id"))
+        else:
+            try:
+                parsed = parse_citizen_id(citizen_id, today=day)
+            except InvalidCitizenId as exc:
+                refuse(
+                    InvalidInput(
+                        "The citizen id is not valid: {reason}.",
+                        field="citizen_id",
+                        reason=gettext_(exc.message),
+                    )
+                )
+            else:
+                if data.dob is not None and data.dob.year != parsed.birth_year:
+                    refuse(
+                        InvalidInput(
+                            "The date of birth does not match the year in the citizen id.", field="dob"
+                        )
+                    )
     if data.dob is not None and not (date(1900, 1, 1) <= data.dob <= day):
-        raise InvalidInput("The date of birth is not plausible.", field="dob")
-    phone = re.sub(r"[\s.\-]", "", data.phone)
-    if phone and not _PHONE.fullmatch(phone):
-        raise InvalidInput("A phone number has 10 digits and starts with 0.", field="phone")
+        refuse(InvalidInput("The date of birth is not plausible.", field="dob"))
+    phone = parse_phone(data.phone) if data.phone.strip() else ""
+    if phone is None:
+        refuse(
+            InvalidInput(
+                "A phone number is a mobile number (10 digits) or a landline with its area code "
+                "(11 digits), starting with 0.",
+                field="phone",
+            )
+        )
     email = data.email.strip()
     if email and (len(email) > 120 or not _EMAIL.fullmatch(email)):
-        raise InvalidInput("The email address is not valid.", field="email")
+        refuse(InvalidInput("The email address is not valid.", field="email"))
     if len(data.address) > 300:
-        raise InvalidInput("The address is too long.", field="address")
+        refuse(InvalidInput("The address is too long.", field="address"))
     handling = data.handling_unit.strip() or node.config.unit
     if not _unit_exists(w, handling):
-        raise InvalidInput("Unknown handling unit {code}.", field="handling_unit", code=handling)
+        refuse(InvalidInput("Unknown handling unit {code}.", field="handling_unit", code=handling))
     address_unit = data.address_unit.strip() or None
     if address_unit and not _unit_exists(w, address_unit):
-        raise InvalidInput("Unknown unit {code}.", field="address_unit", code=address_unit)
-    components = {doc["name"]: doc for doc in procedure.get("documents", [])}
-    documents = []
-    for doc in data.documents:
-        doc_name = doc.get("name") if isinstance(doc, dict) else None
-        component = components.get(doc_name) if isinstance(doc_name, str) else None
-        if component is None:
-            raise InvalidInput(
-                "{name} is not a document of this procedure.", field="documents", name=str(doc_name)[:200]
-            )
-        if doc.get("form") not in DOCUMENT_FORMS:
-            raise InvalidInput("Choose original, copy or electronic.", field="documents")
-        if not component.get(doc["form"], True):
-            raise InvalidInput(
-                "The procedure does not accept this form of {name}.", field="documents", name=doc["name"]
-            )
-        count = doc.get("count", 1)
-        if not isinstance(count, int) or not 1 <= count <= 99:
-            raise InvalidInput("A document count is between 1 and 99.", field="documents")
-        documents.append({"name": doc["name"], "form": doc["form"], "count": count})
+        refuse(InvalidInput("Unknown unit {code}.", field="address_unit", code=address_unit))
+    documents = _check_documents(procedure, data.documents, refuse)
     fee = procedure.get("fee", 0) if data.fee is None else data.fee
     if not isinstance(fee, int) or fee < 0:
-        raise InvalidInput("The fee is a whole number of dong.", field="fee")
+        refuse(InvalidInput("The fee is a whole number of dong.", field="fee"))
     if data.channel not in ("direct", "online"):
-        raise InvalidInput("Unknown channel.", field="channel")
+        refuse(InvalidInput("Unknown channel.", field="channel"))
+    if problems:
+        raise InvalidFields(sorted(problems, key=_field_rank))
     due = add_working_days(day, int(procedure.get("processing_days") or 0))
     return {
         "procedure": data.procedure,
@@ -238,6 +274,39 @@ def _check_receive(w: Writer, node: Node, data: ReceiveInput, day: date) -> dict
         "channel": data.channel,
         "due_date": due.isoformat(),
     }
+
+
+def _check_documents(
+    procedure: dict[str, Any], given: list[dict[str, Any]], refuse: Callable[[InvalidInput], None]
+) -> list[dict[str, Any]]:
+    components = {doc["name"]: doc for doc in procedure.get("documents", [])}
+    documents = []
+    for doc in given:
+        doc_name = doc.get("name") if isinstance(doc, dict) else None
+        component = components.get(doc_name) if isinstance(doc_name, str) else None
+        if component is None:
+            refuse(
+                InvalidInput(
+                    "{name} is not a document of this procedure.", field="documents", name=str(doc_name)[:200]
+                )
+            )
+            continue
+        if doc.get("form") not in DOCUMENT_FORMS:
+            refuse(InvalidInput("Choose original, copy or electronic.", field="documents"))
+            continue
+        if not component.get(doc["form"], True):
+            refuse(
+                InvalidInput(
+                    "The procedure does not accept this form of {name}.", field="documents", name=doc["name"]
+                )
+            )
+            continue
+        count = doc.get("count", 1)
+        if not isinstance(count, int) or not 1 <= count <= 99:
+            refuse(InvalidInput("A document count is between 1 and 99.", field="documents"))
+            continue
+        documents.append({"name": doc["name"], "form": doc["form"], "count": count})
+    return documents
 
 
 def _next_code(w: Writer, unit: str, day: date) -> str:
@@ -281,12 +350,13 @@ def receive(
     if actor.role not in ("clerk", "leader", "admin"):
         raise Forbidden("Your role may not receive dossiers.")
     if clock.suspect and not data.confirm_clock:
-        raise InvalidInput(
+        unconfirmed = InvalidInput(
             "The box's clock may be wrong ({reason}): check today's date and confirm before the "
             "appointment date is printed.",
             field="confirm_clock",
             reason=clock.text,
         )
+        data = replace(data, problems=[*data.problems, unconfirmed])
     day = today(node)
     entity = secrets.token_hex(16)
     actor_fields = {"by": actor.username, "role": actor.role}
@@ -374,17 +444,34 @@ def perform(
             else:  # extend
                 if due_date is None:
                     raise InvalidInput("Choose the new appointment date.", field="due_date")
-                current = state.get("due_date")
-                if current and due_date.isoformat() <= current:
-                    raise InvalidInput(
-                        "The new appointment date must be after {date}.",
-                        field="due_date",
-                        date=format_date(current),
-                    )
+                _check_new_appointment(due_date, state.get("due_date"), today(node))
                 w.append("dossier", dossier_id, "extend", {"due_date": due_date.isoformat(), **who})
         except Rejected as exc:
             raise Conflict("The dossier changed meanwhile: {reason}", reason=exc.reason) from exc
         return w.state("dossier", dossier_id) or {}
+
+
+def _check_new_appointment(due_date: date, current: str | None, day: date) -> None:
+    """Form 04's new date: a working day (by the holiday calendar) after today and after the
+    date it replaces; the citizen comes back on that day, so a Sunday or Tết will not do."""
+    if due_date <= day:
+        raise InvalidInput(
+            "The new appointment date must be after today ({date}).", field="due_date", date=format_date(day)
+        )
+    if current and due_date.isoformat() <= current:
+        raise InvalidInput(
+            "The new appointment date must be after {date}.", field="due_date", date=format_date(current)
+        )
+    if not is_working_day(due_date):
+        reason = N_("a Sunday") if due_date.weekday() == 6 else N_("a Saturday")
+        if due_date.weekday() < 5 or due_date in holidays_of(due_date.year):
+            reason = N_("a public holiday")
+        raise InvalidInput(
+            "{date} is not a working day ({reason}): choose a working day.",
+            field="due_date",
+            date=format_date(due_date),
+            reason=gettext_(reason),
+        )
 
 
 def attach(node: Node, actor: Actor, dossier_id: str, scans: list[Scan]) -> list[str]:

@@ -3,6 +3,7 @@
     EdgeError                 400 unless said otherwise
     ├── ConfigError           a bad setting or data directory (the CLI prints it and exits 2)
     ├── InvalidInput          a form or JSON field is wrong (422); carries the field name
+    │   └── InvalidFields     several fields of one form are wrong: each of them, in form order
     ├── NotAuthenticated      no or expired session / token (401)
     ├── Forbidden             the role or unit may not do this (403)
     ├── NotFound              no such dossier, procedure … — or one the actor may not see (404)
@@ -47,6 +48,17 @@ class ConfigError(EdgeError):
 class InvalidInput(EdgeError):
     status = 422
     code = "invalid"
+
+
+class InvalidFields(InvalidInput):
+    """Every wrong field of one submitted form, so the clerk fixes them all in one go; the first
+    one is this error's own message and field (what the API and the logs show)."""
+
+    def __init__(self, problems: list[InvalidInput]) -> None:
+        first = problems[0]
+        super().__init__(first.message, field=first.field)
+        self.params = first.params
+        self.problems = problems
 
 
 class NotAuthenticated(EdgeError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextvars
 import gettext
 import io
+import re
 from datetime import date, datetime
 from functools import cache
 from pathlib import Path
@@ -88,9 +89,28 @@ def format_money(vnd: int | None) -> str:
     return f"{vnd or 0:,}".replace(",", ".") + " ₫"
 
 
-def parse_date(text: str) -> date:
-    """A date typed as dd/mm/yyyy (or ISO yyyy-mm-dd, what <input type=date> sends)."""
+_SEPARATED = re.compile(r"(\d{1,2})[/.\-\s]+(\d{1,2})[/.\-\s]+(\d{2}|\d{4})")
+_RUN = re.compile(r"(\d{2})(\d{2})(\d{2}|\d{4})")
+_ISO = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def parse_date(text: str, *, past: bool = False, today: date | None = None) -> date:
+    """A date as a person types it, day first whatever the browser's language: ``15/03/1980``,
+    ``15-3-1980``, ``15.03.80``, ``15031980``, ``150380``; ISO ``yyyy-mm-dd`` too (the API,
+    links made before the pages used text fields). Raises ValueError for anything else.
+
+    A two-digit year is the century's unless that lands in the future for a ``past`` date (a
+    birth date): ``46`` is 1946 in a date of birth and 2046 in an appointment date."""
     text = text.strip()
-    if "/" in text:
-        return datetime.strptime(text, "%d/%m/%Y").date()
-    return date.fromisoformat(text)
+    if _ISO.fullmatch(text):
+        return date.fromisoformat(text)
+    found = _SEPARATED.fullmatch(text) or _RUN.fullmatch(text)
+    if found is None:
+        raise ValueError(f"not a dd/mm/yyyy date: {text[:40]!r}")
+    day, month, year = (int(part) for part in found.groups())
+    if len(found.group(3)) == 2:
+        now = today or datetime.now(TIMEZONE).date()
+        year += 2000
+        if past and year > now.year:
+            year -= 100
+    return date(year, month, day)

@@ -128,6 +128,29 @@ def citizen_id_problem(value: str, *, today: date | None = None) -> CitizenIdPro
     return None
 
 
+# --- phone numbers ------------------------------------------------------------------------------
+
+_PHONE_MARKS = re.compile(r"[\s.\-()]")
+_MOBILE = re.compile(r"0[35789]\d{8}")
+"""10 digits: 03x, 05x, 07x, 08x, 09x (the 2018 numbering plan)."""
+_LANDLINE = re.compile(r"02\d{9}")
+"""11 digits: 02 + the rest of the province's area code + the subscriber number (0292 3831 234)."""
+
+
+def parse_phone(text: str) -> str | None:
+    """A Vietnamese mobile or landline number as digits only (``0292 3831 234`` ->
+    ``"02923831234"``, ``+84 912.345.678`` -> ``"0912345678"``); None if it is neither.
+    Spaces, dots, hyphens and brackets between the digits are the writer's, not the number's."""
+    digits = _PHONE_MARKS.sub("", text)
+    if digits.startswith("+84"):
+        digits = "0" + digits[3:]
+    elif digits.startswith("84") and len(digits) in (11, 12):
+        digits = "0" + digits[2:]
+    if _MOBILE.fullmatch(digits) or _LANDLINE.fullmatch(digits):
+        return digits
+    return None
+
+
 # --- search folding -----------------------------------------------------------------------------
 
 

@@ -90,7 +90,7 @@ def province_units(province_code: int | str) -> list[UnitRecord]:
     units.extend(
         UnitRecord(
             code=f"{int(ward.code):05d}",
-            name=ward.name,
+            name=" ".join(ward.name.split()),  # the data set writes "Xã  Phú Hữu"
             division_type=ward.division_type.value,
             kind=_KIND_OF_DIVISION[ward.division_type],
             province_code=province.code,

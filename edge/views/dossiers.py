@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 import sqlite3
 import unicodedata
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from datetime import date
 from typing import Any
@@ -38,9 +38,10 @@ from edge.dossiers import (
     receive,
     today,
 )
-from edge.errors import Conflict, EdgeError, Forbidden, InvalidInput, NotFound, TooLarge
+from edge.errors import Conflict, EdgeError, Forbidden, InvalidFields, InvalidInput, NotFound, TooLarge
 from edge.i18n import gettext_, parse_date
 from edge.syncstate import next_sync_in_s, waiting_since
+from edge.unitpicker import unit_choices
 from edge.uploads import Scan, check_scan, sniff, whole_multipart
 from edge.web import audit_refusal, check_csrf, current_actor, disk_refusal, is_htmx, render, state
 from schema.status import DEADLINE_RUNNING
@@ -124,11 +125,11 @@ async def _scans(form: FormData, max_bytes: int) -> list[Scan]:
     return scans
 
 
-def _date(text: str, field: str) -> date | None:
+def _date(text: str, field: str, *, past: bool = False) -> date | None:
     if not text:
         return None
     try:
-        return parse_date(text)
+        return parse_date(text, past=past)
     except ValueError:
         raise InvalidInput("Write the date as dd/mm/yyyy.", field=field) from None
 
@@ -143,6 +144,17 @@ def _whole_number(text: str, field: str, message: str) -> int | None:
 
 
 def _receive_input(form: FormData, procedure: dict[str, Any]) -> ReceiveInput:
+    """The form as a ReceiveInput; what cannot even be read (a date, a count) goes into its
+    ``problems``, so the checks that follow still run and every error shows at once."""
+    problems: list[InvalidInput] = []
+
+    def read(parse: Callable[[], Any]) -> Any:
+        try:
+            return parse()
+        except InvalidInput as exc:
+            problems.append(exc)
+            return None
+
     documents = []
     for n, component in enumerate(receipt.components_of(procedure)):
         form_field, count_field = f"doc_{n}_form", f"doc_{n}_count"
@@ -150,29 +162,44 @@ def _receive_input(form: FormData, procedure: dict[str, Any]) -> ReceiveInput:
         if choice == "none":
             continue
         if choice not in DOCUMENT_FORMS or choice not in receipt.accepted_forms(component):
-            raise InvalidInput(
-                "The procedure does not accept this form of {name}.", field=form_field, name=component["name"]
+            problems.append(
+                InvalidInput(
+                    "The procedure does not accept this form of {name}.",
+                    field=form_field,
+                    name=component["name"],
+                )
             )
+            continue
         bad_count = "A document count is between 1 and 99."
-        count = _whole_number(_text(form, count_field) or "1", count_field, bad_count)
+        count = read(lambda: _whole_number(_text(form, count_field) or "1", count_field, bad_count))  # noqa: B023
         if count is None or not 1 <= count <= 99:
-            raise InvalidInput(bad_count, field=count_field)
+            if not any(p.field == count_field for p in problems):
+                problems.append(InvalidInput(bad_count, field=count_field))
+            continue
         documents.append({"name": component["name"], "form": choice, "count": count})
     return ReceiveInput(
         procedure=procedure["code"],
         applicant_type=_text(form, "applicant_type") or "citizen",
         applicant_name=_text(form, "applicant_name"),
         citizen_id=_text(form, "citizen_id").replace(" ", ""),
-        dob=_date(_text(form, "dob"), "dob"),
+        dob=read(lambda: _date(_text(form, "dob"), "dob", past=True)),
         phone=_text(form, "phone"),
         email=_text(form, "email"),
         address=_text(form, "address"),
         address_unit=_text(form, "address_unit"),
         handling_unit=_text(form, "handling_unit"),
         documents=documents,
-        fee=_whole_number(_text(form, "fee"), "fee", "The fee is a whole number of dong."),
+        fee=read(lambda: _whole_number(_text(form, "fee"), "fee", "The fee is a whole number of dong.")),
         channel=_text(form, "channel") or "direct",
         confirm_clock=_text(form, "confirm_clock") in ("1", "on", "yes", "true"),
+        problems=problems,
+    )
+
+
+def _scans_chosen(form: FormData) -> bool:
+    """Whether the clerk chose any file (the browser sends an empty part when none was)."""
+    return any(
+        isinstance(item, UploadFile) and (item.filename or item.size) for item in form.getlist("scans")
     )
 
 
@@ -190,8 +217,8 @@ def _filters(params: Any) -> tuple[queries.Filters, int]:
     filters = queries.Filters(
         status=int(status) if status else None,
         procedure=params.get("procedure", "").strip() or None,
-        received_from=_date(params.get("received_from", "").strip(), "received_from"),
-        received_to=_date(params.get("received_to", "").strip(), "received_to"),
+        received_from=_date(params.get("received_from", "").strip(), "received_from", past=True),
+        received_to=_date(params.get("received_to", "").strip(), "received_to", past=True),
         due=due or None,
         q=params.get("q", "").strip()[:200],
     )
@@ -248,6 +275,8 @@ def _receive_page(
     q: str = "",
     values: dict[str, str] | None = None,
     error: EdgeError | None = None,
+    scans_chosen: bool = False,
+    opening: bool = False,
 ) -> Response:
     app = state(request)
     procedure = None
@@ -262,7 +291,12 @@ def _receive_page(
                 status = error.status if error else 404
         choices = [] if procedure else queries.procedures(conn, q)
         units = queries.units(conn, app.node.config.province) if procedure else []
+    residences = unit_choices(units, communes_only=True)
+    handling_units = unit_choices(units)
     if procedure is None:
+        if opening and q and len(choices) == 1 and not error:
+            # Enter in the search box: one match is the procedure the clerk meant.
+            return RedirectResponse(f"/dossiers/new?procedure={quote(choices[0]['code'])}", status_code=303)
         context = {"actor": actor, "q": q, "choices": choices, "error": problem}
         if is_htmx(request) and not error:
             response = render(request, "_procedure_choices.html", context)
@@ -276,12 +310,14 @@ def _receive_page(
         "actor": actor,
         "procedure": procedure,
         "components": [(n, c, receipt.accepted_forms(c)) for n, c in enumerate(components)],
-        "units": units,
+        "residences": residences,
+        "handling_units": handling_units,
         "values": values,
         "error": problem,
         "home_unit": app.node.config.unit,
         "max_upload_mb": app.settings.max_upload_mb,
         "today": today(app.node),
+        "scans_chosen": scans_chosen,
     }
     return render(request, "receive.html", context, status=status)
 
@@ -304,15 +340,21 @@ def _default_values(unit: str, procedure: dict[str, Any], components: list[dict[
 
 
 def _problem(error: EdgeError | None) -> dict[str, Any] | None:
+    """What a page shows of a refusal: the first message, and ``all`` of them (one per wrong
+    field, in form order) for the summary at the top and the messages beside the fields."""
     if error is None:
         return None
-    return {"message": gettext_(error.message, **error.params), "field": error.field, "code": error.code}
+    each = error.problems if isinstance(error, InvalidFields) else [error]
+    problems = [{"message": gettext_(e.message, **e.params), "field": e.field} for e in each]
+    return {**problems[0], "code": error.code, "all": problems}
 
 
 def receive_form(request: Request) -> Response:
     actor = current_actor(request)
     params = request.query_params
-    return _receive_page(request, actor, params.get("procedure", "").strip(), params.get("q", "").strip())
+    code, q = params.get("procedure", "").strip(), params.get("q", "").strip()
+    opening = params.get("open") == "1" and not is_htmx(request)
+    return _receive_page(request, actor, code, q, opening=opening)
 
 
 async def receive_post(request: Request) -> Response:
@@ -332,20 +374,30 @@ async def receive_post(request: Request) -> Response:
             return _receive_page(request, actor, "", q=code[:40], error=unknown)
         try:
             data = _receive_input(form, procedure)
-            scans = await _scans(form, app.settings.max_upload_bytes)
+            try:
+                scans = await _scans(form, app.settings.max_upload_bytes)
+            except InvalidInput as exc:
+                audit_refusal(request, exc)  # a fake scan is no less an attack among other errors
+                data.problems.append(exc)
+                scans = []
             clock = clockcheck.for_node(app.node, app.settings.clock_skew_warn_s * 1000)
             key = check_request_key(_text(form, "request_key") or None)
             received = await run_in_threadpool(receive, app.node, actor, data, scans, clock, key)
         except (InvalidInput, TooLarge) as exc:
             # A forged CSRF token or a fake scan is no less an attack when the page answers it.
             audit_refusal(request, exc)
-            return _receive_page(request, actor, code, values=values, error=exc)
+            return _receive_page(
+                request, actor, code, values=values, error=exc, scans_chosen=_scans_chosen(form)
+            )
         except (sqlite3.OperationalError, OSError) as exc:
             if not is_disk_error(exc):
                 raise
             # A full or read-only disk: the same form again with what the clerk typed (only the
             # scans must be chosen again), which goes through once space is freed.
-            return _receive_page(request, actor, code, values=values, error=disk_refusal(exc))
+            refusal = disk_refusal(exc)
+            return _receive_page(
+                request, actor, code, values=values, error=refusal, scans_chosen=_scans_chosen(form)
+            )
     finally:
         await form.close()
     if received.clock_warning:
@@ -396,6 +448,8 @@ def _dossier_context(request: Request, actor: Actor, dossier_id: str) -> dict[st
         actions = available_actions(actor, found["status"], found["handling_unit"])
         transfer = any(a.name == "transfer" for a in actions)
         units = queries.units(conn, app.node.config.province) if transfer else []
+        # Never the unit that handles it now: a transfer there is refused anyway.
+        targets = unit_choices(units, exclude=[found["handling_unit"]])
         codes = {found["receiving_unit"], found["handling_unit"]}
         codes.update(step["handling_unit"] for step in found["steps"])
         if found.get("applicant_address_unit"):
@@ -413,7 +467,7 @@ def _dossier_context(request: Request, actor: Actor, dossier_id: str) -> dict[st
         "procedure": procedure,
         "documents": receipt.documents_of(found),
         "actions": actions,
-        "units": units,
+        "units": targets,
         "unit_names": unit_names,
         "people": people,
         "conflicts": _conflicts(request, dossier_id),

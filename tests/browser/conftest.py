@@ -135,9 +135,11 @@ def new_context(browser: Browser) -> Iterator[Callable[..., BrowserContext]]:
     made: list[BrowserContext] = []
     watch = Watch()
 
-    def make(*, javascript: bool = True) -> BrowserContext:
+    def make(
+        *, javascript: bool = True, locale: str = "vi-VN", width: int = 1280, height: int = 900
+    ) -> BrowserContext:
         context = browser.new_context(
-            java_script_enabled=javascript, locale="vi-VN", viewport={"width": 1280, "height": 900}
+            java_script_enabled=javascript, locale=locale, viewport={"width": width, "height": height}
         )
         context.set_default_timeout(TIMEOUT_MS)
         watch.attach(context)
