@@ -21,10 +21,10 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date
 
-from edge.i18n import TIMEZONE
-from edge.queries import RUNNING_CODES
+from edge.queries import unit_names
+from schema.indicators import indicators
 from sync.feed import EVERYWHERE
 from sync.replica import Replica
 
@@ -108,8 +108,8 @@ def oldest_waiting_ms(replica: Replica, unit: str, cursor: int, node: str) -> in
 
 # --- Decision 766 indicators per unit ----------------------------------------------------------
 
-BY_UNIT = {"receiving": "receiving_unit", "handling": "handling_unit"}
-"""Which unit a dossier counts for: the one that received it, or the one that handles it."""
+BY_UNIT = {"receiving": "received", "handling": "handled"}
+"""The page's ``by`` and the basis it means (:data:`schema.indicators.BASES`)."""
 
 
 @dataclass(frozen=True)
@@ -126,28 +126,14 @@ class UnitIndicators:
         return part / self.received if self.received else None
 
 
-def _ms(day: date, end: bool = False) -> int:
-    moment = datetime.combine(day, time.max if end else time.min, TIMEZONE)
-    return int(moment.timestamp() * 1000)
-
-
 def unit_indicators(conn: sqlite3.Connection, year: int, today: date, by: str) -> list[UnitIndicators]:
-    """Per unit, the dossiers received in ``year`` with the same rules as the unit's own report
-    (:func:`edge.queries.report`): on time, overdue (processed late, or open past due today),
-    digitised (scans attached), received online. Units in name order."""
-    column = BY_UNIT[by]
-    marks = ",".join("?" * len(RUNNING_CODES))
-    done = "date(d.processed_at / 1000, 'unixepoch', '+7 hours')"
-    rows = conn.execute(
-        f"""SELECT d.{column}, coalesce(u.name, d.{column}), count(*),
-               sum(d.processed_at IS NOT NULL AND d.due_date IS NOT NULL AND {done} <= d.due_date),
-               sum((d.processed_at IS NOT NULL AND {done} > d.due_date)
-                   OR (d.processed_at IS NULL AND d.status IN ({marks}) AND d.due_date < ?)),
-               sum(d.digitised OR d.attachment_count > 0),
-               sum(d.channel = 'online')
-        FROM dossiers AS d LEFT JOIN units AS u ON u.code = d.{column}
-        WHERE d.received_at BETWEEN ? AND ?
-        GROUP BY 1 ORDER BY 2, 1""",
-        [*RUNNING_CODES, today.isoformat(), _ms(date(year, 1, 1)), _ms(date(year, 12, 31), end=True)],
-    ).fetchall()
-    return [UnitIndicators(str(r[0]), str(r[1]), *(int(v or 0) for v in r[2:])) for r in rows]
+    """Per unit, the Decision 766 indicators of the dossiers received in ``year``: the same
+    definitions and query as the unit's own report (:mod:`schema.indicators`), on the basis
+    ``by`` ("receiving": received at the unit, "handling": handled by it). Units in name order."""
+    found = indicators(conn, date(year, 1, 1), date(year, 12, 31), today, BY_UNIT[by], ("unit",))
+    names = unit_names(conn, [unit for (unit,), _ in found])
+    rows = [
+        UnitIndicators(unit, names.get(unit, unit), c.received, c.on_time, c.overdue, c.digitised, c.online)
+        for (unit,), c in found
+    ]
+    return sorted(rows, key=lambda u: (u.name, u.unit))

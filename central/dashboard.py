@@ -79,6 +79,13 @@ def drift_text(drift_ms: int | None) -> str:
     return i18n.gettext_("{d} ahead", d=duration(drift_ms))
 
 
+def whole_region(name: str) -> str:
+    """ "The whole city" for a centrally-run city (Thành phố Cần Thơ), else "the whole province"."""
+    if name.startswith("Thành phố"):
+        return i18n.gettext_("The whole city")
+    return i18n.gettext_("The whole province")
+
+
 def short(text: str | None, limit: int = ERROR_CHARS) -> str:
     if not text:
         return ""
@@ -113,6 +120,7 @@ class Dashboard:
             "endpoint_label": reasons.endpoint,
             "drift_warn_ms": app.settings.clock_skew_warn_s * 1000,
             "silent_hours": self.settings.silent_hours,
+            "whole_region": whole_region(app.node.unit.name if app.node.unit else ""),
         }
 
     # --- the fleet table ------------------------------------------------------------------------

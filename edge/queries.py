@@ -18,6 +18,7 @@ from edge.errors import NotFound
 from edge.i18n import TIMEZONE
 from schema.calendar import add_working_days
 from schema.codes import fold_text, is_dossier_code
+from schema.indicators import indicators
 from schema.procedures import short_name
 from schema.search import fts_query
 from schema.status import DEADLINE_RUNNING
@@ -305,30 +306,24 @@ class ReportRow:
         return part / self.received if self.received else 0.0
 
 
-def report(conn: sqlite3.Connection, actor: Actor, year: int, today: date) -> list[ReportRow]:
-    """Decision 766 indicators the unit can compute itself, per procedure and month received.
-
-    On time: processed (or returned) no later than the due date. Overdue: processed after it,
-    or still open past it today. Digitised: scans attached. Online: received online."""
-    where, params = _scope(actor)
-    start, end = _ms(date(year, 1, 1)), _ms(date(year, 12, 31), end=True)
-    marks = ",".join("?" * len(RUNNING_CODES))
-    done = "date(d.processed_at / 1000, 'unixepoch', '+7 hours')"  # the day it was processed, in Vietnam
-    rows = conn.execute(
-        f"""SELECT d.procedure_code,
-               strftime('%Y-%m', d.received_at / 1000, 'unixepoch', '+7 hours') AS month,
-               count(*),
-               sum(d.processed_at IS NOT NULL AND d.due_date IS NOT NULL AND {done} <= d.due_date),
-               sum((d.processed_at IS NOT NULL AND {done} > d.due_date)
-                   OR (d.processed_at IS NULL AND d.status IN ({marks}) AND d.due_date < ?)),
-               sum(d.digitised OR d.attachment_count > 0),
-               sum(d.channel = 'online')
-        FROM dossiers AS d
-        WHERE d.received_at BETWEEN ? AND ? AND {where}
-        GROUP BY 1, 2 ORDER BY 1, 2""",
-        [*RUNNING_CODES, today.isoformat(), start, end, *params],
-    ).fetchall()
-    return [ReportRow(*(r[:2]), *(int(v or 0) for v in r[2:])) for r in rows]
+def report(
+    conn: sqlite3.Connection,
+    actor: Actor,
+    year: int,
+    today: date,
+    basis: str = "received",
+    city_wide: bool = False,
+) -> list[ReportRow]:
+    """Decision 766 indicators per procedure and month received, for the actor's unit on
+    ``basis`` ("received" at it or "handled" by it), or every unit when ``city_wide`` (an admin
+    at the city), with the definitions and the query the city uses too (:mod:`schema.indicators`)."""
+    units = None if city_wide and actor.role == "admin" else [actor.unit]
+    year_ = (date(year, 1, 1), date(year, 12, 31))
+    found = indicators(conn, *year_, today, basis, ("procedure", "month"), units)
+    return [
+        ReportRow(procedure, month, c.received, c.on_time, c.overdue, c.digitised, c.online)
+        for (procedure, month), c in found
+    ]
 
 
 def account_names(conn: sqlite3.Connection, usernames: Sequence[str]) -> dict[str, str]:

@@ -26,6 +26,7 @@ from edge.dossiers import today
 from edge.errors import InvalidInput
 from edge.queries import ReportRow
 from edge.web import current_actor, render, state
+from schema.indicators import BASES
 
 FIRST_YEAR, LAST_YEAR = 2000, 2100
 PROCEDURE_ROWS = 80
@@ -56,6 +57,13 @@ def _year(raw: str | None, day: date) -> int:
             last=LAST_YEAR,
         )
     return int(text)
+
+
+def _basis(raw: str | None) -> str:
+    basis = (raw or "received").strip() or "received"
+    if basis not in BASES:
+        raise InvalidInput("Count dossiers received at the unit or handled by it.", field="basis")
+    return basis
 
 
 def _procedure(raw: str | None) -> str:
@@ -168,8 +176,10 @@ def reports(request: Request) -> Response:
     day = today(app.node)
     year = _year(request.query_params.get("year"), day)
     code = _procedure(request.query_params.get("procedure"))
+    basis = _basis(request.query_params.get("basis"))
+    city_wide = actor.role == "admin"  # the city's admin (a box's own accounts are its unit's)
     with app.node.reader() as conn:
-        rows = queries.report(conn, actor, year, day)
+        rows = queries.report(conn, actor, year, day, basis, city_wide)
         codes = sorted({r.procedure for r in rows} | ({code} if code else set()))
         names = _procedure_names(conn, codes)
     procedures = by_procedure(rows, names)
@@ -186,6 +196,8 @@ def reports(request: Request) -> Response:
         "actor": actor,
         "year": year,
         "years": years,
+        "basis": basis,
+        "city_wide": city_wide,
         "procedure": code,
         "procedure_name": names.get(code, ""),
         "choices": choices,

@@ -187,18 +187,24 @@ def test_a_bad_procedure_code_is_a_clear_error(client):
     assert client.get("/reports", params={"procedure": "x'; drop"}).status_code == 422
 
 
-def test_a_clerk_of_another_unit_sees_only_their_units_numbers(client, node):
+def test_a_unit_counts_what_it_received_or_what_it_handles_never_both(client, node):
     receive_sample(node)
     receive_sample(node)
     routed = receive_sample(node, handling_unit=OTHER_UNIT)
     month = f"T{datetime.fromtimestamp(node.clock.wall_ms() / 1000, TIMEZONE).month}"
     login(client, "canbo_caikhe")
-    theirs = month_rows(client.get("/reports").text)
-    assert theirs[month][0] == "1"
+    # The routed dossier was received at 31135: Cái Khế handles it, it did not receive it.
+    theirs = client.get("/reports").text
+    assert month_rows(theirs)[month][0] == "0"
+    assert "Tiếp nhận tại" in theirs
+    handled = client.get("/reports", params={"basis": "handled"}).text
+    assert month_rows(handled)[month][0] == "1"
+    assert "giải quyết" in handled
     client.cookies.clear()
     login(client, "canbo01")
-    ours = month_rows(client.get("/reports").text)
-    assert ours[month][0] == "3"
+    assert month_rows(client.get("/reports").text)[month][0] == "3"
+    assert month_rows(client.get("/reports", params={"basis": "handled"}).text)[month][0] == "2"
+    assert client.get("/reports", params={"basis": "elsewhere"}).status_code == 422
     assert routed.code
 
 
