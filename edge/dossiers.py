@@ -48,13 +48,22 @@ class Action:
     form: str | None = None
     """Form number of Circular 03/2025/TT-VPCP printed for this action, if any."""
     note_required: bool = False
+    final: bool = False
+    """Ends the dossier for good (refused, withdrawn, stopped): the pages ask to confirm."""
 
 
 ACTIONS: dict[str, Action] = {
     a.name: a
     for a in (
         Action("accept", "Accept the dossier", Status.ACCEPTED),
-        Action("refuse", "Refuse to accept (form 03)", Status.NOT_ACCEPTED, form="03", note_required=True),
+        Action(
+            "refuse",
+            "Refuse to accept (form 03)",
+            Status.NOT_ACCEPTED,
+            form="03",
+            note_required=True,
+            final=True,
+        ),
         Action("start", "Start processing", Status.PROCESSING, frozenset({Status.ACCEPTED})),
         Action(
             "request_supplement",
@@ -73,8 +82,17 @@ ACTIONS: dict[str, Action] = {
         Action("fees_paid", "Fees paid", Status.PROCESSING, frozenset({Status.FEES_REQUESTED})),
         Action("processed", "Processing done", Status.PROCESSED),
         Action("return_result", "Return the result", Status.RETURNED),
-        Action("withdraw", "Withdrawn at the citizen's request", Status.WITHDRAWN, note_required=True),
-        Action("stop", "Stop processing (form 05)", Status.STOPPED, form="05", note_required=True),
+        Action(
+            "withdraw",
+            "Withdrawn at the citizen's request (form 05)",
+            Status.WITHDRAWN,
+            form="05",
+            note_required=True,
+            final=True,
+        ),
+        Action(
+            "stop", "Stop processing (form 05)", Status.STOPPED, form="05", note_required=True, final=True
+        ),
         Action("extend", "Extend with an apology (form 04)", None, form="04", note_required=True),
         Action("transfer", "Transfer to another handling unit", None),
     )

@@ -30,6 +30,7 @@ from edge.disk import is_disk_error
 from edge.dossiers import (
     ACTIONS,
     DOCUMENT_FORMS,
+    Action,
     ReceiveInput,
     attach,
     available_actions,
@@ -437,6 +438,21 @@ def _conflicts(request: Request, dossier_id: str) -> list[dict[str, Any]]:
     return out
 
 
+ACTION_GROUPS = (
+    ("next", ("accept", "start", "record_supplement", "fees_paid", "processed", "return_result")),
+    ("ask", ("request_supplement", "request_fees")),
+    ("change", ("extend", "transfer")),
+    ("end", ("refuse", "withdraw", "stop")),
+)
+"""The actions panel by purpose: the next step of the dossier first, what ends it last."""
+
+
+def group_actions(actions: list[Action]) -> list[tuple[str, list[Action]]]:
+    offered = {a.name: a for a in actions}
+    groups = [(key, [offered[name] for name in names if name in offered]) for key, names in ACTION_GROUPS]
+    return [(key, members) for key, members in groups if members]
+
+
 def _dossier_context(request: Request, actor: Actor, dossier_id: str) -> dict[str, Any]:
     app = state(request)
     with app.node.reader() as conn:
@@ -467,6 +483,7 @@ def _dossier_context(request: Request, actor: Actor, dossier_id: str) -> dict[st
         "procedure": procedure,
         "documents": receipt.documents_of(found),
         "actions": actions,
+        "action_groups": group_actions(actions),
         "units": targets,
         "unit_names": unit_names,
         "people": people,
@@ -510,6 +527,9 @@ async def dossier_action(request: Request) -> Response:
         check_csrf(request, form)
         if values["action"] not in ACTIONS:
             raise InvalidInput("Unknown action {name}.", field="action", name=values["action"][:40])
+        action = ACTIONS[values["action"]]
+        if action.final and _text(form, "confirmed") != "1":
+            return _confirmation(request, actor, dossier_id, action, values)
         new_state = await run_in_threadpool(
             perform,
             app.node,
@@ -531,6 +551,21 @@ async def dossier_action(request: Request) -> Response:
         context = await run_in_threadpool(_dossier_context, request, actor, dossier_id)
         return render(request, "_dossier_state.html", context)
     return RedirectResponse(f"/dossiers/{dossier_id}", status_code=303)
+
+
+def _confirmation(
+    request: Request, actor: Actor, dossier_id: str, action: Action, values: dict[str, str]
+) -> Response:
+    """Refusing, a withdrawal, stopping: nothing undoes them, so the clerk sees whose dossier
+    it is and confirms (a page of its own, so it needs no JavaScript). The action is checked
+    first: a confirmation is never asked for what would then be refused."""
+    context = _dossier_context(request, actor, dossier_id)
+    if action.name not in {a.name for a in context["actions"]}:
+        raise Forbidden("This action is not possible for this dossier now, or not for your role.")
+    if action.note_required and not values["note"]:
+        raise InvalidInput("This action needs a reason.", field="note")
+    context.update(action=action, values=values)
+    return render(request, "_action_confirm.html" if is_htmx(request) else "action_confirm.html", context)
 
 
 async def add_attachments(request: Request) -> Response:

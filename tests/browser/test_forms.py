@@ -163,3 +163,36 @@ def test_the_first_tab_reaches_a_skip_link(server: Any, page: Page) -> None:
     expect(skip).to_be_visible()
     page.keyboard.press("Enter")
     assert page.url.endswith("#main")
+
+
+def receive_one(page: Page, server: Any, name: str) -> str:
+    """Receive a dossier through the form; returns the dossier page's URL."""
+    page.goto(server.url + FORM)
+    form = page.locator("form.receive")
+    form.locator('[name="applicant_name"]').fill(name)
+    form.locator('[name="citizen_id"]').fill("092085001234")
+    with page.expect_navigation():
+        form.locator('button[type="submit"]:not([disabled])').click()
+    expect(page).to_have_url(RECEIPT_URL)
+    return page.url.removesuffix("/receipt")
+
+
+def test_refusing_asks_to_confirm_with_the_applicant_and_code(server: Any, page: Page) -> None:
+    log_in(page, server, server.clerk.username)
+    dossier_url = receive_one(page, server, "Đỗ Văn Xác Nhận")
+    page.goto(dossier_url)
+    groups = page.locator(".actions [data-group]")
+    expect(groups.first).to_have_attribute("data-group", "next")
+    expect(groups.last).to_have_attribute("data-group", "end")
+    refuse = page.locator('form:has(input[name="action"][value="refuse"])')
+    refuse.locator("textarea[name=note]").fill("Thiếu giấy đề nghị")
+    with page.expect_navigation():
+        refuse.locator('[type="submit"]').click()
+    confirm = page.locator("section.confirm")
+    expect(confirm).to_contain_text("Đỗ Văn Xác Nhận")
+    code = confirm.locator('[data-confirm="code"]').inner_text()
+    assert code.startswith("31135-")
+    expect(page.locator("main [data-status]")).to_have_count(0)  # nothing changed yet
+    with page.expect_navigation():
+        confirm.locator('button[type="submit"]').click()
+    expect(page.locator("main [data-status]").first).to_have_attribute("data-status", "3")

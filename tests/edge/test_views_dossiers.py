@@ -458,7 +458,13 @@ def test_full_lifecycle_through_the_pages_ends_with_the_result_returned(client, 
 # action -> (steps before it, who acts, extra fields, the op it must write, what that op says)
 EVERY_ACTION = {
     "accept": ((), "canbo01", {}, "transition", {"to": 2}),
-    "refuse": ((), "canbo01", {"note": "Thiếu giấy tờ"}, "transition", {"to": 3, "note": "Thiếu giấy tờ"}),
+    "refuse": (
+        (),
+        "canbo01",
+        {"note": "Thiếu giấy tờ", "confirmed": "1"},
+        "transition",
+        {"to": 3, "note": "Thiếu giấy tờ"},
+    ),
     "start": (("accept",), "canbo01", {}, "transition", {"to": 4}),
     "request_supplement": (
         ("accept", "start"),
@@ -472,8 +478,8 @@ EVERY_ACTION = {
     "fees_paid": (("accept", "start", "request_fees"), "canbo01", {}, "transition", {"to": 4}),
     "processed": (("accept", "start"), "lanhdao01", {}, "transition", {"to": 9, "role": "leader"}),
     "return_result": (("accept", "start", "processed"), "canbo01", {}, "transition", {"to": 10}),
-    "withdraw": ((), "canbo01", {"note": "Công dân xin rút"}, "transition", {"to": 7}),
-    "stop": (("accept",), "lanhdao01", {"note": "Không bổ sung"}, "transition", {"to": 8}),
+    "withdraw": ((), "canbo01", {"note": "Công dân xin rút", "confirmed": "1"}, "transition", {"to": 7}),
+    "stop": (("accept",), "lanhdao01", {"note": "Không bổ sung", "confirmed": "1"}, "transition", {"to": 8}),
     "extend": (
         (),
         "lanhdao01",
@@ -515,7 +521,9 @@ def test_refusal_needs_a_reason_and_records_it(client, node, clerk):
     assert missing.status_code == 422
     assert 'data-field="note"' in missing.text
     assert head(node) == before
-    assert act(client, clerk, dossier_id, "refuse", note="Thiếu giấy đề nghị").status_code == 303
+    assert (
+        act(client, clerk, dossier_id, "refuse", note="Thiếu giấy đề nghị", confirmed="1").status_code == 303
+    )
     assert status_of(node, dossier_id) == 3
     assert ops_of(node, dossier_id, "transition")[-1]["note"] == "Thiếu giấy đề nghị"
 
@@ -559,7 +567,7 @@ def test_the_leader_extends_the_appointment_with_form_04(client, node, clerk):
     ("name", "setup", "fields"),
     [
         ("processed", ("accept", "start"), {}),
-        ("stop", ("accept",), {"note": "Công dân không bổ sung"}),
+        ("stop", ("accept",), {"note": "Công dân không bổ sung", "confirmed": "1"}),
         ("extend", (), {"note": "Xin lỗi", "due_date": "2099-01-05"}),
     ],
 )

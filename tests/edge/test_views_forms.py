@@ -320,3 +320,67 @@ def test_enter_in_the_procedure_search_opens_a_single_match(client, clerk):
 def test_format_date_round_trips_what_parse_date_reads():
     day = date(2026, 3, 15)
     assert parse_date(format_date(day)) == day
+
+
+# --- 14. the actions panel: by purpose, and a confirmation for what ends a dossier --------------
+
+
+def test_the_actions_are_grouped_by_purpose_with_the_next_step_first(client, node, clerk):
+    dossier_id = receive_sample(node).id
+    leader = login(client, "lanhdao01")
+    assert leader
+    page = client.get(f"/dossiers/{dossier_id}").text
+    groups = re.findall(r'data-group="([a-z]+)"', page)
+    assert groups == ["next", "change", "end"]
+    first = re.search(r'<input type="hidden" name="action" value="([a-z_]+)">', page)
+    assert first
+    assert first.group(1) == "accept"
+    end = page[page.index('data-group="end"') :]
+    assert re.findall(r'name="action" value="([a-z_]+)"', end) == ["refuse", "withdraw"]
+    # The final ones are plain posts to a confirmation, not swapped in place; they look different.
+    for name in ("refuse", "withdraw"):
+        form = re.search(
+            rf'<form[^>]*>\s*<input[^>]*csrf[^>]*>\s*<input type="hidden" name="action" value="{name}">', page
+        )
+        assert form
+        assert "hx-post" not in form.group(0)
+        assert 'class="action final"' in form.group(0)
+    assert page.count('class="danger"') == 2
+    assert page.count('class="primary"') == 1
+
+
+def test_refusing_asks_to_confirm_showing_the_applicant_and_the_code(client, node, clerk):
+    dossier_id = receive_sample(node).id
+    code = state_of(node, dossier_id)["code"]
+    before = head(node)
+    asked = act(client, clerk, dossier_id, "refuse", note="Thiếu giấy đề nghị")
+    assert asked.status_code == 200
+    page = asked.text
+    assert f'<b data-confirm="code">{code}</b>' in page
+    assert '<b data-confirm="applicant">Nguyễn Văn An</b>' in page
+    assert '<dd data-confirm="note">Thiếu giấy đề nghị</dd>' in page
+    assert '<input type="hidden" name="confirmed" value="1">' in page
+    assert f'href="/dossiers/{dossier_id}"' in page  # and a way back
+    assert head(node) == before  # nothing happened yet
+    htmx = client.post(
+        f"/dossiers/{dossier_id}/actions",
+        data={"csrf": clerk, "action": "withdraw", "note": "Xin rút"},
+        headers={"HX-Request": "true"},
+    )
+    assert htmx.text.startswith('<section id="dossier-state" class="card confirm"')
+    assert head(node) == before
+    done = act(client, clerk, dossier_id, "refuse", note="Thiếu giấy đề nghị", confirmed="1")
+    assert done.status_code == 303
+    assert int(state_of(node, dossier_id)["status"]) == 3
+
+
+def test_no_confirmation_is_asked_for_what_would_be_refused(client, node, clerk):
+    dossier_id = receive_sample(node).id
+    blank = act(client, clerk, dossier_id, "refuse", note=" ")
+    assert blank.status_code == 422
+    assert 'name="confirmed"' not in blank.text
+    for step in ("accept",):
+        perform(node, actor("lanhdao01"), dossier_id, step)
+    not_yours = act(client, clerk, dossier_id, "stop", note="Không bổ sung")
+    assert not_yours.status_code == 403
+    assert 'name="confirmed"' not in not_yours.text
