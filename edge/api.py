@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from edge import clockcheck, i18n, openapi, queries
+from edge import clockcheck, conflicts, i18n, openapi, queries
 from edge.auth import Actor, authenticate
 from edge.dossiers import (
     ReceiveInput,
@@ -225,13 +225,18 @@ async def _read_dossier(request: Request, actor: Actor, dossier_id: str) -> dict
     """The dossier as the API shows it; NotFound when absent or not visible to the actor."""
     node = state(request).node
 
-    def read() -> dict[str, Any]:
+    def read() -> tuple[dict[str, Any], list[dict[str, Any]]]:
         with node.reader() as conn:
-            return queries.dossier(conn, actor, dossier_id)
+            found = queries.dossier(conn, actor, dossier_id)
+        # The same list as the page's, reasons in the request's language; "seen" is the page's:
+        # an integration reading a dossier is not its clerk opening it.
+        kept = conflicts.of_dossier(node.replica, dossier_id) if found["conflict_count"] else []
+        return found, kept
 
-    row = await _call(read)
+    row, kept = await _call(read)
     out = _dossier_out(row)
     out["actions"] = _actions_out(actor, row)
+    out["conflicts"] = kept
     return out
 
 
@@ -291,7 +296,7 @@ async def create_dossier(request: Request) -> Response:
     )
 
 
-_LIST_PARAMS = ("status", "q", "procedure", "due", "page", "page_size")
+_LIST_PARAMS = ("status", "q", "procedure", "due", "conflicts", "page", "page_size")
 
 
 async def list_dossiers(request: Request) -> Response:
@@ -306,6 +311,7 @@ async def list_dossiers(request: Request) -> Response:
         procedure=_text(params, "procedure", 40) or None,
         due=due,
         q=_text(params, "q", 200),
+        conflicts=_bounded_int(params, "conflicts", 0, 1, 0) == 1,
     )
     page = _bounded_int(params, "page", 1, MAX_PAGE, 1) or 1
     default_size = min(app.settings.page_size, MAX_PAGE_SIZE)

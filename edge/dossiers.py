@@ -16,6 +16,7 @@ from typing import Any
 
 from edge.auth import Actor
 from edge.clockcheck import ClockStatus
+from edge.conflicts import reason_text
 from edge.errors import Conflict, Forbidden, InvalidFields, InvalidInput, NotFound
 from edge.i18n import N_, TIMEZONE, format_date, gettext_
 from edge.node import Node
@@ -465,7 +466,7 @@ def perform(
                 _check_new_appointment(due_date, state.get("due_date"), today(node))
                 w.append("dossier", dossier_id, "extend", {"due_date": due_date.isoformat(), **who})
         except Rejected as exc:
-            raise Conflict("The dossier changed meanwhile: {reason}", reason=exc.reason) from exc
+            raise Conflict("The dossier changed meanwhile: {reason}", reason=reason_text(exc.reason)) from exc
         return w.state("dossier", dossier_id) or {}
 
 

@@ -84,7 +84,8 @@ _SUMMARY: dict[str, Schema] = {
     "attachment_count": INTEGER,
     "conflict_count": {
         "type": "integer",
-        "description": "Ops the sync library kept but could not apply in order; a clerk reviews them.",
+        "description": "Ops the sync library kept but could not apply in order; a clerk reviews them. "
+        "The dossier's `conflicts` says which.",
     },
 }
 
@@ -207,6 +208,28 @@ SCHEMAS: dict[str, Schema] = {
             "handling_unit": STRING,
         }
     ),
+    "Conflict": closed(
+        {
+            "node": {"type": "string", "description": "The node (box) whose op was not applied."},
+            "seq": {"type": "integer", "description": "The op's number in that node's log."},
+            "action": {
+                "type": "string",
+                "description": "What the op tried: create, set, transition, transfer, extend, attach, …",
+            },
+            "actor": _nullable("string", description="Username of who acted."),
+            "role": _nullable("string", description="Their role: clerk, leader or admin."),
+            "at": _nullable("integer", description="When they acted: HLC wall time, epoch milliseconds."),
+            "note": _nullable("string", description="The note or reason they gave (told to the citizen)."),
+            "reason": {
+                "type": "string",
+                "description": "Why it was not applied, as the dossier page says it: in the node's "
+                "language (Vietnamese unless the `lang` cookie says `en`).",
+            },
+            "to_status": _nullable("integer", description="For a transition: the status it tried."),
+            "handling_unit": _nullable("string", description="For a transfer: the unit it tried."),
+            "due_date": _nullable("string", format="date", description="For an extension: its date."),
+        }
+    ),
     "Attachment": closed(
         {
             "sha256": STRING,
@@ -235,6 +258,12 @@ SCHEMAS: dict[str, Schema] = {
                 "type": "array",
                 "items": ref("ActionOption"),
                 "description": "What the caller may do to this dossier now.",
+            },
+            "conflicts": {
+                "type": "array",
+                "items": ref("Conflict"),
+                "description": "Changes made elsewhere while out of contact that came later and no "
+                "longer fit: kept in the log, not applied. The same at every replica holding the dossier.",
             },
         }
     ),
@@ -440,6 +469,11 @@ PATHS: dict[str, Schema] = {
                 _query("q", {"type": "string", "maxLength": 200}, "Code, name or CCCD; accents optional."),
                 _query("procedure", {"type": "string", "maxLength": 40}, "National procedure code."),
                 _query("due", {"type": "string", "enum": ["overdue", "soon"]}, "Open dossiers by deadline."),
+                _query(
+                    "conflicts",
+                    {"type": "integer", "enum": [0, 1], "default": 0},
+                    "1: only dossiers with a change that could not be applied (`conflict_count` > 0).",
+                ),
                 _query("page", {"type": "integer", "minimum": 1, "default": 1}, "1-based page."),
                 _query("page_size", {"type": "integer", "minimum": 1, "maximum": 100}, "Items per page."),
             ],

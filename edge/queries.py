@@ -61,6 +61,8 @@ class Filters:
     due: str | None = None
     """"overdue", "soon" (due within 2 working days) or None."""
     q: str = ""
+    conflicts: bool = False
+    """Only dossiers with a change sync kept but could not apply."""
 
 
 @dataclass
@@ -106,6 +108,9 @@ def list_dossiers(
     if filters.received_to:
         clauses.append("d.received_at <= ?")
         params.append(_ms(filters.received_to, end=True))
+    if filters.conflicts:
+        # No index: the filter is rare, and the count and the page stop early (COUNT_CAP).
+        clauses.append("d.conflict_count > 0")
     if filters.due in ("overdue", "soon"):
         clauses.append(f"d.status IN ({','.join('?' * len(RUNNING_CODES))})")
         params.extend(RUNNING_CODES)
@@ -181,6 +186,19 @@ def dossier(conn: sqlite3.Connection, actor: Actor, dossier_id: str) -> dict[str
     return found
 
 
+def dossier_codes(conn: sqlite3.Connection, actor: Actor, ids: Sequence[str]) -> dict[str, str]:
+    """id -> code of those of ``ids`` the actor may see (the others are left out)."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    where, params = _scope(actor)
+    marks = ",".join("?" * len(wanted))
+    rows = conn.execute(
+        f"SELECT d.id, d.code FROM dossiers AS d WHERE d.id IN ({marks}) AND {where}", [*wanted, *params]
+    )
+    return {str(i): str(c) for i, c in rows.fetchall()}
+
+
 def dossier_by_code(conn: sqlite3.Connection, actor: Actor, code: str) -> str:
     where, params = _scope(actor)
     row = conn.execute(
@@ -221,7 +239,8 @@ def home_counts(conn: sqlite3.Connection, actor: Actor, today: date) -> dict[str
             sum(d.received_at BETWEEN ? AND ?),
             sum(d.status IN ({marks}) AND d.due_date BETWEEN ? AND ?),
             sum(d.status IN ({marks}) AND d.due_date < ?),
-            sum(d.status = 5)
+            sum(d.status = 5),
+            sum(d.conflict_count > 0)
         FROM dossiers AS d WHERE {where}""",
         [
             _ms(today),
@@ -234,7 +253,7 @@ def home_counts(conn: sqlite3.Connection, actor: Actor, today: date) -> dict[str
             *params,
         ],
     ).fetchone()
-    keys = ("received_today", "due_soon", "overdue", "awaiting_supplement")
+    keys = ("received_today", "due_soon", "overdue", "awaiting_supplement", "with_conflicts")
     return {k: int(v or 0) for k, v in zip(keys, row, strict=True)}
 
 

@@ -13,12 +13,19 @@ log: the node's writer only takes change-log writes):
 
 One indexed lookup per request in a small file. Losing the file (a restored backup) only lets
 old cookies live out their expiry, as before.
+
+It also keeps which conflicts (a clerk's action that sync could not apply) each clerk has seen
+on the dossier's page: the home page tells them until they have. That is the box's memory of a
+clerk's reading, not state of the dossier, so it stays out of the change log (no op per page
+view, no replication) and out of the node's database (a page read must not take its one writer
+or wait behind a merge). Losing it shows a clerk's lost actions once more.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from sync.db import open_side
@@ -34,7 +41,17 @@ MIGRATIONS = [
         CREATE TABLE ended (sid TEXT PRIMARY KEY, until_ms INTEGER NOT NULL) WITHOUT ROWID;
         CREATE TABLE generation (username TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
         """,
-    )
+    ),
+    Migration(
+        2,
+        "seen conflicts",
+        """
+        CREATE TABLE seen_conflict (
+            username TEXT NOT NULL, node TEXT NOT NULL, seq INTEGER NOT NULL,
+            PRIMARY KEY (username, node, seq)
+        ) WITHOUT ROWID;
+        """,
+    ),
 ]
 
 
@@ -75,6 +92,22 @@ class SessionBook:
             return False
         with self._lock:
             return self._conn.execute("SELECT 1 FROM ended WHERE sid = ?", (sid,)).fetchone() is None
+
+    def mark_seen(self, username: str, conflicts: Iterable[tuple[str, int]]) -> None:
+        """``username`` has seen these conflicts (node, seq of the op kept aside). Idempotent."""
+        rows = [(username, node, seq) for node, seq in conflicts]
+        if not rows:
+            return
+        with self._lock:
+            self._conn.executemany(
+                "INSERT OR IGNORE INTO seen_conflict (username, node, seq) VALUES (?, ?, ?)", rows
+            )
+
+    def seen(self, username: str) -> set[tuple[str, int]]:
+        """The conflicts ``username`` has seen: (node, seq)."""
+        with self._lock:
+            rows = self._conn.execute("SELECT node, seq FROM seen_conflict WHERE username = ?", (username,))
+            return {(str(node), int(seq)) for node, seq in rows.fetchall()}
 
     def close(self) -> None:
         with self._lock:

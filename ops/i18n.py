@@ -1,7 +1,8 @@
 """Keep the gettext catalogs in step with the code: ``python -m ops.i18n`` (``make i18n``).
 
 Extracts every msgid from the edge's Python and templates — ``_()`` calls, the English messages
-of typed errors (their first argument) and action labels — and merges them into
+of typed errors (their first argument) and action labels — and the templates of the fold's
+reasons (``schema/reasons.py``: pages show why a change was not applied), and merges them into
 ``edge/locale/{vi,en}/LC_MESSAGES/messages.po``, keeping existing translations. A test fails
 when a msgid has no Vietnamese translation, so a page can never show an untranslated string.
 """
@@ -12,7 +13,7 @@ import sys
 from pathlib import Path
 
 from babel.messages.catalog import Catalog
-from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
+from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir, extract_from_file
 from babel.messages.pofile import read_po, write_po
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,6 +49,8 @@ OPTIONS = {"**/templates/**.html": {"extensions": "jinja2.ext.i18n", "trimmed": 
 
 SOURCES = (EDGE, ROOT / "central")
 """Where strings shown to people live: the clerks' pages and the city's dashboard."""
+REASONS = ROOT / "schema" / "reasons.py"
+"""The data model's words that pages show: why the fold kept an op aside (``N_`` marks only)."""
 
 
 def extract(directories: tuple[Path, ...] = SOURCES) -> Catalog:
@@ -58,6 +61,10 @@ def extract(directories: tuple[Path, ...] = SOURCES) -> Catalog:
         ):
             location = f"{directory.name}/{filename}"
             catalog.add(message, None, [(location, lineno)], auto_comments=comments, context=context)
+    for lineno, message, comments, context in extract_from_file(
+        "python", REASONS, keywords={"N_": None}, comment_tags=("Translators:",)
+    ):
+        catalog.add(message, None, [("schema/reasons.py", lineno)], auto_comments=comments, context=context)
     return catalog
 
 

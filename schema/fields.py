@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import date
 from typing import Any
 
+from schema import reasons
 from schema.status import ROLES
 from schema.units import KINDS as UNIT_KINDS
 
@@ -21,16 +22,16 @@ Check = Callable[[Any], str | None]
 
 def text(value: Any) -> str | None:
     if not isinstance(value, str) or not value.strip():
-        return "must be non-empty text"
+        return reasons.NOT_TEXT
     return None
 
 
 def any_text(value: Any) -> str | None:
-    return None if isinstance(value, str) else "must be text"
+    return None if isinstance(value, str) else reasons.NOT_ANY_TEXT
 
 
 def optional_text(value: Any) -> str | None:
-    return None if value is None or isinstance(value, str) else "must be text or null"
+    return None if value is None or isinstance(value, str) else reasons.NOT_TEXT_OR_NULL
 
 
 def _is_iso_date(value: Any) -> bool:
@@ -46,12 +47,12 @@ def _is_iso_date(value: Any) -> bool:
 def optional_date(value: Any) -> str | None:
     if value is None or _is_iso_date(value):
         return None
-    return "must be a date YYYY-MM-DD or null"
+    return reasons.NOT_A_DATE
 
 
 def count(value: Any) -> str | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        return "must be a whole number >= 0"
+        return reasons.NOT_A_COUNT
     return None
 
 
@@ -60,19 +61,19 @@ def optional_count(value: Any) -> str | None:
 
 
 def flag(value: Any) -> str | None:
-    return None if isinstance(value, bool) else "must be true or false"
+    return None if isinstance(value, bool) else reasons.NOT_A_FLAG
 
 
 def one_of(*choices: str) -> Check:
     def check(value: Any) -> str | None:
-        return None if value in choices else f"must be one of: {', '.join(choices)}"
+        return None if value in choices else reasons.NOT_ONE_OF.format(choices=", ".join(choices))
 
     return check
 
 
 def records(value: Any) -> str | None:
     if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
-        return "must be a list of records"
+        return reasons.NOT_RECORDS
     return None
 
 
@@ -82,7 +83,7 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 def sha256(value: Any) -> str | None:
     if isinstance(value, str) and _SHA256.fullmatch(value):
         return None
-    return "must be a sha256 digest (64 lowercase hex digits)"
+    return reasons.NOT_A_DIGEST
 
 
 def check_payload(
@@ -90,14 +91,14 @@ def check_payload(
 ) -> str | None:
     """The first thing wrong with ``payload``, in words, or None."""
     if not checks.keys() >= payload.keys():
-        return f"unknown field(s): {', '.join(sorted(payload.keys() - checks.keys()))}"
+        return reasons.UNKNOWN_FIELDS.format(fields=", ".join(sorted(payload.keys() - checks.keys())))
     missing = [name for name in required if name not in payload]
     if missing:
-        return f"missing field(s): {', '.join(missing)}"
+        return reasons.MISSING_FIELDS.format(fields=", ".join(missing))
     for name, value in payload.items():
         reason = checks[name](value)
         if reason is not None:
-            return f"{name} {reason}"
+            return reasons.BAD_FIELD.format(field=name, problem=reason)
     return None
 
 

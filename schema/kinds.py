@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from schema import fields
+from schema import fields, reasons
 from schema.projection import (
     project_accounts,
     project_dossiers,
@@ -64,9 +64,9 @@ def _own(value: Any) -> Any:
     return value
 
 
-def _exists(state: State, what: str) -> None:
+def _exists(state: State, missing: str) -> None:
     if not state.get("_created"):
-        raise Rejected(f"the {what} does not exist yet")
+        raise Rejected(missing)
 
 
 # --- dossier ------------------------------------------------------------------------------------
@@ -92,7 +92,7 @@ def _step(op: Op, action: str, source: int | None, target: int, handling_unit: s
 def _open_status(state: State) -> Status:
     status = Status(state["status"])
     if status in TERMINAL:
-        raise Rejected(f"the dossier is closed in status {status.describe()}")
+        raise Rejected(reasons.CLOSED.format(status=status.describe()))
     return status
 
 
@@ -100,7 +100,7 @@ def dossier_create(state: State, op: Op) -> None:
     payload = op.payload
     _check(payload, fields.DOSSIER_CREATE_CHECKS, *fields.DOSSIER_CREATE_REQUIRED)
     if state.get("_created"):
-        raise Rejected("the dossier already exists")
+        raise Rejected(reasons.DOSSIER_EXISTS)
     state["_created"] = True
     state.update({name: _own(value) for name, value in fields.DOSSIER_DEFAULTS.items()})
     for name, value in payload.items():
@@ -116,9 +116,9 @@ def dossier_create(state: State, op: Op) -> None:
 
 def dossier_set(state: State, op: Op) -> None:
     _check(op.payload, fields.DOSSIER_CHECKS)
-    _exists(state, "dossier")
+    _exists(state, reasons.DOSSIER_MISSING)
     if state["status"] in TERMINAL and not _SETTABLE_WHEN_CLOSED.issuperset(op.payload):
-        raise Rejected(f"the dossier is closed in status {Status(state['status']).describe()}")
+        raise Rejected(reasons.CLOSED.format(status=Status(state["status"]).describe()))
     for name, value in op.payload.items():
         state[name] = _own(value)
     state["_stamp"] = op.stamp
@@ -127,7 +127,7 @@ def dossier_set(state: State, op: Op) -> None:
 def dossier_transition(state: State, op: Op) -> None:
     payload = op.payload
     _check(payload, fields.TRANSITION_CHECKS, "to", "by", "role")
-    _exists(state, "dossier")
+    _exists(state, reasons.DOSSIER_MISSING)
     reason = check_transition(state["status"], payload["to"], payload["role"])
     if reason is not None:
         raise Rejected(reason)
@@ -144,11 +144,11 @@ def dossier_transition(state: State, op: Op) -> None:
 def dossier_transfer(state: State, op: Op) -> None:
     payload = op.payload
     _check(payload, fields.TRANSFER_CHECKS, "handling_unit", "by", "role")
-    _exists(state, "dossier")
+    _exists(state, reasons.DOSSIER_MISSING)
     status = _open_status(state)
     unit = payload["handling_unit"]
     if unit == state["handling_unit"]:
-        raise Rejected(f"the dossier is already handled by unit {unit}")
+        raise Rejected(reasons.ALREADY_HANDLED.format(unit=unit))
     state["handling_unit"] = unit
     state["steps"].append(_step(op, "transfer", int(status), int(status), unit))
     state["_stamp"] = op.stamp
@@ -158,12 +158,12 @@ def dossier_extend(state: State, op: Op) -> None:
     """Form 04: the unit apologises and sets a new appointment date; the timeline shows it."""
     payload = op.payload
     _check(payload, fields.EXTEND_CHECKS, "due_date", "by", "role", "note")
-    _exists(state, "dossier")
+    _exists(state, reasons.DOSSIER_MISSING)
     status = _open_status(state)
     if not payload.get("note"):
-        raise Rejected("an extension needs the apology's reason")
+        raise Rejected(reasons.EXTENSION_WITHOUT_REASON)
     if state.get("due_date") and payload["due_date"] <= state["due_date"]:
-        raise Rejected(f"the new date must be after the current one ({state['due_date']})")
+        raise Rejected(reasons.DATE_NOT_LATER.format(date=state["due_date"]))
     state["due_date"] = payload["due_date"]
     state["steps"].append(_step(op, "extend", int(status), int(status), state["handling_unit"]))
     state["_stamp"] = op.stamp
@@ -172,7 +172,7 @@ def dossier_extend(state: State, op: Op) -> None:
 def dossier_attach(state: State, op: Op) -> None:
     payload = op.payload
     _check(payload, fields.ATTACH_CHECKS, *fields.ATTACH_CHECKS)
-    _exists(state, "dossier")
+    _exists(state, reasons.DOSSIER_MISSING)
     # Keyed by content: attaching the same scan twice changes nothing; the first in fold order
     # keeps its name, so every replica shows the same one.
     if payload["sha256"] not in state["attachments"]:
@@ -213,16 +213,16 @@ def account_create(state: State, op: Op) -> None:
     # The entity id is the username: two nodes creating one username then collide on one
     # entity (the later create is a conflict) instead of making two accounts that log in alike.
     if payload["username"] != op.entity:
-        raise Rejected(f"an account's id must be its username ({payload['username']!r})")
+        raise Rejected(reasons.ACCOUNT_ID.format(username=repr(payload["username"])))
     if state.get("_created"):
-        raise Rejected(f"the account {op.entity!r} already exists")
+        raise Rejected(reasons.ACCOUNT_EXISTS.format(account=repr(op.entity)))
     state.update({"_created": True, "active": True, **payload, "_stamp": op.stamp})
 
 
 def account_set(state: State, op: Op) -> None:
     settable = {name: fields.ACCOUNT_CHECKS[name] for name in fields.ACCOUNT_SETTABLE}
     _check(op.payload, settable)
-    _exists(state, "account")
+    _exists(state, reasons.ACCOUNT_MISSING)
     state.update(op.payload)
     state["_stamp"] = op.stamp
 

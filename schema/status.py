@@ -38,6 +38,8 @@ from collections.abc import Mapping
 from enum import IntEnum
 from types import MappingProxyType
 
+from schema import reasons
+
 ROLES = ("clerk", "leader", "admin")
 
 
@@ -147,24 +149,21 @@ def check_transition(current: object, target: object, role: object) -> str | Non
     """Why a dossier in ``current`` may not move to ``target`` by ``role``; None if it may."""
     source, goal = as_status(current), as_status(target)
     if source is None:
-        return f"the dossier's current status {current!r} is not a portal status"
+        return reasons.NOT_A_PORTAL_STATUS.format(current=repr(current))
     if goal is None:
-        return f"{target!r} is not a dossier status (1 to 10)"
+        return reasons.NOT_A_STATUS.format(target=repr(target))
     if role not in ROLES:
-        return f"unknown role {role!r} (expected one of: {', '.join(ROLES)})"
+        return reasons.UNKNOWN_ROLE.format(given=repr(role), roles=", ".join(ROLES))
     if source in TERMINAL:
-        return f"the dossier is closed in status {source.describe()}: it cannot move any more"
+        return reasons.CLOSED_FOR_GOOD.format(status=source.describe())
     if source == goal:
-        return f"the dossier is already in status {source.describe()}"
+        return reasons.ALREADY_IN.format(status=source.describe())
     allowed = TRANSITIONS.get((source, goal))
     if allowed is None:
-        return f"a dossier in status {source.describe()} cannot move to {goal.describe()}"
+        return reasons.NO_SUCH_MOVE.format(source=source.describe(), goal=goal.describe())
     if role not in allowed:
-        who = " or ".join(r for r in ROLES if r in allowed)
-        return (
-            f"a {role} may not move a dossier from {source.describe()} to {goal.describe()}: "
-            f"that needs a {who}"
-        )
+        who = reasons.ROLES_OR.join(r for r in ROLES if r in allowed)
+        return reasons.ROLE_MAY_NOT.format(role=role, source=source.describe(), goal=goal.describe(), who=who)
     return None
 
 

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from edge import clockcheck, queries, receipt
+from edge import clockcheck, conflicts, queries, receipt
 from edge.auth import Actor
 from edge.disk import is_disk_error
 from edge.dossiers import (
@@ -215,6 +215,9 @@ def _filters(params: Any) -> tuple[queries.Filters, int]:
     if due and due not in ("overdue", "soon"):
         raise InvalidInput("Unknown due filter.", field="due")
     page = params.get("page", "1").strip()
+    with_conflicts = params.get("conflicts", "").strip()
+    if with_conflicts not in ("", "0", "1"):
+        raise InvalidInput("Unknown conflicts filter.", field="conflicts")
     filters = queries.Filters(
         status=int(status) if status else None,
         procedure=params.get("procedure", "").strip() or None,
@@ -222,6 +225,7 @@ def _filters(params: Any) -> tuple[queries.Filters, int]:
         received_to=_date(params.get("received_to", "").strip(), "received_to", past=True),
         due=due or None,
         q=params.get("q", "").strip()[:200],
+        conflicts=with_conflicts == "1",
     )
     return filters, int(page) if _digits(page, 6) else 1
 
@@ -235,6 +239,7 @@ def _query_of(filters: queries.Filters) -> dict[str, str]:
         "received_to": filters.received_to.isoformat() if filters.received_to else "",
         "due": filters.due or "",
         "q": filters.q,
+        "conflicts": "1" if filters.conflicts else "",
     }
     return {k: v for k, v in values.items() if v}
 
@@ -409,33 +414,16 @@ async def receive_post(request: Request) -> Response:
 # --- one dossier ---------------------------------------------------------------------------------
 
 
-def _conflicts(request: Request, dossier_id: str) -> list[dict[str, Any]]:
-    """Ops of this dossier that sync kept aside, with who did what: the clerk must settle them."""
-    replica = state(request).node.replica
-    kept = replica.conflicts("dossier", dossier_id)
-    if not kept:
+def _conflicts(request: Request, actor: Actor, dossier: dict[str, Any]) -> list[dict[str, Any]]:
+    """Ops of this dossier that sync kept aside, with who did what: the clerk must settle them.
+    The actor's own among them count as seen from now on (the home page stops showing them)."""
+    if not dossier["conflict_count"]:
         return []
-    ops = {(op.node, op.seq): op for op in replica.ops_of("dossier", dossier_id)}
-    out = []
-    for conflict in kept:
-        op = ops.get((conflict.node, conflict.seq))
-        payload = dict(op.payload) if op else {}
-        out.append(
-            {
-                "node": conflict.node,
-                "seq": conflict.seq,
-                "action": conflict.action,
-                "reason": conflict.reason,
-                "at": op.hlc.wall if op else None,
-                "by": payload.get("by"),
-                "role": payload.get("role"),
-                "to": payload.get("to"),
-                "handling_unit": payload.get("handling_unit"),
-                "due_date": payload.get("due_date"),
-                "note": payload.get("note"),
-            }
-        )
-    return out
+    node = state(request).node
+    kept = conflicts.of_dossier(node.replica, dossier["id"])
+    own = [(c["node"], c["seq"]) for c in kept if c["actor"] == actor.username]
+    node.sessions.mark_seen(actor.username, own)
+    return kept
 
 
 ACTION_GROUPS = (
@@ -487,7 +475,7 @@ def _dossier_context(request: Request, actor: Actor, dossier_id: str) -> dict[st
         "units": targets,
         "unit_names": unit_names,
         "people": people,
-        "conflicts": _conflicts(request, dossier_id),
+        "conflicts": _conflicts(request, actor, found),
         "waiting_since": since,
         "next_sync_in_s": None
         if since is None

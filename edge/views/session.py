@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from edge import i18n, queries
+from edge import conflicts, i18n, queries
 from edge.accounts import set_password
 from edge.auth import Actor, authenticate, new_csrf_token
 from edge.dossiers import today
@@ -105,6 +105,12 @@ def home(request: Request) -> Response:
         overdue = queries.list_dossiers(conn, actor, queries.Filters(due="overdue"), day, 1, 10)
         shown = [d["procedure_code"] for page in (received, due, overdue) for d in page.items]
         names = queries.procedure_short_names(conn, shown)
+    lost = conflicts.lost_by(app.node.replica, actor.username, app.node.sessions.seen(actor.username))
+    if lost:
+        with app.node.reader() as conn:
+            codes = queries.dossier_codes(conn, actor, [c["dossier"] for c in lost])
+        # One the clerk may no longer see (transferred away) could never be opened, so never seen.
+        lost = [{**c, "code": codes[c["dossier"]]} for c in lost if c["dossier"] in codes]
     context = {
         "actor": actor,
         "counts": counts,
@@ -113,6 +119,7 @@ def home(request: Request) -> Response:
         "overdue": overdue,
         "today": day,
         "procedure_names": names,
+        "lost": lost,
     }
     return render(request, "home.html", context)
 

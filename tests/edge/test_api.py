@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
 import string
 import time
+from contextlib import contextmanager
 from typing import Any
 
 import msgspec
@@ -21,6 +23,10 @@ from starlette.testclient import TestClient
 from edge import api, openapi
 from edge.app import create_app
 from edge.settings import load
+from schema import KINDS, migrate
+from sync.clock import Clock, system_wall_ms
+from sync.identity import Identity
+from sync.replica import Replica
 
 FORM_NAME = "Giấy đề nghị đăng ký hộ kinh doanh"
 VALID = {
@@ -467,6 +473,8 @@ def test_list_pages_and_filters(client, node):
         ("sort=code", "sort"),
         ("page=1&page=2", "page"),
         ("q=" + "a" * 201, "q"),
+        ("conflicts=2", "conflicts"),
+        ("conflicts=yes", "conflicts"),
     ],
 )
 def test_bad_list_parameters_are_422(client, query, field):
@@ -995,9 +1003,6 @@ def test_a_malformed_idempotency_key_is_refused_with_its_field(client, node):
 def test_api_writes_run_off_the_event_loop_as_the_pages_do(client, node, monkeypatch):
     """A write's fsync (seconds on an old disk) must not stall every clerk's page: the API's
     writes run in a worker thread, like the pages', never on the event loop."""
-    import asyncio
-    from contextlib import contextmanager
-
     where: list[str] = []
     write = node.replica.write
 
@@ -1025,3 +1030,70 @@ def test_api_writes_run_off_the_event_loop_as_the_pages_do(client, node, monkeyp
     )
     assert attached.status_code == 201, attached.text
     assert where == ["thread"] * 3  # receive, act, attach
+
+
+# --- conflicts kept by sync -------------------------------------------------------------------------
+
+
+def test_a_dossiers_conflicts_are_in_its_json_with_the_pages_reason(client, node, tmp_path):
+    """Two boxes act on one dossier while apart: the later action is kept as a conflict, and an
+    API client sees what it was, who did it, the note the citizen was told and why it lost."""
+    clock = Clock(wall=lambda: system_wall_ms() + 60_000)  # the other box acts later in HLC order
+    other = Replica(
+        tmp_path / "caikhe.db", Identity.generate(OTHER_UNIT), KINDS, clock=clock, migrate=migrate
+    )
+    try:
+        other.trust(node.identity.node, node.identity.public_raw)
+        node.replica.trust(other.identity.node, other.identity.public_raw)
+        disputed = receive_sample(node, applicant_name="Võ Thị Sáu", handling_unit=OTHER_UNIT).id
+        settled = receive_sample(node, applicant_name="Trần Văn Bình").id
+        for batch in node.replica.batches(other.vector()):
+            other.merge(batch)
+        headers = bearer(client)
+        accepted = client.post(
+            f"/api/v1/dossiers/{disputed}/actions", headers=headers, json={"action": "accept"}
+        )
+        assert accepted.status_code == 200
+        with other.write() as w:
+            w.append(
+                "dossier",
+                disputed,
+                "transition",
+                {"to": 2, "by": "canbo_caikhe", "role": "clerk", "note": "Hẹn trả ngày 20"},
+            )
+        for batch in other.batches(node.replica.vector()):
+            node.replica.merge(batch)
+        lost = node.replica.ops_of("dossier", disputed)[-1]
+        assert lost.node == other.identity.node
+    finally:
+        other.close()
+
+    response = client.get(f"/api/v1/dossiers/{disputed}", headers=headers)
+    documented(response, "getDossier")
+    body = response.json()
+    assert body["conflict_count"] == 1
+    assert body["conflicts"] == [
+        {
+            "node": lost.node,
+            "seq": lost.seq,
+            "action": "transition",
+            "actor": "canbo_caikhe",
+            "role": "clerk",
+            "at": lost.hlc.wall,
+            "note": "Hẹn trả ngày 20",
+            "reason": "hồ sơ đã ở trạng thái 2 (Được tiếp nhận)",
+            "to_status": 2,
+            "handling_unit": None,
+            "due_date": None,
+        }
+    ]
+    client.cookies.set("lang", "en")
+    english = client.get(f"/api/v1/dossiers/{disputed}", headers=headers).json()
+    assert english["conflicts"][0]["reason"] == "the dossier is already in status 2 (accepted)"
+    assert client.get(f"/api/v1/dossiers/{settled}", headers=headers).json()["conflicts"] == []
+
+    only = client.get("/api/v1/dossiers?conflicts=1", headers=headers)
+    documented(only, "listDossiers")
+    assert [item["id"] for item in only.json()["items"]] == [disputed]
+    everything = client.get("/api/v1/dossiers?conflicts=0", headers=headers).json()
+    assert {item["id"] for item in everything["items"]} == {disputed, settled}

@@ -775,16 +775,28 @@ def test_a_hostile_applicant_name_is_shown_escaped_everywhere(client, node, cler
 # --- conflicts kept by sync ----------------------------------------------------------------------
 
 
-@pytest.fixture
-def other_box(node, tmp_path: Path):
-    """A second replica (Phường Cái Khế's box) that trusts this node and is trusted by it; its
-    wall clock runs a minute ahead, so its moves come later in HLC order than this node's."""
-    clock = Clock(wall=lambda: system_wall_ms() + 60_000)
-    other = Replica(
-        tmp_path / "caikhe.db", Identity.generate(OTHER_UNIT), KINDS, clock=clock, migrate=migrate
-    )
+def box(node: Node, path: Path, offset_ms: int) -> Replica:
+    """A second replica (Phường Cái Khế's box) that trusts this node and is trusted by it, its
+    wall clock ``offset_ms`` from this one's."""
+    clock = Clock(wall=lambda: system_wall_ms() + offset_ms)
+    other = Replica(path, Identity.generate(OTHER_UNIT), KINDS, clock=clock, migrate=migrate)
     other.trust(node.identity.node, node.identity.public_raw)
     node.replica.trust(other.identity.node, other.identity.public_raw)
+    return other
+
+
+@pytest.fixture
+def other_box(node, tmp_path: Path):
+    """Its clock runs a minute ahead, so its moves come later in HLC order than this node's."""
+    other = box(node, tmp_path / "caikhe.db", 60_000)
+    yield other
+    other.close()
+
+
+@pytest.fixture
+def earlier_box(node, tmp_path: Path):
+    """Its clock runs a minute behind, so its moves come before this node's in HLC order."""
+    other = box(node, tmp_path / "caikhe-early.db", -60_000)
     yield other
     other.close()
 
@@ -794,18 +806,22 @@ def exchange(source: Replica, target: Replica) -> None:
         target.merge(batch)
 
 
+def refuse_elsewhere(box: Replica, dossier_id: str) -> None:
+    with box.write() as w:
+        w.append(
+            "dossier",
+            dossier_id,
+            "transition",
+            {"to": 3, "by": "canbo02", "role": "clerk", "note": "Sai thẩm quyền"},
+        )
+
+
 def test_a_conflict_kept_by_sync_is_shown_where_the_clerk_looks(client, node, clerk, other_box):
     received = receive_sample(node, applicant_name="Võ Thị Sáu", handling_unit=OTHER_UNIT)
     exchange(node.replica, other_box)
     # While the link is down: this commune accepts, the other box refuses the same dossier.
     assert act(client, clerk, received.id, "accept").status_code == 303
-    with other_box.write() as w:
-        w.append(
-            "dossier",
-            received.id,
-            "transition",
-            {"to": 3, "by": "canbo02", "role": "clerk", "note": "Sai thẩm quyền"},
-        )
+    refuse_elsewhere(other_box, received.id)
     exchange(other_box, node.replica)
 
     assert status_of(node, received.id) == 2  # the earlier move stands
@@ -816,10 +832,68 @@ def test_a_conflict_kept_by_sync_is_shown_where_the_clerk_looks(client, node, cl
     assert "Không được tiếp nhận" in conflicts  # what the other box tried
     assert "canbo02" in conflicts
     assert "Sai thẩm quyền" in conflicts
-    assert "cannot move to 3" in conflicts  # why sync did not apply it
+    # Why sync did not apply it, in the page's language (the catalogs), never the log's English.
+    assert "hồ sơ ở trạng thái 2 (Được tiếp nhận) không thể chuyển sang 3 (Không được tiếp nhận)" in conflicts
+    assert "cannot move" not in conflicts
     assert other_box.identity.node in conflicts
     listing = client.get("/dossiers?q=vo thi sau")
     assert 'class="tag bad"' in listing.text  # flagged in the list too
+
+    client.get("/lang/en")
+    english = client.get(f"/dossiers/{received.id}").text
+    assert "a dossier in status 2 (accepted) cannot move to 3 (not accepted)" in english
+
+
+def test_the_list_and_the_home_page_find_the_dossiers_with_conflicts(client, node, clerk, other_box):
+    settled = receive_sample(node, applicant_name="Trần Văn Bình").id
+    disputed = receive_sample(node, applicant_name="Võ Thị Sáu", handling_unit=OTHER_UNIT).id
+    exchange(node.replica, other_box)
+    assert act(client, clerk, disputed, "accept").status_code == 303
+    refuse_elsewhere(other_box, disputed)
+    exchange(other_box, node.replica)
+
+    listing = client.get("/dossiers?conflicts=1").text
+    assert f"/dossiers/{disputed}" in listing
+    assert f"/dossiers/{settled}" not in listing
+    assert 'name="conflicts" value="1" checked' in listing  # the form keeps the filter (no JS)
+    assert f"/dossiers/{settled}" in client.get("/dossiers").text
+    assert client.get("/dossiers?conflicts=yes").status_code == 422
+    home = client.get("/").text
+    counts = home.split('class="counts"', 1)[1].split("</ul>", 1)[0]
+    assert re.search(r'href="/dossiers\?conflicts=1"><b>1</b>', counts)
+
+
+def test_the_clerk_whose_action_lost_is_told_on_the_home_page_until_they_open_it(
+    client, node, clerk, earlier_box
+):
+    received = receive_sample(node, applicant_name="Võ Thị Sáu", handling_unit=OTHER_UNIT)
+    exchange(node.replica, earlier_box)
+    # While the link is down the other box refuses the dossier first; this clerk then accepts it
+    # and tells the citizen so. When the link heals, the refusal stands and the acceptance lost.
+    refuse_elsewhere(earlier_box, received.id)
+    assert act(client, clerk, received.id, "accept", note="Đã hẹn công dân ngày 20").status_code == 303
+    exchange(earlier_box, node.replica)
+    assert status_of(node, received.id) == 3
+
+    home = client.get("/").text
+    assert 'id="lost-actions"' in home
+    notice = home.split('id="lost-actions"', 1)[1].split("</section>", 1)[0]
+    assert f'href="/dossiers/{received.id}"' in notice
+    assert received.code in notice
+    assert "Đã hẹn công dân ngày 20" in notice
+    assert "hồ sơ đã kết thúc ở trạng thái 3 (Không được tiếp nhận)" in notice
+
+    leader = TestClient(client.app, follow_redirects=False)
+    login(leader, "lanhdao01")
+    assert 'id="lost-actions"' not in leader.get("/").text  # not the leader's action
+    leader.get(f"/dossiers/{received.id}")
+    assert 'id="lost-actions"' in client.get("/").text  # the leader's reading is not the clerk's
+
+    before = node.replica.vector()
+    assert client.get(f"/dossiers/{received.id}").status_code == 200
+    assert 'id="lost-actions"' not in client.get("/").text
+    assert node.replica.vector() == before  # reading it wrote nothing through the change log
+    assert 'class="card conflicts"' in client.get(f"/dossiers/{received.id}").text  # still on the page
 
 
 def test_a_dossier_without_conflicts_shows_no_conflict_box(client, node, clerk):
