@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from edge.views import audit, dossiers, reports, session, sync
+from edge.views import audit, dossiers, papers, reports, session, sync
 
 
 def routes() -> list[BaseRoute]:
-    return [*session.routes(), *dossiers.routes(), *reports.routes(), *sync.routes(), *audit.routes()]
+    return [
+        *session.routes(),
+        *dossiers.routes(),
+        *papers.routes(),
+        *reports.routes(),
+        *sync.routes(),
+        *audit.routes(),
+    ]

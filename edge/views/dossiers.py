@@ -472,6 +472,7 @@ def _dossier_context(request: Request, actor: Actor, dossier_id: str) -> dict[st
         "documents": receipt.documents_of(found),
         "actions": actions,
         "action_groups": group_actions(actions),
+        "notices": {s["position"]: n for s in found["steps"] if (n := receipt.notice_of(s))},
         "units": targets,
         "unit_names": unit_names,
         "people": people,

@@ -196,3 +196,16 @@ def test_refusing_asks_to_confirm_with_the_applicant_and_code(server: Any, page:
     with page.expect_navigation():
         confirm.locator('button[type="submit"]').click()
     expect(page.locator("main [data-status]").first).to_have_attribute("data-status", "3")
+    # Form 03 prints right away, from the dossier page, on A4 without the page's header.
+    with page.expect_navigation():
+        page.locator("#print-notice a").click()
+    notice = page.locator("article.notice")
+    expect(notice).to_have_attribute("data-form", "03")
+    expect(notice).to_contain_text("Đỗ Văn Xác Nhận")
+    expect(notice).to_contain_text("Thiếu giấy đề nghị")
+    expect(page.locator("[data-print]")).to_be_visible()
+    page.emulate_media(media="print")
+    expect(page.locator("header.top")).to_be_hidden()
+    pdf = page.pdf(format="A4")
+    assert pdf.startswith(b"%PDF")
+    page.emulate_media(media="screen")

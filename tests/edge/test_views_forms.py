@@ -384,3 +384,68 @@ def test_no_confirmation_is_asked_for_what_would_be_refused(client, node, clerk)
     not_yours = act(client, clerk, dossier_id, "stop", note="Không bổ sung")
     assert not_yours.status_code == 403
     assert 'name="confirmed"' not in not_yours.text
+
+
+# --- 3. forms 02 to 05 print from the step that made them ----------------------------------------
+
+NOTICES = {
+    # action: (steps before, who acts, form, title in Vietnamese)
+    "request_supplement": (("accept", "start"), "canbo01", "02", "Phiếu yêu cầu bổ sung, hoàn thiện hồ sơ"),
+    "refuse": ((), "canbo01", "03", "Phiếu từ chối tiếp nhận giải quyết hồ sơ"),
+    "extend": ((), "lanhdao01", "04", "Phiếu xin lỗi và hẹn lại ngày trả kết quả"),
+    "stop": (("accept",), "lanhdao01", "05", "Phiếu thông báo dừng giải quyết hồ sơ"),
+    "withdraw": ((), "canbo01", "05", "Phiếu ghi nhận rút hồ sơ theo yêu cầu"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NOTICES))
+def test_each_notice_prints_right_after_its_action_and_later_from_the_timeline(client, node, name):
+    steps, username, form, title = NOTICES[name]
+    dossier_id = receive_sample(node).id
+    for step in steps:
+        perform(node, actor("lanhdao01"), dossier_id, step, note="Ghi chú")
+    token = login(client, username)
+    reason = f"Lý do của {name} <b>"
+    fields = {"note": reason, "confirmed": "1"}
+    due = date.fromisoformat(state_of(node, dossier_id)["due_date"])
+    new_due = _next(due, is_working_day)
+    if name == "extend":
+        fields["due_date"] = f"{new_due:%d/%m/%Y}"
+    assert act(client, token, dossier_id, name, **fields).status_code == 303
+    position = len(steps) + 1
+    url = f"/dossiers/{dossier_id}/forms/{position}"
+    page = client.get(f"/dossiers/{dossier_id}").text
+    assert re.search(rf'id="print-notice"><a class="button" href="{url}">In mẫu {form}', page)
+    notice = client.get(url)
+    assert notice.status_code == 200
+    assert f'data-form="{form}"' in notice.text
+    assert title in notice.text
+    assert "Lý do của" in notice.text
+    assert "&lt;b&gt;" in notice.text  # the reason is the clerk's text, escaped
+    assert "Nguyễn Văn An" in notice.text
+    assert state_of(node, dossier_id)["code"] in notice.text
+    assert f"Mẫu số {form}, Thông tư 03/2025/TT-VPCP" in notice.text
+    assert '<script src="/static/print.js" defer></script>' in notice.text
+    if name == "extend":
+        assert f"Hẹn lại ngày trả kết quả: {format_date(new_due)}." in notice.text
+        assert format_date(due) in notice.text  # the date it replaces
+    # Later, once something else happened, the control sheet still links to it.
+    if name in ("request_supplement", "extend"):
+        perform(node, actor("lanhdao01"), dossier_id, "record_supplement" if name != "extend" else "accept")
+        later = client.get(f"/dossiers/{dossier_id}").text
+        assert f'<a class="noprint" href="{url}">In mẫu {form}</a>' in later
+        assert 'id="print-notice"' not in later
+
+
+def test_a_step_without_a_form_and_another_units_dossier_print_nothing(client, node):
+    dossier_id = receive_sample(node).id
+    perform(node, actor("canbo01"), dossier_id, "accept")
+    login(client, "canbo01")
+    assert client.get(f"/dossiers/{dossier_id}/forms/0").status_code == 404
+    assert client.get(f"/dossiers/{dossier_id}/forms/1").status_code == 404
+    assert client.get(f"/dossiers/{dossier_id}/forms/9").status_code == 404
+    refused = receive_sample(node).id
+    perform(node, actor("canbo01"), refused, "refuse", note="Thiếu")
+    assert client.get(f"/dossiers/{refused}/forms/1").status_code == 200
+    login(client, "canbo_caikhe")
+    assert client.get(f"/dossiers/{refused}/forms/1").status_code == 404
