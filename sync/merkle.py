@@ -10,6 +10,7 @@ so a forwarded op still proves which node authored it.
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 
 from sync.errors import BadSignature
@@ -44,13 +45,20 @@ def root(leaves: Sequence[bytes]) -> bytes:
     return level[0]
 
 
+def _holds(chosen: Sequence[int], lo: int, hi: int) -> bool:
+    """Whether the sorted ``chosen`` has an index in [lo, hi): a bisection, not a scan, so a
+    walk over the tree costs O(k log n) for k chosen leaves instead of O(k n)."""
+    i = bisect_left(chosen, lo)
+    return i < len(chosen) and chosen[i] < hi
+
+
 def proof_ranges(size: int, chosen: Sequence[int]) -> list[tuple[int, int]]:
     """The leaf ranges [lo, hi) of the maximal subtrees holding none of ``chosen``, in proof order."""
-    chosen_set = frozenset(chosen)
+    ordered = sorted(set(chosen))
     ranges: list[tuple[int, int]] = []
 
     def walk(lo: int, hi: int) -> None:
-        if not any(lo <= i < hi for i in chosen_set):
+        if not _holds(ordered, lo, hi):
             ranges.append((lo, hi))
         elif hi - lo > 1:
             mid = lo + _split(hi - lo)
@@ -99,10 +107,11 @@ def root_from_proof(
     if list(chosen) != sorted(set(chosen)):
         raise BadSignature("Merkle proof indices must be sorted and unique")
     given = dict(zip(chosen, chosen_leaves, strict=True))
+    ordered = list(chosen)
     proof_iter = iter(proof)
 
     def walk(lo: int, hi: int) -> bytes:
-        if not any(lo <= i < hi for i in given):
+        if not _holds(ordered, lo, hi):
             try:
                 return next(proof_iter)
             except StopIteration:
