@@ -172,10 +172,7 @@ class Hub:
         registration = self.fleet.registration(caller.node)
         if registration is not None:
             self._ensure_trusted(registration)
-        ops = [v.op for v in self.replica.verify(batch)]
-        states = {key: self.replica.state(*key) for key in scope.entities(ops)}
-        scope.check_batch(ops, caller.unit, states)
-        self.replica.merge(batch)
+        self.replica.merge(batch, admit=lambda ops, states: scope.check_batch(ops, caller.unit, states))
         have = self.replica.vector()[caller.node]
         ack = wire.sign_ack(self.identity, caller.node, have, body, self.now_ms())
         self.fleet.store_ack(ack)

@@ -48,6 +48,9 @@ _state_encoder = msgspec.json.Encoder(order="sorted")
 _state_decoder = msgspec.json.Decoder(dict[str, Any])
 
 EntityKey = tuple[str, str]
+Admit = Callable[[Sequence[Op], Mapping[EntityKey, "State | None"]], None]
+"""A check a merge runs on every verified op of a batch and the state held of each entity they
+touch (None: not held), inside its transaction, before it writes: it raises to refuse the batch."""
 
 
 @dataclass
@@ -398,8 +401,13 @@ class Replica:
             out.extend(verified)
         return out
 
-    def merge(self, batch: Batch | bytes) -> MergeReport:
-        """Apply a batch: all of it or, on any error, nothing. Idempotent."""
+    def merge(self, batch: Batch | bytes, *, admit: Admit | None = None) -> MergeReport:
+        """Apply a batch: all of it or, on any error, nothing. Idempotent.
+
+        The batch is verified once. ``admit`` (a hub's write-scope check) sees the states this
+        replica holds of every entity the batch touches, read in one pass inside the
+        transaction; the fold then starts from those same states, so a merge reads each touched
+        entity once."""
         if isinstance(batch, bytes):
             batch = decode_batch(batch)
         verified = self.verify(batch)
@@ -410,11 +418,22 @@ class Replica:
         if newest > self.clock.last.pack():
             self.clock.observe(Stamp.unpack(newest))
         with self._transaction():
-            self._merge(batch, verified, report)
+            rows = None
+            if admit is not None:
+                keys = list({(v.op.kind, v.op.entity): None for v in verified})
+                rows = self._load_rows(keys)
+                admit([v.op for v in verified], {key: rows[key].state if key in rows else None for key in keys})
+            self._merge(batch, verified, report, rows)
             self._save_clock()
         return report
 
-    def _merge(self, batch: Batch, verified: list[Verified], report: MergeReport) -> None:
+    def _merge(
+        self,
+        batch: Batch,
+        verified: list[Verified],
+        report: MergeReport,
+        rows: dict[EntityKey, _Row] | None = None,
+    ) -> None:
         conn = self.conn
         for run in batch.runs:
             s = run.seal
@@ -467,7 +486,7 @@ class Replica:
         report.applied = len(fresh)
         if self.feed:
             feed.record(conn, ids, [v.op for v in fresh])
-        self._fold([v.op for v in fresh], report)
+        self._fold([v.op for v in fresh], report, rows)
 
     def _sort_out_partial(
         self, node: str, node_id: int, received: list[Verified], report: MergeReport
@@ -576,11 +595,16 @@ class Replica:
 
     # --- fold -----------------------------------------------------------------------------
 
-    def _fold(self, new_ops: Sequence[Op], report: MergeReport) -> None:
+    def _fold(
+        self, new_ops: Sequence[Op], report: MergeReport, rows: dict[EntityKey, _Row] | None = None
+    ) -> None:
+        """Fold each touched entity's new ops at once, then store every state (and project)
+        once. ``rows``: the entities' stored rows if already read (they cover ``new_ops``)."""
         grouped: dict[EntityKey, list[Op]] = defaultdict(list)
         for op in new_ops:
             grouped[(op.kind, op.entity)].append(op)
-        rows = self._load_rows(list(grouped))
+        if rows is None:
+            rows = self._load_rows(list(grouped))
         changed: dict[EntityKey, _Row] = {}
         ids = self._ids
         for key, ops in grouped.items():
@@ -727,19 +751,25 @@ class Replica:
         *,
         max_bytes: int = DEFAULT_BATCH_BYTES,
         nodes: Iterable[str] | None = None,
+        grow_to: int | None = None,
     ) -> Iterator[Batch]:
         """Batches of the ops this replica holds and ``their`` vector lacks (only of ``nodes``
-        if given), in seq order per node, each at most about ``max_bytes`` of op bytes."""
+        if given), in seq order per node, each at most about ``max_bytes`` of op bytes.
+
+        ``grow_to``: each batch may be twice the size of the one before, up to ``grow_to``: a
+        link that takes the first batches quickly gets fewer, larger ones (a hub commits once
+        per batch), while a cut still costs at most one batch."""
         self.seal_pending()
         wanted = None if nodes is None else set(nodes)
         missing = sorted(self.vector().missing_from(their).items())
+        largest = max(max_bytes, grow_to or 0)
         runs = (
             run
             for node, (first, last) in missing
             if wanted is None or node in wanted
-            for run in self._runs(node, first, last, max_bytes)
+            for run in self._runs(node, first, last, largest)
         )
-        yield from self._pack(runs, max_bytes)
+        yield from self._pack(runs, max_bytes, largest)
 
     def _runs(
         self, node: str, first: int, last: int, max_bytes: int, only: Iterable[int] | None = None
@@ -789,7 +819,7 @@ class Replica:
                 proof = merkle.prove(seal.size, chosen, leaves, known)
                 yield Run(seal, [b for _, b in piece], chosen, proof)
 
-    def _pack(self, runs: Iterable[Run], max_bytes: int) -> Iterator[Batch]:
+    def _pack(self, runs: Iterable[Run], max_bytes: int, grow_to: int | None = None) -> Iterator[Batch]:
         batch: list[Run] = []
         size = 0
         for run in runs:
@@ -797,6 +827,8 @@ class Replica:
             if batch and size + run_size > max_bytes:
                 yield Batch(PROTOCOL, self.identity.node, batch)
                 batch, size = [], 0
+                if grow_to is not None:
+                    max_bytes = min(grow_to, max_bytes * 2)
             batch.append(run)
             size += run_size
         if batch:
