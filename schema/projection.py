@@ -150,32 +150,36 @@ _APPLICANT = (
     "applicant_address",
     "applicant_address_unit",
 )
-_DOSSIER_SQL = _upsert(
-    "dossiers",
-    ["id"],
-    [
-        "id",
-        "code",
-        "portal_code",
-        "procedure_code",
-        "receiving_unit",
-        "handling_unit",
-        "channel",
-        *_APPLICANT,
-        "status",
-        "received_at",
-        "due_date",
-        "processed_at",
-        "closed_at",
-        "fee",
-        "documents",
-        "digitised",
-        "attachment_count",
-        "conflict_count",
-        "updated_stamp",
-        "search",
-    ],
+_DOSSIER_COLUMNS = (
+    "id",
+    "code",
+    "portal_code",
+    "procedure_code",
+    "receiving_unit",
+    "handling_unit",
+    "channel",
+    *_APPLICANT,
+    "status",
+    "received_at",
+    "due_date",
+    "processed_at",
+    "closed_at",
+    "fee",
+    "documents",
+    "digitised",
+    "attachment_count",
+    "conflict_count",
+    "updated_stamp",
+    "search",
 )
+_INSERT_DOSSIER_SQL = (
+    f"INSERT INTO dossiers ({', '.join(_DOSSIER_COLUMNS)}) VALUES ({', '.join('?' * len(_DOSSIER_COLUMNS))})"
+)
+_STORED_DOSSIERS_SQL = (
+    f"SELECT {', '.join(_DOSSIER_COLUMNS)} FROM dossiers WHERE id IN (SELECT value FROM json_each(?))"
+)
+_SEARCH = _DOSSIER_COLUMNS.index("search")
+_ATTACHMENT_COUNT = _DOSSIER_COLUMNS.index("attachment_count")
 
 _STEP_SQL = _upsert(
     "dossier_steps",
@@ -303,24 +307,61 @@ def _project_steps(conn: sqlite3.Connection, dossiers: Changed) -> None:
     conn.executemany(_TRIM_STEPS_SQL, trims)
 
 
+def _stored_dossiers(conn: sqlite3.Connection, ids: list[str]) -> dict[str, tuple[Any, ...]]:
+    stored: dict[str, tuple[Any, ...]] = {}
+    for i in range(0, len(ids), _CHUNK):
+        for row in conn.execute(_STORED_DOSSIERS_SQL, (_json(ids[i : i + _CHUNK]),)):
+            stored[row[0]] = row
+    return stored
+
+
+def _update_sql(columns: tuple[int, ...]) -> str:
+    sets = ", ".join(f"{_DOSSIER_COLUMNS[c]} = ?" for c in columns)
+    return f"UPDATE dossiers SET {sets} WHERE id = ?"
+
+
 def project_dossiers(conn: sqlite3.Connection, changed: Changed) -> None:
+    """Write each dossier's row, timeline, attachments and search entry.
+
+    A row is compared with the one stored and only the columns that differ are written, grouped
+    by which columns those are: SQLite rewrites an index only when its columns are in the
+    UPDATE's SET list, and most ops change a column no index holds (an address, a fee) or the
+    status (three of seven indexes). Rewriting every column of every touched dossier, as an
+    upsert does, cost the city most of its merge time (docs/BENCHMARKS.md, issue 10)."""
     dossiers = _created(changed)
-    rows, index = [], []
+    if not dossiers:
+        return
+    stored = _stored_dossiers(conn, [entity for entity, _ in dossiers])
+    inserts: list[tuple[Any, ...]] = []
+    updates: dict[tuple[int, ...], list[tuple[Any, ...]]] = defaultdict(list)
+    index: list[tuple[str, str, str, str]] = []
+    attachments: list[tuple[str, dict[str, Any]]] = []
     for entity, s in dossiers:
         columns = _search_columns(s)
-        rows.append(_dossier_row(entity, s, search_text(s, columns)))
-        index.append((*columns, entity))
-    conn.executemany(_DOSSIER_SQL, rows)
+        row = _dossier_row(entity, s, search_text(s, columns))
+        old = stored.get(entity)
+        if old is None:
+            inserts.append(row)
+        else:
+            differ = tuple(i for i, (new, was) in enumerate(zip(row, old, strict=True)) if new != was)
+            if differ:
+                updates[differ].append((*(row[i] for i in differ), entity))
+        if old is None or old[_SEARCH] != row[_SEARCH]:
+            # New, or the trigger dossiers_search_changed just dropped its index row.
+            index.append((*columns, entity))
+        if s["attachments"] or (old is not None and old[_ATTACHMENT_COUNT]):
+            attachments.append((entity, s))
+    conn.executemany(_INSERT_DOSSIER_SQL, inserts)
+    for differ, params in updates.items():
+        conn.executemany(_update_sql(differ), params)
     _project_steps(conn, dossiers)
     conn.executemany(
         _ATTACH_SQL,
         [
             (entity, digest, a["name"], a["mime"], a["size"], a["by"], a["at"])
-            for entity, s in dossiers
+            for entity, s in attachments
             for digest, a in s["attachments"].items()
         ],
     )
-    conn.executemany(
-        _PRUNE_ATTACHMENTS_SQL, [(entity, _json(list(s["attachments"]))) for entity, s in dossiers]
-    )
+    conn.executemany(_PRUNE_ATTACHMENTS_SQL, [(entity, _json(list(s["attachments"]))) for entity, s in attachments])
     conn.executemany(_FTS_SQL, index)
