@@ -49,7 +49,9 @@ class Settings:
     digest_interval_s: int = 900
     """Seconds between two full comparisons of this box's data with the city's (0: every round)."""
     batch_bytes: int = 262144
-    """Largest batch of changes sent to the city in one request, in bytes (a cut loses at most one)."""
+    """First batch of changes sent to the city in a round, in bytes (a cut loses at most one batch)."""
+    batch_bytes_max: int = 4194304
+    """Batches double after each one the city acknowledges in a round, up to this many bytes."""
     blob_chunk_bytes: int = 262144
     """Pieces scans are sent and fetched in, in bytes (a cut link resumes after the last piece)."""
 
@@ -94,8 +96,13 @@ def _check(settings: Settings) -> Settings:
         "sync_interval_s",
         "sync_max_backoff_s",
         "batch_bytes",
+        "batch_bytes_max",
         "blob_chunk_bytes",
     )
+    if isinstance(settings.batch_bytes_max, int) and settings.batch_bytes_max < settings.batch_bytes:
+        raise ConfigError(
+            f"batch_bytes_max ({settings.batch_bytes_max}) must be at least batch_bytes ({settings.batch_bytes})"
+        )
     if settings.digest_interval_s < 0:
         raise ConfigError(f"digest_interval_s must be 0 or more, not {settings.digest_interval_s}")
     for name in positive:

@@ -305,7 +305,12 @@ class _Round:
 
     def pending(self, have: int) -> list[_Batch]:
         """This box's own ops after ``have``, as the encoded batches a push sends."""
-        batches = self.replica.batches({self.me: have}, nodes=[self.me], max_bytes=self.settings.batch_bytes)
+        batches = self.replica.batches(
+            {self.me: have},
+            nodes=[self.me],
+            max_bytes=self.settings.batch_bytes,
+            grow_to=self.settings.batch_bytes_max,
+        )
         return [_read_batch(encode_batch(batch)) for batch in batches]
 
     def run(self) -> None:

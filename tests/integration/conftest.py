@@ -31,6 +31,7 @@ def world(tmp_path) -> Iterator[World]:
         tmp_path,
         accounts={"canbo01": ("clerk", NINH_KIEU), "canbo_caikhe": ("clerk", CAI_KHE)},
         batch_bytes=2048,
+        batch_bytes_max=8192,  # batches grow as on a real box, and stay many per round
         blob_chunk_bytes=65536,
     )
     try:

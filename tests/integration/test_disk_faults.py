@@ -469,6 +469,7 @@ def test_the_sync_loop_lives_through_a_full_disk_and_catches_up(tmp_path):
             tmp_path,
             accounts={"canbo01": ("clerk", NINH_KIEU), "canbo_caikhe": ("clerk", CAI_KHE)},
             batch_bytes=2048,
+            batch_bytes_max=8192,  # batches grow as on a real box, and stay many per round
             blob_chunk_bytes=65536,
         )
         try:

@@ -569,6 +569,7 @@ def shared_world(tmp_path) -> Iterator[World]:
         tmp_path,
         accounts={CLERKS[NINH_KIEU]: ("clerk", NINH_KIEU), CLERKS[CAI_KHE]: ("clerk", CAI_KHE)},
         batch_bytes=2048,
+        batch_bytes_max=8192,  # batches grow as on a real box, and stay many per round
         blob_chunk_bytes=65536,
     )
     try:

@@ -186,11 +186,14 @@ def test_a_cut_mid_batch_costs_at_most_that_batch(world):
     for i in range(60):
         receive_at(world, NINH_KIEU, applicant=f"Vũ Thị Giang {i}")
     node = world.open(NINH_KIEU)
-    batch_bytes = world.settings(NINH_KIEU).batch_bytes
+    settings = world.settings(NINH_KIEU)
     sizes = [
         len(encode_batch(b))
         for b in node.replica.batches(
-            {node.identity.node: 0}, nodes=[node.identity.node], max_bytes=batch_bytes
+            {node.identity.node: 0},
+            nodes=[node.identity.node],
+            max_bytes=settings.batch_bytes,
+            grow_to=settings.batch_bytes_max,
         )
     ]
     assert len(sizes) >= 6
