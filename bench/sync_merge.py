@@ -2,7 +2,10 @@
 
 Workload: 10,000 dossiers x 10 ops (create, field edits, status transitions 1->2->4->9->10),
 authored by one commune node through the real local-write API, exported as sealed, compressed
-batches. Measured in one run:
+batches. ``--interleaved`` (the default): thousands of dossiers open at once, ops in time order,
+as a real office writes them (bench/_history.py); ``--sequential``: each dossier's ten ops
+together (the easy case of issue 2). The target is a hub (``feed=True``), as the city is.
+Measured in one run:
 
 (a) merge of every batch into an empty replica — decode, Merkle + Ed25519 verification, gap and
     duplicate checks, op log insert, fold, projection into the dossier tables — in ops/s; and
@@ -29,6 +32,7 @@ from pathlib import Path
 
 import msgspec
 from _benchenv import machine
+from _history import author_interleaved, fake_wall
 
 from ops.demodata import dossier_ops
 from schema import KINDS
@@ -87,10 +91,17 @@ def baseline(path: Path, bodies: list[bytes]) -> float:
     return elapsed
 
 
-def run(dossiers: int, seed: int, batch_bytes: int) -> dict[str, object]:
+def author_mixed(path: Path, dossiers: int, seed: int) -> Replica:
+    clock = Clock(wall=fake_wall(random.Random(seed)))
+    source = Replica(path, Identity.generate(UNIT), KINDS, clock=clock, migrate=migrate)
+    author_interleaved(source, UNIT, dossiers, seed)
+    return source
+
+
+def run(dossiers: int, seed: int, batch_bytes: int, interleaved: bool = True) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        source = author(root / "source.db", dossiers, seed)
+        source = (author_mixed if interleaved else author)(root / "source.db", dossiers, seed)
         wire = [encode_batch(b) for b in source.batches({}, max_bytes=batch_bytes)]
         bodies = [body for data in wire for r in decode_batch(data).runs for body in r.ops]
         ops = len(bodies)
@@ -98,7 +109,7 @@ def run(dossiers: int, seed: int, batch_bytes: int) -> dict[str, object]:
         # The same merge without the domain's projection tables: the sync library's own cost
         # (decode, verify, log, fold with the real dossier reducers, entity states).
         bare_kinds = [replace(kind, project=None) for kind in KINDS]
-        bare = Replica(root / "bare.db", Identity.generate("92"), bare_kinds, migrate=migrate)
+        bare = Replica(root / "bare.db", Identity.generate("92"), bare_kinds, migrate=migrate, feed=True)
         bare.trust(source.identity.node, source.identity.public_raw)
         started = time.perf_counter()
         for data in wire:
@@ -106,7 +117,7 @@ def run(dossiers: int, seed: int, batch_bytes: int) -> dict[str, object]:
         sync_only_s = time.perf_counter() - started
         bare.close()
 
-        target = Replica(root / "target.db", Identity.generate("92"), KINDS, migrate=migrate)
+        target = Replica(root / "target.db", Identity.generate("92"), KINDS, migrate=migrate, feed=True)
         target.trust(source.identity.node, source.identity.public_raw)
         started = time.perf_counter()
         for data in wire:
@@ -141,6 +152,7 @@ def run(dossiers: int, seed: int, batch_bytes: int) -> dict[str, object]:
         "bytes_per_op_raw": round(sum(map(len, bodies)) / ops, 1),
         "bytes_per_op_compressed": round(sum(map(len, wire)) / ops, 1),
         "batch_bytes": batch_bytes,
+        "history": "interleaved" if interleaved else "sequential",
         "seed": seed,
         **machine(),
     }
@@ -152,9 +164,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dossiers", type=int, default=10_000, help="dossiers (10 ops each)")
     parser.add_argument("--seed", type=int, default=20251027)
     parser.add_argument("--batch-bytes", type=int, default=256 * 1024)
+    history = parser.add_mutually_exclusive_group()
+    history.add_argument(
+        "--interleaved", dest="interleaved", action="store_true", default=True,
+        help="thousands of dossiers open at once, ops in time order (default)",
+    )
+    history.add_argument(
+        "--sequential", dest="interleaved", action="store_false", help="each dossier's ops together"
+    )
     args = parser.parse_args(argv)
     dossiers = 1_000 if args.quick else args.dossiers
-    json.dump(run(dossiers, args.seed, args.batch_bytes), sys.stdout, indent=2)
+    json.dump(run(dossiers, args.seed, args.batch_bytes, args.interleaved), sys.stdout, indent=2)
     print()
     return 0
 
