@@ -81,6 +81,8 @@ ROUND_TIMEOUT_S = 3.0
 STALL_TIMEOUT_S = 1.0
 """A stalled link holds every chunk longer than this: the round times out."""
 REFERENCE_SLACK_MS = 120_000
+UNNOTICEABLE_MS = 24 * 3_600_000
+"""A wall clock off by less than this (the schedules' "-2h") looks right to a box."""
 NO_SHRINKING = (Phase.explicit, Phase.generate)
 """The examples of a test share one world, so a shrunk example would run on another world than
 the failing one did; the failure prints the schedule that failed instead (``note``)."""
@@ -179,7 +181,7 @@ class Run:
                 handling_unit=other if routed else "",
                 confirm_clock=step.confirm,
             )
-            before = vietnam_day(system_wall_ms())
+            before = system_wall_ms()
             try:
                 made = receive(node, clerk(unit), data, [], status)
             except InvalidInput as exc:
@@ -192,12 +194,11 @@ class Run:
                 assert not step.confirm, "refused although the clerk confirmed the date"
                 self.tally.saw("refused: clock suspect, not confirmed")
                 continue
-            after = vietnam_day(system_wall_ms())
             assert not status.suspect or step.confirm, "a suspect clock's due date went out unconfirmed"
             self.receipts[made.id] = Receipt(
                 made.id,
                 (unit, other) if routed else (unit,),
-                {before, after},
+                self.days_between(unit, before, system_wall_ms()),
                 status.suspect,
                 step.confirm,
                 informed,
@@ -324,6 +325,17 @@ class Run:
             start_city(self.world, "")
             self.city_clock = ""
 
+    def days_between(self, unit: str, before_ms: int, after_ms: int) -> set[date]:
+        """Today in Vietnam between two instants, as the box may rightly believe it: hours off,
+        on its own clock or on the city's it calibrated against, is beyond what the box can
+        notice (it suspects a clock days off), and moves the day near midnight."""
+        days = {vietnam_day(before_ms), vietnam_day(after_ms)}
+        for clock in (self.box_clock.get(unit, ""), self.city_clock):
+            offset = offset_ms(clock)
+            if abs(offset) < UNNOTICEABLE_MS:
+                days |= {vietnam_day(before_ms + offset), vietnam_day(after_ms + offset)}
+        return days
+
     def check_due_date(self, receipt: Receipt, state: dict[str, object]) -> None:
         first_time = receipt.id not in self.checked
         self.checked.add(receipt.id)
@@ -433,12 +445,12 @@ class ServedRun(Run):
         clerk = self.clerks[unit]
         for i in range(step.count):
             routed = step.routed and i == 0
-            before = vietnam_day(system_wall_ms())
+            before = system_wall_ms()
             try:
                 response = self.post_dossier(clerk, unit, other if routed else "", step.confirm)
             except httpx.TimeoutException:
                 raise self.hung(unit, "did not answer a clerk's receipt") from None
-            after = vietnam_day(system_wall_ms())
+            after = system_wall_ms()
             if response.status_code == 422:
                 assert response.json()["error"]["field"] == "confirm_clock", response.text
                 assert not step.confirm, "refused although the clerk confirmed the date"
@@ -451,7 +463,12 @@ class ServedRun(Run):
             if warned:
                 self.tally.saw("received on a suspect clock, confirmed")
             self.receipts[made["id"]] = Receipt(
-                made["id"], (unit, other) if routed else (unit,), {before, after}, warned, step.confirm, True
+                made["id"],
+                (unit, other) if routed else (unit,),
+                self.days_between(unit, before, after),
+                warned,
+                step.confirm,
+                True,
             )
             self.status[made["id"]] = int(made["status"])
             if step.accept:
