@@ -196,9 +196,9 @@ def test_a_cut_mid_batch_costs_at_most_that_batch(world):
             grow_to=settings.batch_bytes_max,
         )
     ]
-    assert len(sizes) >= 6
+    assert len(sizes) >= 4  # 2, 4, then 8 KiB: batches grow as the city acknowledges them
     proxy = world.edges[NINH_KIEU].proxy
-    proxy.set(cut_upstream_after=sum(sizes[:4]) + sizes[4] // 2)
+    proxy.set(cut_upstream_after=sum(sizes[:2]) + sizes[2] // 2)
     cut = world.round(NINH_KIEU)
     assert not cut.ok, cut.summary()
     assert 0 < len(cut.acks) < len(sizes), cut.summary()
