@@ -166,7 +166,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-bytes", type=int, default=256 * 1024)
     history = parser.add_mutually_exclusive_group()
     history.add_argument(
-        "--interleaved", dest="interleaved", action="store_true", default=True,
+        "--interleaved",
+        dest="interleaved",
+        action="store_true",
+        default=True,
         help="thousands of dossiers open at once, ops in time order (default)",
     )
     history.add_argument(

@@ -101,7 +101,8 @@ def _check(settings: Settings) -> Settings:
     )
     if isinstance(settings.batch_bytes_max, int) and settings.batch_bytes_max < settings.batch_bytes:
         raise ConfigError(
-            f"batch_bytes_max ({settings.batch_bytes_max}) must be at least batch_bytes ({settings.batch_bytes})"
+            f"batch_bytes_max ({settings.batch_bytes_max}) must be at least "
+            f"batch_bytes ({settings.batch_bytes})"
         )
     if settings.digest_interval_s < 0:
         raise ConfigError(f"digest_interval_s must be 0 or more, not {settings.digest_interval_s}")

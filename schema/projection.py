@@ -363,5 +363,7 @@ def project_dossiers(conn: sqlite3.Connection, changed: Changed) -> None:
             for digest, a in s["attachments"].items()
         ],
     )
-    conn.executemany(_PRUNE_ATTACHMENTS_SQL, [(entity, _json(list(s["attachments"]))) for entity, s in attachments])
+    conn.executemany(
+        _PRUNE_ATTACHMENTS_SQL, [(entity, _json(list(s["attachments"]))) for entity, s in attachments]
+    )
     conn.executemany(_FTS_SQL, index)

@@ -422,7 +422,8 @@ class Replica:
             if admit is not None:
                 keys = list({(v.op.kind, v.op.entity): None for v in verified})
                 rows = self._load_rows(keys)
-                admit([v.op for v in verified], {key: rows[key].state if key in rows else None for key in keys})
+                states = {key: rows[key].state if key in rows else None for key in keys}
+                admit([v.op for v in verified], states)
             self._merge(batch, verified, report, rows)
             self._save_clock()
         return report
