@@ -70,9 +70,9 @@
     var button = document.createElement("button");
     button.type = "button";
     button.className = "date-button secondary";
-    button.textContent = "\uD83D\uDCC5";
+    // A word, not an emoji: old PCs (and Debian's Chromium) may have no emoji font.
+    button.textContent = input.getAttribute("data-picker-button") || "...";
     button.title = input.getAttribute("data-picker-label") || "";
-    button.setAttribute("aria-label", button.title);
     button.addEventListener("click", function () {
       proxy.value = iso(input.value);
       try { proxy.showPicker(); } catch (e) { input.focus(); }

@@ -54,6 +54,12 @@ def test_dates_stay_day_first_in_an_english_browser(
     dob.press("Tab")
     expect(dob).to_have_value("21/08/1995")
     expect(form.locator(".date-button")).to_have_count(1)  # the optional calendar
+    # What the calendar picks (an ISO value of its hidden date input) lands day first.
+    form.locator(".date-proxy").evaluate(
+        "p => { p.value = '1980-03-15'; p.dispatchEvent(new Event('change')); }"
+    )
+    expect(dob).to_have_value("15/03/1980")
+    dob.fill("21/08/1995")
 
     form.locator('[name="applicant_name"]').fill("Lê Thị Hồng")
     form.locator('[name="citizen_id"]').fill("092195001234")
