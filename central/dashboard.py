@@ -38,9 +38,12 @@ from edge.dossiers import today
 from edge.errors import InvalidInput, NotFound
 from edge.views.reports import percent
 from edge.web import check_csrf, current_actor, render, require_role, state
+from schema.units import COMMUNE, SPECIAL_ZONE, WARD
 from sync.identity import fingerprint
 
 FIRST_YEAR, LAST_YEAR = 2000, 2100
+BOXED_KINDS = (COMMUNE, WARD, SPECIAL_ZONE)
+"""Units that each get a box: the fleet page lists those without one too."""
 CHART_UNITS = 40
 """Units drawn in the indicators chart (those with the most overdue share; the table has all)."""
 ERROR_CHARS = 40
@@ -141,11 +144,23 @@ class Dashboard:
             registrations, statuses.values(), names, self.hub.now_ms(), self.settings.silent_ms, oldest
         )
 
+    def unboxed(self, request: Request, rows: list[NodeRow]) -> list[tuple[str, str]]:
+        """(code, name) of the province's communes and wards with no box registered, by name."""
+        boxed = {row.unit for row in rows}
+        node = state(request).node
+        with node.reader() as conn:
+            units = queries.units(conn, node.config.province)
+        return [(u["code"], u["name"]) for u in units if u["kind"] in BOXED_KINDS and u["code"] not in boxed]
+
     def _table_context(self, request: Request, actor: Actor) -> dict[str, Any]:
         rows = self.rows(request)
+        unboxed = self.unboxed(request, rows)
         return {
             **self._common(request, actor, "fleet"),
             "rows": rows,
+            "unboxed": unboxed,
+            "units": len({row.unit for row in rows}) + len(unboxed),
+            "boxes": sum(1 for row in rows if not row.revoked),
             "alerts": sum(1 for row in rows if row.alert),
             "erroring": sum(1 for row in rows if row.erroring and not row.revoked),
         }
@@ -213,13 +228,14 @@ class Dashboard:
 
     def _lag_chart(self, days: list[date], stale: list[float | None]) -> Markup:
         _ = i18n.gettext_
+        values, unit = lag_in_sensible_unit(stale)
         svg = charts.lines(
             "chart-lag",
             _("Longest time without a successful sync, per day"),
             [d.strftime("%d/%m") for d in days],
-            [charts.Series(_("Hours"), stale, LAG_COLOUR)],
+            [charts.Series(unit, values, LAG_COLOUR)],
             x_label=_("Day"),
-            y_label=_("Hours"),
+            y_label=unit,
             description=_("The same figures are in the table “By day” below."),
             empty=_("No sync yet."),
         )
@@ -326,6 +342,17 @@ class Dashboard:
             Route("/fleet/nodes/{node}", self.node, name="fleet_node"),
             Route("/fleet/nodes/{node}/revoke", self.revoke, methods=["POST"], name="fleet_revoke"),
         ]
+
+
+def lag_in_sensible_unit(hours: list[float | None]) -> tuple[list[float | None], str]:
+    """The lag chart's values in minutes when the longest is under two hours, in days when it is
+    over three days, else in hours; and the unit's translated name (the y axis' label)."""
+    longest = max((h for h in hours if h is not None), default=0.0)
+    if longest < 2:
+        return [None if h is None else round(h * 60, 1) for h in hours], i18n.gettext_("Minutes")
+    if longest > 72:
+        return [None if h is None else round(h / 24, 2) for h in hours], i18n.gettext_("Days")
+    return hours, i18n.gettext_("Hours")
 
 
 def _year(raw: str | None, day: date) -> int:

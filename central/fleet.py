@@ -116,6 +116,8 @@ MIGRATIONS = [
             SELECT count(*) FROM attempts AS a
             WHERE a.node = node_status.node AND a.outcome IN ('refused', 'failed'));""",
     ),
+    # When the node's last hello was answered: the waiting counts are as of then.
+    Migration(4, "hello_ms", "ALTER TABLE node_status ADD COLUMN hello_ms INTEGER;"),
 ]
 
 ATTEMPTS_KEEP_DAYS = 30
@@ -177,6 +179,8 @@ class Status:
     last_error_ms: int | None = None
     oldest_waiting_ms: int | None = None
     """When the oldest change waiting at the edge was made (protocol 2 boxes report it)."""
+    hello_ms: int | None = None
+    """When the node's last hello was answered: ``edge_waiting`` and ``central_waiting`` are as of then."""
 
 
 _STATUS_FIELDS = tuple(Status.__dataclass_fields__)
@@ -308,6 +312,10 @@ class FleetStore:
             elif attempt.endpoint in ("push", "pull"):
                 conn.execute(
                     "UPDATE node_status SET last_ok_ms = ? WHERE node = ?", (attempt.at_ms, attempt.node)
+                )
+            elif attempt.endpoint == "hello":
+                conn.execute(
+                    "UPDATE node_status SET hello_ms = ? WHERE node = ?", (attempt.at_ms, attempt.node)
                 )
             if cursor.lastrowid and cursor.lastrowid % _PRUNE_EVERY == 0:
                 self._prune_attempts(conn, attempt.at_ms - self.keep_attempts_ms)

@@ -71,7 +71,8 @@ class NodeRow:
     revoked_ms: int | None
     status: Status
     alert: str | None
-    """"never" (no authenticated request yet), "silent" (none for longer than the threshold)."""
+    """"never" (no authenticated request yet), "silent" (none for longer than the threshold),
+    "no_backup" (never reported a backup), "backup" (its last backup is older than a day)."""
     error: str | None
     """The error worth showing: the city's latest refusal, else what the node reported."""
     error_ms: int | None
@@ -115,7 +116,9 @@ def node_row(
             alert = "never"
         elif now_ms - status.last_contact_ms > silent_ms:
             alert = "silent"
-        elif status.backup_age_s is not None and status.backup_age_s > BACKUP_STALE_S:
+        elif status.backup_age_s is None:
+            alert = "no_backup"  # a box that never said it backs up may lose everything with its disk
+        elif status.backup_age_s > BACKUP_STALE_S:
             alert = "backup"
     error, error_ms, error_by, erroring = _error(status)
     return NodeRow(

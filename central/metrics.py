@@ -140,7 +140,7 @@ class FleetCollector(Collector):
             if status.central_waiting is not None:
                 lag.add_metric([*key, "central"], status.central_waiting)
             revoked.add_metric(key, 1.0 if row.revoked else 0.0)
-            silent.add_metric(key, 1.0 if row.alert else 0.0)
+            silent.add_metric(key, 1.0 if row.alert in ("never", "silent") else 0.0)
             if status.software:
                 info.add_metric([*key, status.software], 1.0)
             # Only registered nodes: a refused request may claim any id, and label values

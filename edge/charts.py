@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 from markupsafe import escape
 
+from edge.i18n import format_number
+
 WIDTH, HEIGHT = 720, 300
 # Plot area inside the canvas: room on the left for the y ticks and label, below for the
 # category labels and the x label, above for the title and the legend.
@@ -72,9 +74,9 @@ def _ticks(top: float, step: float) -> list[float]:
 
 
 def _label(value: float, suffix: str) -> str:
-    if float(value).is_integer():
-        return f"{int(value)}{suffix}"
-    return f"{value:.1f}{suffix}"
+    # The page's language decides the decimal mark: Vietnamese writes 2,5 (a point there is a
+    # thousands separator, so "2.5" would read as twenty-five).
+    return f"{format_number(value, 2 if 0 < abs(value) < 1 else 1)}{suffix}"
 
 
 def _open(ident: str, title: str, description: str) -> list[str]:

@@ -84,6 +84,16 @@ def format_datetime(ms: int | None) -> str:
     return datetime.fromtimestamp(ms / 1000, TIMEZONE).strftime("%d/%m/%Y %H:%M")
 
 
+def format_number(value: float, places: int = 1) -> str:
+    """A number as the page's language writes it: ``2,5`` and ``1.250`` in Vietnamese, ``2.5`` and
+    ``1,250`` in English; whole numbers without decimals."""
+    whole = float(value).is_integer()
+    text = f"{int(value):,}" if whole else f"{value:,.{places}f}".rstrip("0").rstrip(".")
+    if current_language.get() == "vi":
+        text = text.translate(str.maketrans(",.", ".,"))
+    return text
+
+
 def format_money(vnd: int | None) -> str:
     """100.000 ₫ — dots between thousands, as Vietnamese write it."""
     return f"{vnd or 0:,}".replace(",", ".") + " ₫"

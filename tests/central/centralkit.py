@@ -86,15 +86,20 @@ def trust_certs(node: Node, certs: list[wire.Cert]) -> None:
             node.replica.revoke(cert.node, cert.revoked_after)
 
 
-def sync_round(node: Node, peer: HttpPeer, max_ops: int = 2000) -> Round:
-    """One sync round as an edge does it (the real client is edge/syncclient.py)."""
+def sync_round(node: Node, peer: HttpPeer, max_ops: int = 2000, backup_age_s: int | None = 60) -> Round:
+    """One sync round as an edge does it (the real client is edge/syncclient.py); the box says
+    its backup is ``backup_age_s`` old (None: it has none, an alert on the fleet page)."""
     done = Round()
     me = node.identity.node
     replica = node.replica
     peer.time()
     cursor = int(replica.meta(CURSOR, 0) or 0)
     hello = wire.Hello(
-        software="motcua-test", head=replica.vector()[me], cursor=cursor, wall_ms=node.clock.wall_ms()
+        software="motcua-test",
+        head=replica.vector()[me],
+        cursor=cursor,
+        wall_ms=node.clock.wall_ms(),
+        backup_age_s=backup_age_s,
     )
     reply = peer.hello(hello)
     trust_certs(node, reply.certs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from dataclasses import replace
 
 import httpx
 import pytest
@@ -361,6 +362,8 @@ def test_rows_sort_worst_first():
         Status("knocking", last_error="revoked", last_error_ms=now - HOUR),
     ]
     revoked = {"gone", "knocking"}
+    # Every box that talks reports a backup here (one that does not is an alert of its own).
+    statuses = [replace(s, backup_age_s=600) if s.last_contact_ms else s for s in statuses]
     regs = [registration(s.node, 1 if s.node in revoked else None) for s in statuses]
     rows = node_rows(regs, statuses, {}, now, silent)
     # Within a group: more ops waiting first, then longer since the last success (never
@@ -393,7 +396,7 @@ def test_a_node_whose_backup_is_older_than_a_day_is_an_alert():
         s.node: node_row(registration(s.node, None), s, "", now, 6 * HOUR).alert
         for s in (fresh, stale, unknown)
     }
-    assert alerts == {"fresh": None, "stale": "backup", "unknown": None}
+    assert alerts == {"fresh": None, "stale": "backup", "unknown": "no_backup"}
 
 
 def test_staleness_is_the_longest_time_without_a_sync_on_each_day():
@@ -422,3 +425,37 @@ def test_share_bars_are_deterministic_escaped_svg():
     assert "style=" not in svg
     empty = ET.fromstring(city_charts.share_bars("e", "t", parts, [], description="d", empty="Nothing"))
     assert "Nothing" in ET.tostring(empty, encoding="unicode")
+
+
+def test_the_fleet_lists_every_commune_and_ward_and_warns_of_a_box_without_backup(world, admin):
+    """Issue 14 item 16: 101 of Cần Thơ's 103 communes and wards have no box and were invisible;
+    a box that never reported a backup was no warning; pending counts had no time."""
+    sync_round(world.edges[NINH_KIEU], world.peer(NINH_KIEU))
+    sync_round(world.edges[CAI_KHE], world.peer(CAI_KHE), backup_age_s=None)
+    page = admin.get("/fleet").text
+    communes_and_wards = [u for u in province_units("92") if u.kind in ("commune", "ward")]
+    assert len(communes_and_wards) == 103
+    unboxed = re.findall(r'<tr class="unboxed"><th scope="row">([^<]+)</th>', page)
+    assert len(unboxed) == 101
+    assert "Phường Ninh Kiều" not in unboxed
+    assert "<b>103</b> units" in page
+    assert "<b>101</b> units without a box yet" in page
+    assert page.count("no box yet") == 101
+    rows = dict(fleet_rows(page))
+    assert "ALERT: no backup reported" in rows[node_of(world, CAI_KHE)]
+    assert "ALERT" not in rows[node_of(world, NINH_KIEU)]
+    assert '<li class="bad"><b>1</b> alerts</li>' in page
+    counted = cells(rows[node_of(world, NINH_KIEU)])[7]
+    assert counted.endswith("ago"), counted  # when the waiting counts were measured
+    assert len(page.encode()) < PAGE_LIMIT
+
+    node = admin.get(f"/fleet/nodes/{node_of(world, CAI_KHE)}").text
+    assert "never reported a backup" in node
+    assert "Feed position" not in node
+    assert "handed out" not in node
+    assert "when the box last reported its status" in node
+
+    admin.cookies.set("lang", "vi")
+    vietnamese = admin.get("/fleet").text
+    assert "<h1>Đơn vị và máy: toàn thành phố</h1>" in vietnamese
+    assert "chưa có máy" in vietnamese

@@ -43,7 +43,7 @@ def value(families, name: str, sample: str | None = None, **labels: str) -> floa
 
 def test_metrics_carry_each_nodes_status(world):
     for unit in (NINH_KIEU, CAI_KHE):
-        sync_round(world.edges[unit], world.peer(unit))
+        sync_round(world.edges[unit], world.peer(unit), backup_age_s=None)
     edge = world.edges[NINH_KIEU]
     receive_sample(edge)
     world.peer(NINH_KIEU).hello(

@@ -207,7 +207,7 @@ class _Visible(HTMLParser):
         self._skip = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ("script", "style"):
+        if tag in ("script", "style", "code"):  # <code>: commands and ids, the same in any language
             self._skip += 1
         values = dict(attrs)
         for name in self.SHOWN:
@@ -217,7 +217,7 @@ class _Visible(HTMLParser):
             self.parts.append(str(values["value"]))
 
     def handle_endtag(self, tag: str) -> None:
-        if tag in ("script", "style") and self._skip:
+        if tag in ("script", "style", "code") and self._skip:
             self._skip -= 1
 
     def handle_data(self, data: str) -> None:

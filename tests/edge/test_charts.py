@@ -1,5 +1,6 @@
 """Server-side SVG charts: well-formed, escaped, deterministic, honest about empty data."""
 
+import re
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -154,3 +155,19 @@ def test_scales_step_by_round_numbers(highest, whole, expected):
     top, step = nice_scale(highest, whole=whole)
     assert (top, step) == pytest.approx(expected)
     assert top >= highest
+
+
+def test_axes_use_the_vietnamese_decimal_comma():
+    from edge import i18n
+
+    token = i18n.current_language.set("vi")
+    try:
+        svg = lines(
+            "c", "t", ["a", "b"], [Series("s", [0.3, 1.2], "#000")], x_label="x", y_label="y", description="d"
+        )
+    finally:
+        i18n.current_language.reset(token)
+    ticks = re.findall(r'text-anchor="end">([^<]+)<', svg)
+    assert "0,5" in ticks
+    assert not [t for t in ticks if "." in t]
+    assert "s, b: 1,2" in svg
