@@ -187,17 +187,28 @@ def delivery_positions(
     return out
 
 
-def scope_digest(conn: sqlite3.Connection, keys: Iterable[str]) -> bytes:
+def scope_digest(conn: sqlite3.Connection, keys: Iterable[str], *, held: bool = False) -> bytes:
     """SHA-256 over the ops of every entity in the scope, in (node, seq) order: a hub and a
-    partial replica that agree hold the same ops of that scope."""
-    keys = sorted(set(keys))
-    marks = ",".join("?" * len(keys))
-    rows = conn.execute(
-        f"""SELECT DISTINCT e.refs FROM sync_scope AS s
-            JOIN sync_entity AS e ON e.kind = s.kind AND e.entity = s.entity
-            WHERE s.key IN ({marks})""",
-        keys,
-    ).fetchall()
+    partial replica that agree hold the same ops of that scope.
+
+    ``held``: every entity this replica holds is in the scope — a partial replica's side. Its
+    own ``sync_scope`` cannot say which entities the hub put in its scope: the hub's keys grow
+    with every state it folds, in its arrival order, so a dossier routed through a unit and on
+    before that unit's box pulled is in the unit's scope at the hub (the box receives its whole
+    history), while the box folds that history at once and never sees a state of its unit.
+    Everything a partial replica holds came from its scope at the hub or is its own write
+    inside it, so "every entity held" is the same set as the hub's."""
+    if held:
+        rows = conn.execute("SELECT refs FROM sync_entity").fetchall()
+    else:
+        keys = sorted(set(keys))
+        marks = ",".join("?" * len(keys))
+        rows = conn.execute(
+            f"""SELECT DISTINCT e.refs FROM sync_scope AS s
+                JOIN sync_entity AS e ON e.kind = s.kind AND e.entity = s.entity
+                WHERE s.key IN ({marks})""",
+            keys,
+        ).fetchall()
     wanted: dict[int, set[int]] = defaultdict(set)
     for (blob,) in rows:
         for node_id, seq in struct.iter_unpack("<II", blob):

@@ -855,11 +855,15 @@ class Replica:
     def scope_digest(self, keys: Iterable[str]) -> bytes:
         """Computed on a read connection, in one read transaction (a consistent snapshot): it
         reads every op of the scope, and on the writer it stalled every local write meanwhile
-        (a clerk's receive, for seconds at 100,000 ops) and, at the city, every push."""
+        (a clerk's receive, for seconds at 100,000 ops) and, at the city, every push.
+
+        A partial replica's digest is over every entity it holds, ``keys`` or not: it holds
+        its scope and nothing else, and only the hub knows which entities its scope has had
+        (see :func:`sync.feed.scope_digest`)."""
         conn = self.reader()  # its own: the pooled readers' page caches stay a page's size
         try:
             conn.execute("BEGIN")
-            return feed.scope_digest(conn, keys)
+            return feed.scope_digest(conn, keys, held=self.partial)
         finally:
             conn.close()
 

@@ -137,3 +137,26 @@ def test_a_partial_replica_never_stashes_gaps_of_foreign_nodes(world):
     assert b.pending_count() == 0
     assert b.state("doc", "q")["title"] == "shared"
     assert b.vector()[a.identity.node] == 2  # highest seen, not "contiguous" on a partial replica
+
+
+def test_an_entity_routed_through_a_scope_and_on_stays_in_that_scopes_digest(world):
+    """Found by the topology machine (test_topology.py). The hub's scope keys grow with every
+    state it folds, in arrival order: a doc routed to b and then away again before b pulled was
+    in b's scope at the hub, so b received its whole history, but b folded that history at once
+    and never saw a state owned by b. b's digest left the doc out, the hub's counted it: the
+    digests differed for good, and the sync client re-pulled b's whole scope every round."""
+    hub, a, b = world
+    la, lb = Link(hub, a, "a"), Link(hub, b, "b")
+    with a.write() as w:
+        w.append("doc", "d", "create", {"title": "t", "owner": "a"})
+    la.push()
+    with a.write() as w:
+        w.append("doc", "d", "set", {"owner": "b"})  # routed to b ...
+    la.push()
+    with hub.write() as w:
+        w.append("doc", "d", "set", {"owner": "a"})  # ... and back before b pulled
+    assert lb.pull() == 3
+    assert b.state("doc", "d")["owner"] == "a"
+    assert la.pull() == 1
+    assert la.agree()
+    assert lb.agree()

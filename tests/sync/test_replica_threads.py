@@ -50,10 +50,10 @@ def test_a_local_write_does_not_wait_for_a_scope_digest(tmp_path, monkeypatch):
     inside, release = threading.Event(), threading.Event()
     real = feed.scope_digest
 
-    def slow_digest(conn, keys):
+    def slow_digest(conn, keys, **options):
         inside.set()
         release.wait(30)
-        return real(conn, keys)
+        return real(conn, keys, **options)
 
     monkeypatch.setattr(feed, "scope_digest", slow_digest)
     digests: list[bytes] = []
