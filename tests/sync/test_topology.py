@@ -1,0 +1,496 @@
+"""Convergence in the topology production runs: one hub, four commune boxes following its feed.
+
+A differential state machine over real SQLite files and the real domain kinds. The hub is the
+city's own request handlers (:class:`topology.CityHub` over :class:`central.hub.Hub`: the
+write-scope check and the signed acknowledgement on push, the feed slice and certificates on
+pull); each box is a partial replica of its ward with its feed cursor. Rules: clerks' writes at
+each box (receive, edit, status moves, transfers to another ward, a password change), two boxes
+moving the same dossier while neither knows of the other's move, writes authored at the hub (an
+account for a ward, reference data, a city admin's action on a dossier), pushes and pulls of any
+box at any time over a link that loses, duplicates and reorders, a pull split in two (the hub
+answers, other boxes push and the hub writes, then the answer lands and the cursor is kept),
+restarts of any replica from its file, clock jumps.
+
+Checked at every step: the hub holds every op it acknowledged, a box keeps every write it made,
+no cursor a box keeps has passed an op of its scope the box does not hold, no push of a box's
+ops in order is refused. After a full exchange: every box's scope digest is the hub's, each box
+holds exactly the ops of its scope (each once), and every replica that holds an entity has the
+same folded state, conflicts and projection row, each equal to a fold from scratch.
+
+Size: ``MOTCUA_SOAK=1`` (``make soak``) runs many more and longer examples.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, event, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from topology import (
+    BOXLESS,
+    CITY,
+    MAX_DRIFT_MS,
+    START_MS,
+    UNITS,
+    Box,
+    Change,
+    CityHub,
+    FakeWall,
+    HubDriver,
+    Ident,
+    dossier_row,
+    pull_all,
+    receipt,
+    template,
+)
+
+from schema import KINDS, PILOT_PROCEDURES, next_statuses
+from schema.status import Status
+from sync import ops as opcodec
+from sync.batch import decode_batch, encode_batch
+from sync.errors import ClockDriftError
+from sync.fold import Registry, Rejected, fold
+from sync.identity import Identity
+from sync.wire import PullReply, ScopeViolation, check_ack
+
+SOAK = os.environ.get("MOTCUA_SOAK") == "1"
+N = len(UNITS)
+BOX = st.integers(0, N - 1)
+YEAR_MS = 365 * 24 * 3600 * 1000
+REGISTRY = Registry(KINDS)
+WARDS = (*UNITS, BOXLESS)
+NAMES = ("Nguyễn Văn An", "Trần Thị Bình", "Lê Hoàng Cường", "Phạm Thu Dung")
+ROLES = ("clerk", "leader")
+
+
+def deliveries(count: int) -> st.SearchStrategy[list[int]]:
+    """Which of ``count`` messages arrive, in which order: all in order (most often), or a lossy,
+    duplicating, reordering link."""
+    perfect = st.just(list(range(count)))
+    if not count:
+        return perfect
+    bad = st.lists(st.integers(0, count - 1), max_size=count + 2)
+    return st.one_of(perfect, perfect, bad)
+
+
+class Topology(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        made = template()
+        self.dir = Path(tempfile.mkdtemp(prefix="motcua-topo-"))
+        shutil.copytree(made.directory, self.dir, dirs_exist_ok=True)
+        self.true_ms = START_MS + 3_600_000
+        self.skew = [0] * N
+        self.hub_skew = 0
+        self.walls = [FakeWall(self.true_ms) for _ in range(N)]
+        self.hub_wall = FakeWall(self.true_ms)
+        self.hub: HubDriver = CityHub(self.dir / "city", self.hub_wall)
+        self.boxes = [
+            Box(
+                self.dir / f"{unit}.db",
+                Identity.from_private_bytes(unit, made.keys[unit]),
+                unit,
+                self.walls[i],
+            )
+            for i, unit in enumerate(UNITS)
+        ]
+        self.acked = [box.head() for box in self.boxes]
+        """The highest of each box's seqs the hub has acknowledged (the box received the ack)."""
+        self.written: list[list[Ident]] = [
+            [(box.node, seq) for seq in range(1, box.head() + 1)] for box in self.boxes
+        ]
+        """Every write a box's clerk made (the box answered it)."""
+        self.hub_written = self.hub.have(self.hub.node)
+        self.in_flight: list[PullReply | None] = [None] * N
+        self.received = [0] * N
+        self.hub_changes = [0] * N
+        """Changes that reached the hub since each box's pull in flight was answered."""
+
+    def _hub_changed(self) -> None:
+        self.hub_changes = [n + 1 for n in self.hub_changes]
+
+    def teardown(self) -> None:
+        for box in self.boxes:
+            box.close()
+        self.hub.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    # --- time ------------------------------------------------------------------------------
+
+    def _tick(self, ms: int) -> None:
+        self.true_ms += ms
+        for i, wall in enumerate(self.walls):
+            wall.ms = self.true_ms + self.skew[i]
+        self.hub_wall.ms = self.true_ms + self.hub_skew
+
+    def _calibrate(self, i: int) -> None:
+        """What a sync round starts with: the box adopts the city's (signed) time."""
+        self.boxes[i].replica.clock.calibrate(self.hub.now_ms())
+
+    @rule(ms=st.integers(0, 120_000))
+    def time_passes(self, ms: int) -> None:
+        self._tick(ms)
+
+    @rule(i=BOX, jump=st.integers(-20 * YEAR_MS, -1) | st.integers(-5_000, 90_000))
+    def box_clock_jumps(self, i: int, jump: int) -> None:
+        """Back as far as a dead CMOS battery takes it; ahead by less than twice the drift the
+        city allows (a clock further ahead is issue 11's section 3)."""
+        self.skew[i] = min(self.skew[i] + jump, 2 * MAX_DRIFT_MS)
+        self._tick(0)
+
+    @rule(ms=st.integers(-5_000, MAX_DRIFT_MS // 2))
+    def hub_clock_jumps(self, ms: int) -> None:
+        self.hub_skew = max(-5_000, min(self.hub_skew + ms, MAX_DRIFT_MS // 2))
+        self._tick(0)
+
+    # --- clerks at the boxes ------------------------------------------------------------------
+
+    def _write(self, i: int, changes: list[Change], ms: int) -> bool:
+        """A clerk's write at box ``i``; False if the box refused it (then nothing changed)."""
+        self._tick(ms)
+        box = self.boxes[i]
+        head = box.head()
+        try:
+            with box.replica.write() as w:
+                made = [w.append(c.kind, c.entity, c.action, c.payload) for c in changes]
+        except Rejected:
+            assert box.head() == head
+            return False
+        assert [op.seq for op in made] == list(range(head + 1, head + 1 + len(made)))
+        self.written[i].extend(op.ident for op in made)
+        return True
+
+    def _held_dossiers(self, replica_states: dict) -> list[str]:
+        return sorted(entity for (_, entity), state in replica_states.items() if state.get("_created"))
+
+    def _pick_dossier(self, i: int, data: st.DataObject) -> str | None:
+        held = self._held_dossiers(self.boxes[i].replica.states("dossier"))
+        return data.draw(st.sampled_from(held)) if held else None
+
+    @rule(i=BOX, handler=st.sampled_from(WARDS) | st.none(), ms=st.integers(0, 2_000), data=st.data())
+    def receive(self, i: int, handler: str | None, ms: int, data: st.DataObject) -> None:
+        """A clerk receives a dossier; for another ward (non-territorial) now and then."""
+        unit = UNITS[i]
+        self.received[i] += 1
+        entity = f"{unit}-{self.received[i]}"
+        procedure = data.draw(st.sampled_from([p.code for p in PILOT_PROCEDURES]))
+        payload = receipt(
+            unit,
+            self.received[i],
+            handler or unit,
+            self.walls[i].ms,
+            procedure,
+            data.draw(st.sampled_from(NAMES)),
+        )
+        assert self._write(i, [Change("dossier", entity, "create", payload)], ms)
+
+    @rule(i=BOX, ms=st.integers(0, 2_000), data=st.data())
+    def edit(self, i: int, ms: int, data: st.DataObject) -> None:
+        """Concurrent edits of one dossier at several boxes race here."""
+        entity = self._pick_dossier(i, data)
+        if entity is None:
+            return
+        fields = data.draw(
+            st.fixed_dictionaries(
+                {"applicant_phone": st.sampled_from(["0901234567", "0912345678"])},
+                optional={
+                    "fee": st.integers(0, 3).map(lambda n: n * 50_000),
+                    "applicant_name": st.sampled_from(NAMES),
+                },
+            )
+        )
+        self._write(i, [Change("dossier", entity, "set", fields)], ms)
+
+    def _move(self, state: dict, role: str, data: st.DataObject) -> int:
+        """Mostly a move valid on ``state``, now and then any status (then the box refuses it)."""
+        valid = next_statuses(Status(state["status"]), role) if state.get("_created") else []
+        if valid and data.draw(st.integers(0, 5)):
+            return int(data.draw(st.sampled_from(valid)))
+        return int(data.draw(st.sampled_from(list(Status))))
+
+    @rule(i=BOX, role=st.sampled_from(ROLES), ms=st.integers(0, 2_000), data=st.data())
+    def move(self, i: int, role: str, ms: int, data: st.DataObject) -> None:
+        entity = self._pick_dossier(i, data)
+        if entity is None:
+            return
+        to = self._move(self.boxes[i].replica.state("dossier", entity) or {}, role, data)
+        payload = {"to": to, "by": f"canbo_{UNITS[i]}", "role": role}
+        self._write(i, [Change("dossier", entity, "transition", payload)], ms)
+
+    @rule(i=BOX, to=st.sampled_from(WARDS), ms=st.integers(0, 2_000), data=st.data())
+    def transfer(self, i: int, to: str, ms: int, data: st.DataObject) -> None:
+        """The dossier's scope grows: the new ward's box gets its whole history."""
+        entity = self._pick_dossier(i, data)
+        if entity is None:
+            return
+        payload = {"handling_unit": to, "by": f"canbo_{UNITS[i]}", "role": "clerk"}
+        self._write(i, [Change("dossier", entity, "transfer", payload)], ms)
+
+    @rule(a=BOX, b=BOX, role=st.sampled_from(ROLES), data=st.data())
+    def both_move_one_dossier(self, a: int, b: int, role: str, data: st.DataObject) -> None:
+        """Two boxes that hold the same dossier each move it, neither knowing of the other's move:
+        one of the two moves ends a conflict, at every replica alike."""
+        shared = sorted(
+            set(self._held_dossiers(self.boxes[a].replica.states("dossier")))
+            & set(self._held_dossiers(self.boxes[b].replica.states("dossier")))
+        )
+        if a == b or not shared:
+            return
+        entity = data.draw(st.sampled_from(shared))
+        for i in (a, b):
+            to = self._move(self.boxes[i].replica.state("dossier", entity) or {}, role, data)
+            payload = {"to": to, "by": f"canbo_{UNITS[i]}", "role": role}
+            self._write(i, [Change("dossier", entity, "transition", payload)], 1)
+
+    @rule(i=BOX, data=st.data())
+    def change_password(self, i: int, data: st.DataObject) -> None:
+        accounts = sorted(e for (_, e), s in self.boxes[i].replica.states("account").items() if s.get("unit"))
+        if not accounts:
+            return
+        entity = data.draw(st.sampled_from(accounts))
+        hashed = data.draw(st.sampled_from(["$argon2id$v=19$new1", "$argon2id$v=19$new2"]))
+        assert self._write(i, [Change("account", entity, "set", {"password_hash": hashed})], 500)
+
+    # --- the city authors ---------------------------------------------------------------------
+
+    def _hub_write(self, changes: list[Change]) -> None:
+        self._tick(1_000)
+        head = self.hub.have(self.hub.node)
+        try:
+            made = self.hub.write(changes)
+        except Rejected:
+            assert self.hub.have(self.hub.node) == head
+            return
+        assert [op.seq for op in made] == list(range(head + 1, head + 1 + len(made)))
+        self.hub_written = made[-1].seq
+        self._hub_changed()
+
+    @rule(unit=st.sampled_from((*UNITS, CITY)), n=st.integers(0, 2), data=st.data())
+    def city_writes_an_account(self, unit: str, n: int, data: st.DataObject) -> None:
+        entity = f"canbo{n}_{unit}"
+        if self.hub.state("account", entity) is None:
+            payload = {
+                "username": entity,
+                "full_name": data.draw(st.sampled_from(NAMES)),
+                "unit": unit,
+                "role": data.draw(st.sampled_from(ROLES)),
+                "password_hash": "$argon2id$v=19$first",
+            }
+            self._hub_write([Change("account", entity, "create", payload)])
+        else:
+            change = data.draw(st.sampled_from([{"active": False}, {"active": True}, {"role": "leader"}]))
+            self._hub_write([Change("account", entity, "set", change)])
+
+    @rule(
+        unit=st.sampled_from(WARDS),
+        procedure=st.sampled_from([p.code for p in PILOT_PROCEDURES]),
+        n=st.integers(0, 9),
+    )
+    def city_edits_reference_data(self, unit: str, procedure: str, n: int) -> None:
+        self._hub_write(
+            [
+                Change("unit", unit, "upsert", {"name": f"Phường {unit} ({n})"}),
+                Change("procedure", procedure, "upsert", {"fee": n * 10_000}),
+            ]
+        )
+
+    @rule(data=st.data())
+    def city_admin_acts_on_a_dossier(self, data: st.DataObject) -> None:
+        held = sorted(e for _, e in self.hub_dossiers())
+        if not held:
+            return
+        entity = data.draw(st.sampled_from(held))
+        state = self.hub.state("dossier", entity) or {}
+        actor = {"by": "quantri", "role": "admin"}
+        action = data.draw(st.sampled_from(["transition", "transfer", "set"]))
+        if action == "transition":
+            change = Change("dossier", entity, action, {"to": self._move(state, "admin", data), **actor})
+        elif action == "transfer":
+            change = Change(
+                "dossier", entity, action, {"handling_unit": data.draw(st.sampled_from(WARDS)), **actor}
+            )
+        else:
+            change = Change("dossier", entity, action, {"portal_code": f"G22.{data.draw(st.integers(0, 9))}"})
+        self._hub_write([change])
+
+    def hub_dossiers(self) -> set[tuple[str, str]]:
+        return {key for key in self.hub.entities([*WARDS, CITY]) if key[0] == "dossier"}
+
+    # --- the link ---------------------------------------------------------------------------
+
+    @rule(i=BOX, max_bytes=st.sampled_from([200, 1_000, 1 << 20]), calibrate=st.booleans(), data=st.data())
+    def push(self, i: int, max_bytes: int, calibrate: bool, data: st.DataObject) -> None:
+        if calibrate:
+            self._calibrate(i)
+        box = self.boxes[i]
+        have = self.hub.have(box.node)
+        bodies = [
+            encode_batch(batch)
+            for batch in box.replica.batches({box.node: have}, nodes=[box.node], max_bytes=max_bytes)
+        ]
+        if not bodies:
+            return
+        for k in data.draw(deliveries(len(bodies))):
+            before = self.hub.have(box.node)
+            first = min(opcodec.decode(body).seq for run in decode_batch(bodies[k]).runs for body in run.ops)
+            try:
+                ack = self.hub.push(box.caller, bodies[k])
+            except ClockDriftError as exc:
+                assert exc.drift_ms > MAX_DRIFT_MS  # noqa: PT017 (a refusal the machine expects)
+                assert self.hub.have(box.node) == before
+                event("push refused: the box's clock ahead")
+                continue
+            except ScopeViolation:
+                event("push refused: a batch after a gap")
+                # Only a batch that overtook an earlier one the hub lacks (a gap) may be refused.
+                assert first > before + 1, f"the city refused box {i}'s batch from #{first} in order"
+                assert self.hub.have(box.node) == before
+                continue
+            check_ack(ack, self.hub.public_key)
+            self._hub_changed()
+            assert ack.node == box.node
+            assert ack.have == self.hub.have(box.node) >= before
+            if data.draw(st.integers(0, 4)):  # else the acknowledgement is lost on the way back
+                self.acked[i] = max(self.acked[i], ack.have)
+
+    @rule(i=BOX, max_ops=st.integers(1, 3), calibrate=st.booleans())
+    def pull_asks(self, i: int, max_ops: int, calibrate: bool) -> None:
+        """The hub answers a pull; the answer lands later (pull_lands), other rules between."""
+        if calibrate:
+            self._calibrate(i)
+        box = self.boxes[i]
+        self.in_flight[i] = self.hub.pull(box.caller, box.cursor, max_ops)
+        self.hub_changes[i] = 0
+
+    @precondition(lambda self: any(self.in_flight))
+    @rule(data=st.data())
+    def pull_lands(self, data: st.DataObject) -> None:
+        i = data.draw(st.sampled_from([i for i, reply in enumerate(self.in_flight) if reply is not None]))
+        reply, self.in_flight[i] = self.in_flight[i], None
+        assert reply is not None
+        box = self.boxes[i]
+        box.trust(reply.certs, self.hub.public_key)
+        plan = data.draw(deliveries(len(reply.batches)))
+        whole = set(plan) == set(range(len(reply.batches)))
+        for k in plan:
+            try:
+                box.replica.merge(reply.batches[k])
+            except ClockDriftError as exc:
+                # The box's clock went back after the round calibrated it: refused, retried later.
+                assert exc.drift_ms > MAX_DRIFT_MS  # noqa: PT017
+                whole = False
+                break
+        if whole:
+            if self.hub_changes[i]:
+                event("a pull landed after other changes reached the hub")
+            box.save_cursor(reply.cursor)
+            self._check_cursor(i)
+
+    @rule(i=BOX, max_ops=st.integers(1, 3))
+    def pull_round(self, i: int, max_ops: int) -> None:
+        self._calibrate(i)
+        pull_all(self.hub, self.boxes[i], max_ops)
+        self._check_cursor(i)
+
+    def _check_cursor(self, i: int) -> None:
+        box = self.boxes[i]
+        missing = self.hub.owed(box.keys, box.cursor, box.node) - box.held()
+        assert not missing, f"box {i}'s cursor {box.cursor} passed ops it never received: {sorted(missing)}"
+
+    # --- restarts ---------------------------------------------------------------------------
+
+    @rule(i=BOX)
+    def box_restarts(self, i: int) -> None:
+        box = self.boxes[i]
+        before = (box.replica.digest(), box.replica.state_digest(), box.cursor)
+        box.restart()
+        assert (box.replica.digest(), box.replica.state_digest(), box.cursor) == before
+
+    @rule()
+    def hub_restarts(self) -> None:
+        self.hub.restart()
+
+    # --- the full exchange -------------------------------------------------------------------
+
+    @rule()
+    def full_exchange(self) -> None:
+        self.hub_skew = 0  # the city's clock is set right
+        self._tick(4 * MAX_DRIFT_MS)
+        for _ in range(3):
+            moved = 0
+            for i, box in enumerate(self.boxes):
+                self._calibrate(i)
+                for batch in list(box.replica.batches({box.node: self.hub.have(box.node)}, nodes=[box.node])):
+                    ack = self.hub.push(box.caller, encode_batch(batch))
+                    self.acked[i] = max(self.acked[i], ack.have)
+                    moved += 1
+            for box in self.boxes:
+                moved += pull_all(self.hub, box, max_ops=50)
+            if not moved:
+                break
+        assert not moved, "no quiescence"
+        conflicts = sum(len(self.hub.conflicts("dossier", e)) for _, e in self.hub_dossiers())
+        event(f"dossier conflicts after a full exchange: {min(conflicts, 3)}{'+' if conflicts >= 3 else ''}")
+        routed = sum(
+            1
+            for box in self.boxes
+            for key in self.hub.entities(box.keys)
+            if key[0] == "dossier" and (self.hub.state(*key) or {}).get("receiving_unit") != box.unit
+        )
+        event(
+            f"dossiers held by a box that did not receive them: {min(routed, 3)}{'+' if routed >= 3 else ''}"
+        )
+        for i, box in enumerate(self.boxes):
+            assert self.hub.have(box.node) == box.head() == len(self.written[i])
+            self._check_cursor(i)
+            self._check_scope(i)
+
+    def _check_scope(self, i: int) -> None:
+        box = self.boxes[i]
+        assert box.replica.scope_digest(box.keys) == self.hub.digest(box.caller)
+        entities = self.hub.entities(box.keys)
+        assert set(box.replica.states()) == entities
+        every: list[Ident] = []
+        for kind, entity in sorted(entities):
+            ops = box.replica.ops_of(kind, entity)
+            idents = [op.ident for op in ops]
+            assert len(set(idents)) == len(idents), f"{kind} {entity} holds an op twice at box {i}"
+            assert idents == [op.ident for op in self.hub.ops_of(kind, entity)]
+            every.extend(idents)
+            state = box.replica.state(kind, entity)
+            assert state == self.hub.state(kind, entity)
+            assert state is not None
+            scratch, conflicts = fold(REGISTRY[kind], ops)
+            assert {k: v for k, v in state.items() if k != "_conflicts"} == scratch
+            assert [[c.node, c.seq, c.action, c.reason] for c in conflicts] == state.get("_conflicts", [])
+            assert box.replica.conflicts(kind, entity) == self.hub.conflicts(kind, entity)
+            if kind == "dossier":
+                assert dossier_row(box.replica, entity) == self.hub.dossier_row(entity)
+        assert box.held() == set(every)  # nothing out of scope, nothing twice
+
+    # --- invariants ---------------------------------------------------------------------------
+
+    @invariant()
+    def the_hub_keeps_what_it_acknowledged(self) -> None:
+        for i, box in enumerate(self.boxes):
+            assert self.hub.have(box.node) >= self.acked[i]
+        assert self.hub.have(self.hub.node) >= self.hub_written
+
+    @invariant()
+    def a_box_keeps_every_write_it_answered(self) -> None:
+        for i, box in enumerate(self.boxes):
+            assert box.head() == len(self.written[i])
+
+
+Topology.TestCase.settings = settings(
+    max_examples=400 if SOAK else 40,
+    stateful_step_count=80 if SOAK else 40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+test_topology = pytest.mark.slow(Topology.TestCase)
