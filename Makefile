@@ -53,11 +53,12 @@ test: $(DEV_STAMP) browsers
 
 ## soak: the long runs of issue 6, by hand (two hours or more on two cores; one at a time, so
 ## each prints its summary): 1,000 SIGKILLs of a box and the city, hundreds of fault schedules,
-## 20x the fuzzing and schemathesis budgets, the disk faults 100 times, then the 5-minute edge
-## load with sync and the full 103-node fleet run. Results: docs/RELIABILITY.md.
+## 20x the fuzzing and schemathesis budgets, the disk faults 100 times, the topology state
+## machine at 10x its CI budget, then the 5-minute edge load with sync and the full 103-node
+## fleet run. Results: docs/RELIABILITY.md.
 SOAK_TESTS := tests/integration/test_crash_soak.py tests/integration/test_fault_schedules.py \
 	tests/integration/test_disk_faults.py tests/edge/test_schemathesis.py \
-	tests/central/test_schemathesis.py tests/fuzz
+	tests/central/test_schemathesis.py tests/fuzz tests/sync/test_topology.py
 
 soak: $(DEV_STAMP) browsers
 	MOTCUA_SOAK=1 $(BIN)/python -m pytest -q -s -p no:cacheprovider $(SOAK_TESTS)
