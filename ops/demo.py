@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
 
@@ -37,18 +37,24 @@ from central.city import City, init_central
 from central.hub import Hub
 from edge.accounts import add_account
 from edge.app import create_app
+from edge.auth import Actor
+from edge.clockcheck import ClockStatus
+from edge.dossiers import ReceiveInput, perform, receive
+from edge.errors import Forbidden
 from edge.node import Node, open_node
 from edge.settings import load
 from edge.syncclient import http_peer
-from ops.demodata import dossier_ops
+from ops.demodata import counter_weeks, person
 from ops.kit import apply_kit, create_kit, verify_kit
 from schema import PILOT_PROCEDURES
+from sync.clock import Clock
 from sync.errors import PeerUnreachable
 from sync.identity import fingerprint
 from sync.transport import Peer
 
 PROVINCE = "92"
 COMMUNES = {"31135": "ninhkieu", "31120": "caikhe"}
+CLOCK_TRUSTED = ClockStatus(False, 0, None)
 PASSWORD = "Demo2025"  # noqa: S105 (a published demo password)
 KIT_PASSPHRASE = "demo-kit-passphrase"  # noqa: S105 (the demo's kits only)
 """The password of every demo account (generated data; never use it on a real box)."""
@@ -96,28 +102,48 @@ class World:
 
 
 def _generate(edge: Node, other: str, dossiers: int, rnd: random.Random) -> tuple[int, int]:
-    """Dossiers received over the last weeks, at every stage; one in ten for the other commune."""
+    """Four weeks at the counter, replayed through the real service layer (receive, accept,
+    start, processed, return the result) with the box's clock set to each moment of the plan
+    (:func:`ops.demodata.counter_weeks`): working days, office hours, each procedure's time limit,
+    a few dossiers late. One in ten is received for the other commune (non-territorial)."""
     unit = edge.config.unit
-    today = datetime.now(UTC).date()
+    name = COMMUNES[unit]
+    clerk = Actor(f"canbo_{name}", f"Cán bộ {name}", unit, "clerk")
+    leader = Actor(f"lanhdao_{name}", f"Lãnh đạo {name}", unit, "leader")
+    plan = counter_weeks(rnd, datetime.now(UTC), dossiers)
+    moment = [0]
+    real = edge.replica.clock
+    # Past moments need a clock of their own: the box's has already seen today (its kit).
+    edge.replica.clock = Clock(wall=lambda: moment[0])
+    ids: dict[int, str] = {}
     routed = 0
-    with edge.replica.write() as w:
-        for n in range(dossiers):
-            day = today - timedelta(days=rnd.randrange(0, 28))
-            received = int(datetime.combine(day, datetime.min.time(), UTC).timestamp() * 1000) + 8 * 3600_000
-            entity = f"{rnd.getrandbits(128):032x}"
-            procedure = rnd.choice(PILOT_PROCEDURES).code
-            stop_after = rnd.choice([1, 4, 6, 8, 10, 10])
-            for i, (action, payload) in enumerate(dossier_ops(rnd, unit, procedure, day, n + 1, received)):
-                if i >= stop_after:
-                    break
-                if action == "create" and n % 10 == 0:
-                    payload = {**payload, "handling_unit": other}
-                    routed += 1
-                if action == "transition" and payload["to"] >= 9 and n % 10 == 0:
-                    break  # the handling unit decides, not the receiving one
-                payload = {**payload, "by": f"canbo_{COMMUNES[unit]}"} if "by" in payload else payload
-                w.append("dossier", entity, action, payload)
-    return dossiers, routed
+    try:
+        for step in plan:
+            moment[0] = int(step.at.timestamp() * 1000)
+            if step.action == "receive":
+                who = person(rnd)
+                data = ReceiveInput(
+                    procedure=step.procedure,
+                    applicant_name=who.name,
+                    citizen_id=who.citizen_id,
+                    dob=who.dob,
+                    phone=who.phone,
+                    address=who.address,
+                    address_unit=unit,
+                    handling_unit=other if step.routed else unit,
+                    channel="online" if rnd.random() < 0.15 else "direct",
+                )
+                ids[step.dossier] = receive(edge, clerk, data, [], CLOCK_TRUSTED).id
+                routed += step.routed
+                continue
+            try:
+                perform(edge, clerk, ids[step.dossier], step.action)
+            except Forbidden:
+                perform(edge, leader, ids[step.dossier], step.action)
+    finally:
+        real.advance_to(edge.replica.clock.last)
+        edge.replica.clock = real
+    return len(ids), routed
 
 
 def build(
