@@ -87,6 +87,17 @@ _OWN_TABLES = ("sync_", "sqlite_", "migrations")
 
 _R = TypeVar("_R")
 
+_REVOKED_MESSAGE = "motcua: ops after a revocation are refused"
+_REVOCATION_HOLDS = f"""
+CREATE TEMP TRIGGER IF NOT EXISTS sync_revocation_holds BEFORE UPDATE OF head ON sync_node
+WHEN NEW.revoked_after IS NOT NULL AND NEW.head > NEW.revoked_after
+BEGIN SELECT RAISE(ABORT, '{_REVOKED_MESSAGE}'); END
+"""
+"""A batch is checked against the revocations before its transaction opens, and another process
+(``motcua node revoke``) may revoke its node in between: SQLite itself then refuses to move that
+node's head past the revocation, as keeping any op past it would (a temporary trigger, on
+this connection only: the schema stays the same for every reader)."""
+
 
 def _locked(method: Callable[..., _R]) -> Callable[..., _R]:
     """Reads on the writer connection wait for a write in another thread to finish."""
@@ -209,6 +220,7 @@ class Replica:
         if migrate is not None:
             migrate(self.conn)
         self._projecting = False
+        self.conn.execute(_REVOCATION_HOLDS)
         self.conn.set_authorizer(self._authorize)
         self._load()
         if identity.node not in self._ids:
@@ -270,7 +282,8 @@ class Replica:
 
     def reload(self) -> None:
         """Forget what this process cached of the database (nodes, heads, keys, clock) and read it
-        again: for a database that another process (a CLI beside the server) also wrote."""
+        again. Every write, merge and pull does this by itself when another connection committed
+        since (:meth:`_refresh`); this forces it."""
         with self._lock:
             self._load()
 
@@ -279,20 +292,37 @@ class Replica:
         return connect(self.path, readonly=True)
 
     def _load(self) -> None:
-        self._ids: dict[str, int] = {}
-        self._keys: dict[str, bytes | None] = {}
-        self._revoked: dict[str, int] = {}
-        self._heads: dict[str, int] = {}
+        """Read what this replica caches of its database: node ids, keys, revocations, heads, and
+        its clock (which only moves forward). The new maps replace the old ones whole, so a
+        thread that reads one without the lock (:meth:`verify`) never sees it half-filled."""
+        self._data_version = self._version()
+        ids: dict[str, int] = {}
+        keys: dict[str, bytes | None] = {}
+        revoked: dict[str, int] = {}
+        heads: dict[str, int] = {}
         rows = self.conn.execute("SELECT id, node, public_key, head, revoked_after FROM sync_node").fetchall()
         for node_id, node, key, head, revoked_after in rows:
-            self._ids[node] = node_id
-            self._keys[node] = key
-            self._heads[node] = head
+            ids[node] = node_id
+            keys[node] = key
+            heads[node] = head
             if revoked_after is not None:
-                self._revoked[node] = revoked_after
+                revoked[node] = revoked_after
+        self._ids, self._keys, self._revoked, self._heads = ids, keys, revoked, heads
         row = self.conn.execute("SELECT value FROM sync_meta WHERE key = 'hlc'").fetchone()
         if row is not None:
             self.clock.advance_to(Stamp.unpack(int(row[0])))
+
+    def _version(self) -> int:
+        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def _refresh(self) -> None:
+        """Reload the caches if another connection (another process: a CLI beside the server)
+        committed since they were read (docs/decisions/0007). Under the lock; inside a write
+        transaction, after ``BEGIN IMMEDIATE``: nobody else can commit until it ends, so what is
+        read here stays true for the whole transaction. SQLite moves ``data_version`` on another
+        connection's commit only, never on this one's, so the usual cost is one pragma."""
+        if self._version() != self._data_version:
+            self._load()
 
     def _save_clock(self) -> None:
         self.conn.execute(
@@ -306,15 +336,21 @@ class Replica:
         with self._lock:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
+                self._refresh()
                 yield
                 self.conn.execute("COMMIT")
-            except BaseException:
+            except BaseException as exc:
                 # SQLite may already have rolled back itself (a full disk at COMMIT does): a
                 # second ROLLBACK would fail and hide the real error, and the heads kept in
                 # memory must be reloaded either way, or the next op would leave a gap.
                 if self.conn.in_transaction:
                     self.conn.execute("ROLLBACK")
                 self._load()
+                if isinstance(exc, sqlite3.IntegrityError) and str(exc) == _REVOKED_MESSAGE:
+                    raise RevokedNode(
+                        "a node was revoked while its batch was being checked; "
+                        "its ops after the revocation are refused"
+                    ) from exc
                 raise
 
     def _authorize(self, action: int, table: str | None, *_: object) -> int:
@@ -358,6 +394,10 @@ class Replica:
 
     def public_key(self, node: str) -> bytes:
         key = self._keys.get(node)
+        if key is None:
+            with self._lock:  # registered by another process since (motcua node add)?
+                self._refresh()
+            key = self._keys.get(node)
         if key is None:
             raise UnknownNode(f"no trusted key for node {node}")
         return key
@@ -721,29 +761,32 @@ class Replica:
 
     def seal_pending(self, max_ops: int = SEAL_MAX_OPS) -> int:
         """Sign this node's unsealed ops in runs of at most ``max_ops``; return seals made."""
+        with self._transaction():
+            return self._seal(max_ops)
+
+    def _seal(self, max_ops: int) -> int:
         me = self.identity.node
         made = 0
-        with self._transaction():
-            node_id = self._node_id(me)
-            row = self.conn.execute("SELECT max(last) FROM sync_seal WHERE node = ?", (node_id,)).fetchone()
-            sealed = int(row[0] or 0)
-            head = self._heads.get(me, 0)
-            while sealed < head:
-                last = min(head, sealed + max_ops)
-                bodies = [
-                    b
-                    for (b,) in self.conn.execute(
-                        "SELECT body FROM sync_op WHERE node = ? AND seq BETWEEN ? AND ? ORDER BY seq",
-                        (node_id, sealed + 1, last),
-                    )
-                ]
-                seal = seal_run(me, sealed + 1, bodies, self.identity.sign)
-                self.conn.execute(
-                    "INSERT INTO sync_seal (node, first, last, root, signature) VALUES (?,?,?,?,?)",
-                    (node_id, seal.first, seal.last, seal.root, seal.signature),
+        node_id = self._node_id(me)
+        row = self.conn.execute("SELECT max(last) FROM sync_seal WHERE node = ?", (node_id,)).fetchone()
+        sealed = int(row[0] or 0)
+        head = self._heads.get(me, 0)
+        while sealed < head:
+            last = min(head, sealed + max_ops)
+            bodies = [
+                b
+                for (b,) in self.conn.execute(
+                    "SELECT body FROM sync_op WHERE node = ? AND seq BETWEEN ? AND ? ORDER BY seq",
+                    (node_id, sealed + 1, last),
                 )
-                sealed = last
-                made += 1
+            ]
+            seal = seal_run(me, sealed + 1, bodies, self.identity.sign)
+            self.conn.execute(
+                "INSERT INTO sync_seal (node, first, last, root, signature) VALUES (?,?,?,?,?)",
+                (node_id, seal.first, seal.last, seal.root, seal.signature),
+            )
+            sealed = last
+            made += 1
         return made
 
     def batches(
@@ -840,9 +883,13 @@ class Replica:
     def pull(
         self, keys: Iterable[str], cursor: int, *, exclude: str | None = None, max_ops: int = 2000
     ) -> tuple[list[Batch], feed.Slice]:
-        """Batches of the next slice of a scope after ``cursor`` (see :mod:`sync.feed`)."""
-        self.seal_pending()
-        with self._lock:
+        """Batches of the next slice of a scope after ``cursor`` (see :mod:`sync.feed`).
+
+        One write transaction: this node's own ops are sealed and the feed read in it, so no
+        other process (a CLI writing beside the server) commits in between; an op the batches
+        do not carry (only an unsealed op could be one) holds the cursor back before it."""
+        with self._transaction():
+            self._seal(SEAL_MAX_OPS)
             exclude_id = self._ids.get(exclude) if exclude else None
             part = feed.pull(self.conn, keys, cursor, exclude_id, max_ops)
             runs = (
@@ -850,7 +897,29 @@ class Replica:
                 for node, seqs in sorted(part.ops.items())
                 for run in self._runs(node, seqs[0], seqs[-1], DEFAULT_BATCH_BYTES, only=seqs)
             )
-            return list(self._pack(runs, DEFAULT_BATCH_BYTES)), part
+            batches = list(self._pack(runs, DEFAULT_BATCH_BYTES))
+            return batches, self._held_back(part, cursor, batches)
+
+    def _held_back(self, part: feed.Slice, cursor: int, batches: Sequence[Batch]) -> feed.Slice:
+        """``part`` with its cursor before the first op of it that ``batches`` do not carry: a
+        pull's cursor never passes an op it did not return."""
+        sent = {
+            (run.seal.node, run.seal.first + i)
+            for batch in batches
+            for run in batch.runs
+            for i in (range(run.seal.size) if run.chosen is None else run.chosen)
+        }
+        unsent = [(node, seq) for node, seqs in part.ops.items() for seq in seqs if (node, seq) not in sent]
+        if not unsent:
+            return part
+        first = min(
+            int(row[0])
+            for node, seq in unsent
+            for row in self.conn.execute(
+                "SELECT min(pos) FROM sync_feed WHERE node = ? AND seq = ?", (self._ids[node], seq)
+            )
+        )
+        return feed.Slice(part.ops, max(cursor, min(part.cursor, first - 1)), False)
 
     def scope_digest(self, keys: Iterable[str]) -> bytes:
         """Computed on a read connection, in one read transaction (a consistent snapshot): it
@@ -900,6 +969,7 @@ class Replica:
 
     @_locked
     def vector(self) -> Vector:
+        self._refresh()
         return Vector(self._heads)
 
     @_locked
@@ -942,6 +1012,7 @@ class Replica:
     @_locked
     def op(self, node: str, seq: int) -> Op | None:
         """One op by its identity, or None if not held."""
+        self._refresh()
         node_id = self._ids.get(node)
         if node_id is None:
             return None
