@@ -12,11 +12,16 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge.disk import is_disk_error
 from edge.errors import EdgeError
 from schema.errors import SchemaError
 from sync.errors import SyncError
+
+if TYPE_CHECKING:
+    from edge.disk import DiskState
+    from edge.settings import Settings
 
 
 def package_version() -> str:
@@ -225,11 +230,8 @@ def _edge_init(args: argparse.Namespace) -> int:
 
 
 def _edge_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from edge.app import create_app
     from edge.disk import disk_state
-    from edge.node import open_node
+    from edge.serverlock import serving
     from edge.settings import load
 
     settings = load(args.data, host=args.host, port=args.port)
@@ -241,6 +243,16 @@ def _edge_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    with serving(args.data):
+        return _serve_edge(args, settings, disk)
+
+
+def _serve_edge(args: argparse.Namespace, settings: Settings, disk: DiskState | None) -> int:
+    import uvicorn
+
+    from edge.app import create_app
+    from edge.node import open_node
+
     try:
         node = open_node(args.data)
     except sqlite3.OperationalError as exc:
@@ -292,16 +304,18 @@ def _central_serve(args: argparse.Namespace) -> int:
     from central.app import create_central_app
     from central.city import open_central
     from central.hub import Hub
+    from edge.serverlock import serving
     from edge.settings import load
 
     settings = load(args.data, host=args.host, port=args.port)
-    city = open_central(args.data)
-    try:
-        app = create_central_app(settings, Hub(city))
-        print(f"serving city {city.node.identity.node} on http://{args.host}:{args.port}/", flush=True)
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", workers=1)
-    finally:
-        city.close()
+    with serving(args.data):
+        city = open_central(args.data)
+        try:
+            app = create_central_app(settings, Hub(city))
+            print(f"serving city {city.node.identity.node} on http://{args.host}:{args.port}/", flush=True)
+            uvicorn.run(app, host=args.host, port=args.port, log_level="warning", workers=1)
+        finally:
+            city.close()
     return 0
 
 
