@@ -8,7 +8,7 @@ before its next write, merge or pull, and a pull's cursor must never pass an op 
 
 from __future__ import annotations
 
-import threading
+import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from toydoc import DOC
 
 from sync import feed
+from sync.db import BUSY_TIMEOUT_MS
 from sync.errors import RevokedNode
 from sync.identity import Identity
 from sync.replica import Replica
@@ -84,6 +85,32 @@ def test_a_pull_delivers_what_a_cli_wrote_and_its_cursor_passes_nothing(hub: Hub
     edge.close()
 
 
+def test_a_pull_holds_its_cursor_before_an_op_its_batches_do_not_carry(
+    hub: Hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only an unsealed op can be left out of a pull's batches; the pull seals in its own
+    transaction, so this needs the sealing to be skipped to happen at all."""
+    edge = edge_of(tmp_path, "a", hub)
+    write(hub.served, "sealed")
+    hub.served.seal_pending()
+    write(hub.served, "unsealed")
+    write(hub.served, "after")
+    monkeypatch.setattr(hub.served, "_seal", lambda max_ops: 0)
+    batches, part = hub.served.pull(SCOPE, 0, exclude=edge.identity.node)
+    for batch in batches:
+        edge.merge(batch)
+    assert (part.cursor, part.done) == (1, False)
+    assert edge.state("doc", "sealed") is not None
+    monkeypatch.undo()
+    batches, part = hub.served.pull(SCOPE, part.cursor, exclude=edge.identity.node)
+    for batch in batches:
+        edge.merge(batch)
+    assert (part.cursor, part.done) == (3, True)
+    assert edge.state("doc", "unsealed") is not None
+    assert edge.state("doc", "after") is not None
+    edge.close()
+
+
 def test_a_merge_accepts_a_node_a_cli_registered(hub: Hub, tmp_path: Path) -> None:
     box = Replica(tmp_path / "box.db", Identity.generate("a"), [SCOPED], partial=True)
     hub.served.vector()  # the server has read its nodes
@@ -136,14 +163,17 @@ def test_a_revocation_that_lands_between_verify_and_commit_still_holds(hub: Hub,
 WHERE = ("before", "feed_pull", "feed_head_1", "feed_head_2")
 """Where a second writer tries to commit relative to one pull of the server: before it, or from
 inside it: as the server starts reading the feed, or at its first or second look at the feed's
-head (before the slice, and between the slice and the cursor it returns). From inside, the
-writer runs in its own thread, as another process would, and commits whenever SQLite lets it."""
+head (before the slice, and between the slice and the cursor it returns). From inside, it tries
+at once and, if SQLite says the database is locked, commits right after the pull instead, as
+another process waiting for the lock would."""
 
 writes = st.tuples(
     st.sampled_from(["served", "cli", "box"]),  # who writes: the server, a CLI beside it, a box's push
     st.sampled_from(["a", "b", "*", "a,b"]),  # the doc's owner: in the pulling edge's scope or not
     st.sampled_from(WHERE),
-)
+    st.none() | st.integers(0, 30),  # a new doc, or (at the hub) a new owner for a doc it holds:
+)  # a doc that enters the edge's scope so comes with its whole history
+REAL_HEAD, REAL_PULL = feed.head, feed.pull
 steps = st.lists(st.one_of(writes, st.integers(1, 4)), min_size=1, max_size=25)
 """A write, or a pull step of the edge with that ``max_ops``."""
 
@@ -151,7 +181,7 @@ steps = st.lists(st.one_of(writes, st.integers(1, 4)), min_size=1, max_size=25)
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=steps)
 def test_a_pull_cursor_never_passes_an_undelivered_op(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch, steps: list[object]
+    tmp_path_factory: pytest.TempPathFactory, steps: list[object]
 ) -> None:
     directory = tmp_path_factory.mktemp("pull")
     hub = Hub(directory)
@@ -160,25 +190,21 @@ def test_a_pull_cursor_never_passes_an_undelivered_op(
     hub.cli.trust(box.identity.node, box.identity.public_raw)
     edge.trust(box.identity.node, box.identity.public_raw)
     hooks: dict[str, list[Callable[[], None]]] = {}
-    started: list[threading.Thread] = []
-    errors: list[BaseException] = []
+    waiting: list[Callable[[], None]] = []
     pulling, heads_read = [False], [0]
-    real_head, real_pull = feed.head, feed.pull
+    real_head, real_pull = REAL_HEAD, REAL_PULL
 
     def fire(where: str) -> None:
         for hook in hooks.pop(where, []):
-            thread = threading.Thread(target=catching(hook))
-            thread.start()
-            started.append(thread)
-
-    def catching(hook: Callable[[], None]) -> Callable[[], None]:
-        def run() -> None:
+            hub.cli.conn.execute("PRAGMA busy_timeout = 0")
             try:
                 hook()
-            except BaseException as exc:  # re-raised in the test's thread
-                errors.append(exc)
-
-        return run
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc):
+                    raise
+                waiting.append(hook)
+            finally:
+                hub.cli.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
 
     def head(conn: object) -> int:
         if pulling[0]:  # a write's own look at the feed's head is not a pull's
@@ -190,24 +216,32 @@ def test_a_pull_cursor_never_passes_an_undelivered_op(
         fire("feed_pull")
         return real_pull(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(feed, "head", head)
-    monkeypatch.setattr(feed, "pull", pull)
+    feed.head, feed.pull = head, pull  # type: ignore[assignment]  # restored below, every example
     cursor, n = 0, 0
+    landed: list[str] = []
     try:
         for step in steps:
             if isinstance(step, tuple):
-                who, owner, where = step
+                who, owner, where, target = step
                 n += 1
                 entity = f"doc{n}"
+                if who == "box":
+                    write(box, entity, owner)  # on the box; its push to the hub is what lands
 
-                def land(who: str = who, owner: str = owner, entity: str = entity) -> None:
+                def land(
+                    who: str = who, owner: str = owner, entity: str = entity, target: int | None = target
+                ) -> None:
                     if who == "box":
-                        write(box, entity, owner)
                         me = box.identity.node
                         for batch in box.batches({me: hub.cli.vector()[me]}, nodes=[me]):
                             hub.cli.merge(batch)
+                    elif target is not None and landed:
+                        with (hub.served if who == "served" else hub.cli).write() as w:
+                            w.append("doc", landed[target % len(landed)], "set", {"owner": owner})
+                        return
                     else:
                         write(hub.served if who == "served" else hub.cli, entity, owner)
+                    landed.append(entity)
 
                 if where == "before" or who == "served":
                     land()  # the server's own writes wait for its lock: never inside its pull
@@ -220,27 +254,28 @@ def test_a_pull_cursor_never_passes_an_undelivered_op(
                 batches, part = hub.served.pull(SCOPE, cursor, exclude=edge.identity.node, max_ops=step)
             finally:
                 pulling[0] = False
-                for where in list(hooks):  # a write the pull did not reach lands after it
-                    fire(where)
-                for thread in started:
-                    thread.join()
-                started.clear()
-            if errors:
-                raise errors[0]
+            for hook in waiting:  # what waited for the lock commits now
+                hook()
+            waiting.clear()
+            for where in list(hooks):  # and what the pull did not reach lands after it
+                for hook in hooks.pop(where):
+                    hook()
             for batch in batches:
                 edge.merge(batch)
             cursor = part.cursor
-            # Every op of the scope at a feed position up to the cursor is now held by the edge.
+            # Every op at a feed position up to the cursor, of an entity in the scope by then
+            # (it may enter later: its history comes then), is now held by the edge.
             with hub.cli.reading() as conn:
                 passed = conn.execute(
                     """SELECT n.node, f.seq FROM sync_feed AS f JOIN sync_node AS n ON n.id = f.node
                        JOIN sync_scope AS s ON s.kind = f.kind AND s.entity = f.entity
-                       WHERE f.pos <= ? AND s.key IN ('a', '*')""",
-                    (cursor,),
+                       WHERE f.pos <= ? AND s.since_pos <= ? AND s.key IN ('a', '*')""",
+                    (cursor, cursor),
                 ).fetchall()
             missing = [(node, seq) for node, seq in passed if edge.op(node, seq) is None]
             assert not missing, f"cursor {cursor} passed ops the edge never received: {missing}"
     finally:
+        feed.head, feed.pull = REAL_HEAD, REAL_PULL  # type: ignore[assignment]
         for r in (edge, box):
             r.close()
         hub.close()
