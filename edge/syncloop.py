@@ -113,7 +113,11 @@ def lifespan(
     @contextlib.asynccontextmanager
     async def run(app: Any) -> AsyncIterator[None]:
         loop = SyncLoop(node, settings, factory) if background and syncs_with_city(node) else None
+        # WAL checkpoints leave the clerks' and the boxes' commits (sync/checkpoint.py).
+        checkpoints = node.replica.checkpointer() if background else None
         app.state.sync_loop = loop
+        if checkpoints is not None:
+            checkpoints.start()
         if loop is not None:
             loop.start()
         try:
@@ -122,5 +126,7 @@ def lifespan(
             if loop is not None:
                 await loop.stop()
             app.state.sync_loop = None
+            if checkpoints is not None:
+                await anyio.to_thread.run_sync(checkpoints.stop)
 
     return run

@@ -27,6 +27,7 @@ import msgspec
 from sync import feed, merkle
 from sync import ops as opcodec
 from sync.batch import PROTOCOL, Batch, Run, Seal, Verified, decode_batch, seal_run, verify_run
+from sync.checkpoint import Checkpointer
 from sync.clock import Clock, Stamp
 from sync.db import connect, install
 from sync.errors import EquivocationError, RevokedNode, UnknownNode
@@ -286,6 +287,15 @@ class Replica:
         since (:meth:`_refresh`); this forces it."""
         with self._lock:
             self._load()
+
+    def checkpointer(self, interval_s: float = 1.0) -> Checkpointer:
+        """A :class:`~sync.checkpoint.Checkpointer` for this file (start it while serving)."""
+
+        def autocheckpoint(pages: int) -> None:
+            with self._lock:
+                self.conn.execute(f"PRAGMA wal_autocheckpoint = {int(pages)}")
+
+        return Checkpointer(self.path, autocheckpoint, interval_s=interval_s)
 
     def reader(self) -> sqlite3.Connection:
         """A new read-only connection to the same file (WAL: readers never block the writer)."""
