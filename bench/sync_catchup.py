@@ -23,6 +23,14 @@ resume, and ``resent_bytes_after_cut`` is the wire bytes of that run beyond the 
 (target: at most one batch, ``batch_bytes``; a cut inside a scan costs at most one chunk).
 The run checks that the city ends with every op and every scan (sha256), or fails.
 
+``--history N`` (issue 10): instead of a week, a box holding N ops of history — N/10
+dossiers of ten ops each, thousands open at once, interleaved in time as a real office writes
+them (bench/_history.py) — pushes it all to the real city in one round through the counting
+proxy: ``wall_s``, ``requests``, ``wire_ratio`` against gzip -6 of the op bodies, and the
+city's scope digest must equal the box's (it holds every op) or the run fails. The same-run
+baseline is ``raw_insert_s``: the same op bodies inserted as plain rows into a plain SQLite
+table in one transaction (``wall_ratio`` = wall_s / raw_insert_s).
+
 Prints one JSON object.
 """
 
@@ -34,6 +42,7 @@ import hashlib
 import json
 import random
 import shutil
+import sqlite3
 import sys
 import tempfile
 import time
@@ -46,6 +55,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
 from _benchenv import machine  # noqa: E402
+from _history import author_interleaved  # noqa: E402
 from faultproxy import FaultProxy  # noqa: E402
 from servers import NINH_KIEU, CityDir, edge_dir, free_port, opened_node  # noqa: E402
 
@@ -296,16 +306,91 @@ def run(ops: int, scans: int, seed: int) -> dict[str, object]:
         "attachments_wire_bytes": wire_files,
         "attachments_wire_ratio": round(wire_files / files_gzip, 3),
         "batch_bytes": settings.batch_bytes,
+        "batch_bytes_max": settings.batch_bytes_max,
         "blob_chunk_bytes": settings.blob_chunk_bytes,
         "cut_at_byte": cut_at,
         "cut_in": b["cut_in"],
         "resent_bytes_after_cut": int(b["wire"]) - int(a["wire"]),  # type: ignore[call-overload]
-        "resent_within_one_batch": int(b["wire"]) - int(a["wire"]) <= settings.batch_bytes,  # type: ignore[call-overload]
+        "resent_within_one_batch": int(b["wire"]) - int(a["wire"]) <= settings.batch_bytes_max,  # type: ignore[call-overload]
         "rounds_after_cut": b["rounds"],
         "cut_in_push_at_byte": cut_in_push,
         "cut_in_push_in": c["cut_in"],
         "resent_bytes_after_cut_in_push": int(c["wire"]) - int(a["wire"]),  # type: ignore[call-overload]
         "push_phase_bytes": a["push_phase_up"],
+        "author_s": round(author_s, 2),
+        "seed": seed,
+        **machine(),
+    }
+
+
+def raw_insert_s(path: Path, bodies: list[bytes]) -> float:
+    """Seconds to insert the op bodies as plain rows into a plain WAL table, one transaction."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("CREATE TABLE ops (n INTEGER PRIMARY KEY, body BLOB)")
+    started = time.perf_counter()
+    conn.execute("BEGIN")
+    conn.executemany("INSERT INTO ops (body) VALUES (?)", [(b,) for b in bodies])
+    conn.execute("COMMIT")
+    elapsed = time.perf_counter() - started
+    conn.close()
+    return elapsed
+
+
+def run_history(ops: int, seed: int) -> dict[str, object]:
+    """A box's whole interleaved history pushed to a real city in one round."""
+    from edge import auth
+
+    auth.configure_hasher(time_cost=1, memory_cost=1024, parallelism=1)  # setup only: one admin
+    with tempfile.TemporaryDirectory(prefix="motcua-history-") as tmp:
+        root = Path(tmp)
+        city = CityDir(root / "city")
+        node_file = city.add_node(NINH_KIEU, "http://127.0.0.1:9", root / "edge.node.json")
+        edge = edge_dir(root / "edge", node_file)
+        settings = load(edge)
+        port = free_port()
+        with city.server(port, root) as server, opened_node(edge) as node:
+            peer = HttpPeer(server.url, node.identity, node.clock, timeout=30)
+            try:
+                first = sync_once(node, peer, settings)
+            finally:
+                peer.close()
+            if not first.ok:
+                raise SystemExit(f"the first sync failed: {first.summary()}")
+            head = node.replica.vector()[node.identity.node]
+        with opened_node(edge) as node:
+            progress(f"authoring {ops:,} ops")
+            started = time.perf_counter()
+            author_interleaved(node.replica, NINH_KIEU, ops // 10, seed)
+            author_s = time.perf_counter() - started
+            bodies = op_bodies(node, head)
+        ops_gzip = len(gzip.compress(b"".join(bodies), compresslevel=6))
+        progress("pushing the history")
+        a = catch_up(edge, city, root, None)
+        print(file=sys.stderr)
+        scope = {NINH_KIEU, "*"}
+        with opened_node(edge) as node:
+            box_digest = node.replica.scope_digest(scope)
+        with city.opened() as c:
+            if c.node.replica.scope_digest(scope) != box_digest:
+                raise SystemExit("the city's scope digest differs from the box's: it lacks ops")
+        raw_s = min(raw_insert_s(root / f"raw{i}.db", bodies) for i in range(3))
+    wall = float(a["wall_s"])  # type: ignore[arg-type]
+    return {
+        "history_ops": len(bodies),
+        "dossiers": ops // 10,
+        "wall_s": round(wall, 2),
+        "ops_per_s": round(len(bodies) / wall),
+        "requests": a["requests"],
+        "rounds": a["rounds"],
+        "wire_bytes": a["wire"],
+        "ops_gzip_bytes": ops_gzip,
+        "wire_ratio": round(int(a["wire_ops"]) / ops_gzip, 3),  # type: ignore[call-overload]
+        "raw_insert_s": round(raw_s, 3),
+        "wall_ratio": round(wall / raw_s, 1),
+        "city_holds_every_op": True,
+        "batch_bytes": settings.batch_bytes,
+        "batch_bytes_max": settings.batch_bytes_max,
         "author_s": round(author_s, 2),
         "seed": seed,
         **machine(),
@@ -318,7 +403,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ops", type=int, default=3_500, help="ops of the week (5 per dossier)")
     parser.add_argument("--attachments", type=int, default=700, help="scans of 50-500 KB")
     parser.add_argument("--seed", type=int, default=20251027)
+    parser.add_argument(
+        "--history", type=int, metavar="N", help="push a box's interleaved history of N ops in one round"
+    )
     args = parser.parse_args(argv)
+    if args.history:
+        json.dump(run_history(5_000 if args.quick else args.history, args.seed), sys.stdout, indent=2)
+        print()
+        return 0
     ops, scans = (350, 20) if args.quick else (args.ops, args.attachments)
     json.dump(run(ops, scans, args.seed), sys.stdout, indent=2)
     print()
