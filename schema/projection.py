@@ -178,7 +178,8 @@ _INSERT_DOSSIER_SQL = (
 _STORED_DOSSIERS_SQL = (
     f"SELECT {', '.join(_DOSSIER_COLUMNS)} FROM dossiers WHERE id IN (SELECT value FROM json_each(?))"
 )
-_SEARCH = _DOSSIER_COLUMNS.index("search")
+_INDEXED = tuple(_DOSSIER_COLUMNS.index(c) for c in ("code", "applicant_name", "applicant_citizen_id"))
+"""The columns the search index (dossier_fts) is made of."""
 _ATTACHMENT_COUNT = _DOSSIER_COLUMNS.index("attachment_count")
 
 _STEP_SQL = _upsert(
@@ -221,8 +222,8 @@ _PRUNE_ATTACHMENTS_SQL = (
     "DELETE FROM attachments WHERE dossier_id = ? AND sha256 NOT IN (SELECT value FROM json_each(?))"
 )
 
-# The trigger dossiers_search_changed dropped the index row of every dossier whose search
-# text changed; this adds the missing ones (new dossiers included) and leaves the rest alone.
+# The trigger dossiers_indexed_changed dropped the index row of every dossier whose code, name
+# or citizen id changed; this adds the missing ones (new dossiers included), leaves the rest.
 _FTS_SQL = (
     "INSERT INTO dossier_fts (rowid, code, applicant_name, citizen_id) "
     "SELECT d.rid, ?, ?, ? FROM dossiers AS d WHERE d.id = ? "
@@ -346,8 +347,8 @@ def project_dossiers(conn: sqlite3.Connection, changed: Changed) -> None:
             differ = tuple(i for i, (new, was) in enumerate(zip(row, old, strict=True)) if new != was)
             if differ:
                 updates[differ].append((*(row[i] for i in differ), entity))
-        if old is None or old[_SEARCH] != row[_SEARCH]:
-            # New, or the trigger dossiers_search_changed just dropped its index row.
+        if old is None or any(old[i] != row[i] for i in _INDEXED):
+            # New, or the trigger dossiers_indexed_changed just dropped its index row.
             index.append((*columns, entity))
         if s["attachments"] or (old is not None and old[_ATTACHMENT_COUNT]):
             attachments.append((entity, s))

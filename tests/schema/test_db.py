@@ -69,21 +69,21 @@ def tables(conn):
 
 def test_migrate_twice_is_a_no_op(tmp_path):
     conn = sqlite3.connect(tmp_path / "node.db", isolation_level=None)
-    assert migrate(conn) == [m.version for m in MIGRATIONS] == [1, 2]
+    assert migrate(conn) == [m.version for m in MIGRATIONS] == [1, 2, 3]
     assert migrate(conn) == []
-    assert version(conn) == 2
+    assert version(conn) == 3
     expected = {"units", "procedures", "accounts", "dossiers", "dossier_steps", "attachments", "dossier_fts"}
     assert expected <= tables(conn)
     rows = conn.execute("SELECT namespace, version FROM migrations ORDER BY version").fetchall()
-    assert rows == [("schema", 1), ("schema", 2)]
+    assert rows == [("schema", 1), ("schema", 2), ("schema", 3)]
     assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
 def test_a_newer_database_is_refused(conn):
     conn.execute(
-        "INSERT INTO migrations (namespace, version, name, applied_at) VALUES ('schema', 3, 'future', 0)"
+        "INSERT INTO migrations (namespace, version, name, applied_at) VALUES ('schema', 99, 'future', 0)"
     )
-    with pytest.raises(SchemaTooNew, match="schema version 3"):
+    with pytest.raises(SchemaTooNew, match="schema version 99"):
         migrate(conn)
 
 
@@ -150,6 +150,26 @@ def test_reprojection_updates_in_place(conn):
     assert search(conn, "pham") == ["Phạm Văn An"]
     assert conn.execute("SELECT count(*) FROM dossier_fts").fetchone() == (1,)
     assert conn.execute("SELECT count(*) FROM dossier_steps").fetchone() == (3,)
+
+
+def test_a_new_phone_keeps_the_search_entry_and_finds_by_it(conn):
+    entity, state = dossier("d-0001", "Nguyễn Văn An")
+    DOSSIER.project(conn, [(entity, state)])
+    changes = conn.total_changes
+    DOSSIER.project(conn, [(entity, {**state, "applicant_phone": "0292 3831 234"})])
+    # One dossier row written, and nothing of the search index (no delete, no insert).
+    assert conn.total_changes - changes == 1
+    assert conn.execute("SELECT search LIKE '%0292 3831 234%' FROM dossiers").fetchone() == (1,)
+    assert search(conn, "nguyen") == ["Nguyễn Văn An"]
+    assert conn.execute("SELECT count(*) FROM dossier_fts").fetchone() == (1,)
+
+
+def test_an_unchanged_dossier_writes_nothing(conn):
+    entity, state = dossier("d-0001", "Nguyễn Văn An")
+    DOSSIER.project(conn, [(entity, state)])
+    changes = conn.total_changes
+    DOSSIER.project(conn, [(entity, state)])
+    assert conn.total_changes == changes
 
 
 def test_a_timeline_that_got_shorter_is_trimmed(conn):
