@@ -39,6 +39,7 @@ from schema import KINDS
 from schema.db import migrate
 from sync.batch import decode_batch, encode_batch
 from sync.clock import Clock
+from sync.fold import Kind
 from sync.identity import Identity
 from sync.ops import decode
 from sync.replica import Replica
@@ -98,31 +99,47 @@ def author_mixed(path: Path, dossiers: int, seed: int) -> Replica:
     return source
 
 
-def run(dossiers: int, seed: int, batch_bytes: int, interleaved: bool = True) -> dict[str, object]:
+def merge_all(
+    path: Path, kinds: list[Kind], source: Replica, wire: list[bytes], cpu: dict[str, float], name: str
+) -> tuple[float, Replica]:
+    """Seconds to merge every batch into a new hub replica, checkpointing as a served one does;
+    ``cpu[name]``: the CPU seconds of this process meanwhile (steadier on a shared machine)."""
+    target = Replica(path, Identity.generate("92"), kinds, migrate=migrate, feed=True)
+    target.trust(source.identity.node, source.identity.public_raw)
+    checkpoints = target.checkpointer()
+    checkpoints.start()
+    try:
+        started, cpu_started = time.perf_counter(), time.process_time()
+        for data in wire:
+            target.merge(data)
+        cpu[name] = time.process_time() - cpu_started
+        return time.perf_counter() - started, target
+    finally:
+        checkpoints.stop()
+
+
+def run(
+    dossiers: int, seed: int, batch_bytes: int, grow_to: int, interleaved: bool = True
+) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         source = (author_mixed if interleaved else author)(root / "source.db", dossiers, seed)
-        wire = [encode_batch(b) for b in source.batches({}, max_bytes=batch_bytes)]
+        # As a box sends them now: batch_bytes first, doubling up to grow_to.
+        wire = [encode_batch(b) for b in source.batches({}, max_bytes=batch_bytes, grow_to=grow_to)]
+        fixed = [encode_batch(b) for b in source.batches({}, max_bytes=batch_bytes)]
         bodies = [body for data in wire for r in decode_batch(data).runs for body in r.ops]
         ops = len(bodies)
 
         # The same merge without the domain's projection tables: the sync library's own cost
         # (decode, verify, log, fold with the real dossier reducers, entity states).
         bare_kinds = [replace(kind, project=None) for kind in KINDS]
-        bare = Replica(root / "bare.db", Identity.generate("92"), bare_kinds, migrate=migrate, feed=True)
-        bare.trust(source.identity.node, source.identity.public_raw)
-        started = time.perf_counter()
-        for data in wire:
-            bare.merge(data)
-        sync_only_s = time.perf_counter() - started
+        cpu: dict[str, float] = {}
+        sync_only_s, bare = merge_all(root / "bare.db", bare_kinds, source, wire, cpu, "sync_only")
         bare.close()
+        fixed_s, same = merge_all(root / "fixed.db", list(KINDS), source, fixed, cpu, "fixed")
+        same.close()
 
-        target = Replica(root / "target.db", Identity.generate("92"), KINDS, migrate=migrate, feed=True)
-        target.trust(source.identity.node, source.identity.public_raw)
-        started = time.perf_counter()
-        for data in wire:
-            target.merge(data)
-        merge_s = time.perf_counter() - started
+        merge_s, target = merge_all(root / "target.db", list(KINDS), source, wire, cpu, "merge")
         if target.digest() != source.digest() or target.state_digest() != source.state_digest():
             raise SystemExit("merge did not reproduce the source replica: benchmark invalid")
         dossier_rows = target.conn.execute("SELECT count(*) FROM dossiers").fetchone()[0]
@@ -144,14 +161,20 @@ def run(dossiers: int, seed: int, batch_bytes: int, interleaved: bool = True) ->
         "batches": len(wire),
         "merge_s": round(merge_s, 3),
         "merge_ops_per_s": round(ops / merge_s),
+        "merge_cpu_ops_per_s": round(ops / cpu["merge"]),
         "verify_ops_per_s": round(ops / verify_s),
         "raw_insert_rows_per_s": round(ops / raw_s),
         "ratio": round(raw_s / merge_s, 3),
         "merge_sync_only_ops_per_s": round(ops / sync_only_s),
         "ratio_sync_only": round(raw_s / sync_only_s, 3),
+        "batches_fixed": len(fixed),
+        "merge_fixed_ops_per_s": round(ops / fixed_s),
+        "merge_fixed_cpu_ops_per_s": round(ops / cpu["fixed"]),
+        "ratio_fixed": round(raw_s / fixed_s, 3),
         "bytes_per_op_raw": round(sum(map(len, bodies)) / ops, 1),
         "bytes_per_op_compressed": round(sum(map(len, wire)) / ops, 1),
         "batch_bytes": batch_bytes,
+        "grow_to": grow_to,
         "history": "interleaved" if interleaved else "sequential",
         "seed": seed,
         **machine(),
@@ -163,7 +186,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="1,000 dossiers: a smoke run")
     parser.add_argument("--dossiers", type=int, default=10_000, help="dossiers (10 ops each)")
     parser.add_argument("--seed", type=int, default=20251027)
-    parser.add_argument("--batch-bytes", type=int, default=256 * 1024)
+    parser.add_argument("--batch-bytes", type=int, default=256 * 1024, help="the first batch's bytes")
+    parser.add_argument(
+        "--grow-to", type=int, default=4 * 1024 * 1024, help="batches double up to this (batch_bytes_max)"
+    )
     history = parser.add_mutually_exclusive_group()
     history.add_argument(
         "--interleaved",
@@ -177,7 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     dossiers = 1_000 if args.quick else args.dossiers
-    json.dump(run(dossiers, args.seed, args.batch_bytes, args.interleaved), sys.stdout, indent=2)
+    json.dump(
+        run(dossiers, args.seed, args.batch_bytes, args.grow_to, args.interleaved), sys.stdout, indent=2
+    )
     print()
     return 0
 
