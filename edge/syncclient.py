@@ -44,7 +44,7 @@ from edge.disk import is_disk_error
 from edge.node import FORWARD_JUMP, Node
 from edge.settings import Settings
 from edge.syncstate import CENTRAL
-from sync import attempts, wire
+from sync import attempts, restamp, wire
 from sync import ops as opcodec
 from sync.batch import decode_batch, encode_batch
 from sync.blobs import BlobNotFound, check_digest, digest_of
@@ -65,6 +65,10 @@ from sync.transport import HttpPeer, Peer
 log = logging.getLogger("motcua.sync")
 
 CHANNEL = "http"
+RESTAMP_CHANNEL = "restamp"
+"""The attempt log's channel of a correction of this box's own stamps (no bytes moved)."""
+CORRECTED = "corrected"
+"""Its outcome: not a sync ("last sync" counts only rounds whose outcome is "ok")."""
 RECORDED_KINDS = frozenset({"dossier"})
 """Entities whose ids an attempt lists (a dossier's transmission record is looked up by them)."""
 MAX_BLOB_BYTES = 64 * 1024 * 1024
@@ -113,6 +117,10 @@ MISMATCH = N_(
 DAMAGED_SCAN = N_("A scan from the city server was damaged on the way; it will be fetched again.")
 INTERRUPTED = N_("Sync was interrupted because the box is shutting down.")
 UNEXPECTED = N_("Unexpected error on the box. Tell the technician.")
+RESTAMPED = N_(
+    "The box's clock was ahead of the city's: changes made while it was wrong were re-dated to the "
+    "city's time before they were sent."
+)
 
 
 class NotConfigured(SyncError):
@@ -272,6 +280,8 @@ class _Round:
         self.problem: str | None = None
         self.cursor = self._int_meta(CURSOR)
         self.pushed_head = 0
+        self.correction_ms = 0
+        """How far this round's calibration moved the clock (negative: it was ahead)."""
         if not node.config.central_key:
             raise NotConfigured("this node has no city key: create it from a node file")
         self.city_key = bytes.fromhex(node.config.central_key)
@@ -323,7 +333,7 @@ class _Round:
         self._calibrate()
         reply = self._hello()
         self._apply_certs(reply.certs)
-        if reply.have != known_have:
+        if self._restamp(reply.have) or reply.have != known_have:
             batches = self.pending(reply.have)
         self._push(batches, reply.have)
         self._upload_blobs()
@@ -343,7 +353,9 @@ class _Round:
             raise wire.ProtocolMismatch(
                 f"the city server speaks protocol(s) {sorted(reply.protocols)}, this box {wire.PROTOCOL}"
             )
+        before = clock.offset_ms
         offset = clock.calibrate(reply.time_ms + rtt_ms // 2)
+        self.correction_ms = offset - before
         self.replica.set_meta(OFFSET, offset)
         if self.replica.meta(FORWARD_JUMP):
             self.replica.set_meta(FORWARD_JUMP, 0)  # the city's time stands for the clock now
@@ -375,6 +387,46 @@ class _Round:
         self.replica.set_meta(DRIFT, int(reply.drift_ms))
         self.replica.remember_peer(CENTRAL, {self.me: reply.have})
         return reply
+
+    def _restamp(self, have: int) -> bool:
+        """Re-stamp this box's ops the city does not hold that its clock stamped too far ahead of
+        the city's signed time (decision 0008): the city refuses them whole, so no replica
+        holds them. Recorded in the attempt log with their old and new stamps."""
+        replica = self.replica
+        if replica.vector()[self.me] <= have:
+            return False
+        done = replica.restamp_tail(
+            have, self.node.clock.wall_ms(), shift_ms=-self.correction_ms, record=self._record_restamp
+        )
+        if done is None:
+            return False
+        log.warning(
+            "the box's clock was ahead: ops #%d..#%d re-stamped to the city's time (%d dossiers)",
+            done.first,
+            done.last,
+            len({entity for kind, entity in done.entities if kind in RECORDED_KINDS}),
+        )
+        return True
+
+    def _record_restamp(self, conn: sqlite3.Connection, done: restamp.Restamped) -> None:
+        attempts.append(
+            conn,
+            attempts.Attempt(
+                at_ms=self.node.clock.wall_ms(),
+                peer=CENTRAL,
+                channel=RESTAMP_CHANNEL,
+                ops_sent=0,
+                ops_received=0,
+                bytes_sent=0,
+                bytes_received=0,
+                duration_ms=0,
+                outcome=CORRECTED,
+                error=RESTAMPED,
+                entities=sorted({entity for kind, entity in done.entities if kind in RECORDED_KINDS}),
+                restamped=done.changes,
+            ),
+            self.node.identity.sign,
+        )
 
     def _apply_certs(self, certs: Iterable[wire.Cert]) -> None:
         newest = int(self.replica.meta(CERTS_SINCE, 0) or 0)

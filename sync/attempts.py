@@ -33,13 +33,16 @@ class Attempt(msgspec.Struct, array_like=True, frozen=True):
     bytes_received: int
     duration_ms: int
     outcome: str
-    """"ok", "partial" or "failed"."""
+    """"ok", "partial" or "failed"; "corrected" for a re-stamp (channel "restamp")."""
     error: str | None
     """Why it failed, in words a clerk understands."""
     entities: list[str]
     """Entity ids whose ops this attempt tried to send (for a dossier's transmission record)."""
     acks: list[bytes] = []
     """The hub's signed acknowledgements (:class:`sync.wire.Ack`, encoded) of what it accepted."""
+    restamped: list[tuple[int, int, int]] = []
+    """(seq, stamp before, stamp after) of each own op this attempt re-stamped because the peer's
+    time showed the clock that stamped it was ahead (:mod:`sync.restamp`; channel "restamp")."""
 
 
 class Record(msgspec.Struct, array_like=True, frozen=True):
@@ -50,8 +53,16 @@ class Record(msgspec.Struct, array_like=True, frozen=True):
     signature: bytes
 
 
+def _encode(attempt: Attempt) -> bytes:
+    # An attempt that re-stamped nothing hashes as before ``restamped`` existed, so records
+    # written by older versions still verify.
+    if attempt.restamped:
+        return msgspec.msgpack.encode(attempt)
+    return msgspec.msgpack.encode(msgspec.structs.astuple(attempt)[:-1])
+
+
 def record_hash(prev_hash: bytes, attempt: Attempt) -> bytes:
-    return hashlib.sha256(CONTEXT + prev_hash + msgspec.msgpack.encode(attempt)).digest()
+    return hashlib.sha256(CONTEXT + prev_hash + _encode(attempt)).digest()
 
 
 def append(conn: sqlite3.Connection, attempt: Attempt, sign: Callable[[bytes], bytes]) -> Record:
@@ -63,8 +74,8 @@ def append(conn: sqlite3.Connection, attempt: Attempt, sign: Callable[[bytes], b
     a = attempt
     cur = conn.execute(
         "INSERT INTO sync_attempt (at_ms, peer, channel, ops_sent, ops_received, bytes_sent, "
-        "bytes_received, duration_ms, outcome, error, entities, acks, prev_hash, hash, signature) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "bytes_received, duration_ms, outcome, error, entities, acks, restamped, prev_hash, hash, "
+        "signature) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (
             a.at_ms,
             a.peer,
@@ -78,6 +89,7 @@ def append(conn: sqlite3.Connection, attempt: Attempt, sign: Callable[[bytes], b
             a.error,
             msgspec.json.encode(a.entities).decode(),
             msgspec.msgpack.encode(a.acks),
+            msgspec.msgpack.encode(a.restamped),
             prev,
             digest,
             signature,
@@ -87,14 +99,22 @@ def append(conn: sqlite3.Connection, attempt: Attempt, sign: Callable[[bytes], b
 
 
 def _from_row(row: tuple[Any, ...]) -> Record:
-    rid, *fields, entities, acks, prev, digest, signature = row
-    attempt = msgspec.convert([*fields, msgspec.json.decode(entities), msgspec.msgpack.decode(acks)], Attempt)
+    rid, *fields, entities, acks, restamped, prev, digest, signature = row
+    attempt = msgspec.convert(
+        [
+            *fields,
+            msgspec.json.decode(entities),
+            msgspec.msgpack.decode(acks),
+            msgspec.msgpack.decode(restamped),
+        ],
+        Attempt,
+    )
     return Record(rid, attempt, prev, digest, signature)
 
 
 _COLUMNS = (
     "id, at_ms, peer, channel, ops_sent, ops_received, bytes_sent, bytes_received, duration_ms, "
-    "outcome, error, entities, acks, prev_hash, hash, signature"
+    "outcome, error, entities, acks, restamped, prev_hash, hash, signature"
 )
 
 

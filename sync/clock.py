@@ -108,6 +108,11 @@ class Clock:
         if remote > self.last:
             self.last = remote
 
+    def rewind_to(self, stamp: Stamp) -> None:
+        """Set the last stamp back to ``stamp``: only after the ops stamped above it were
+        re-stamped (:meth:`sync.replica.Replica.restamp_tail`), so that no op held is above it."""
+        self.last = stamp
+
     def calibrate(self, reference_ms: int) -> int:
         """Adopt a trusted reference time (the city's) and return the correction in ms."""
         self.offset_ms = reference_ms - self._wall()

@@ -189,11 +189,17 @@ DROP INDEX sync_feed_entity;
 CREATE INDEX sync_feed_entity_pos ON sync_feed (kind, entity, pos);
 """
 
+RESTAMP_SCHEMA = """
+-- What an attempt re-stamped of this node's own ops (sync.restamp): (seq, before, after) triples.
+ALTER TABLE sync_attempt ADD COLUMN restamped BLOB NOT NULL DEFAULT x'90';
+"""
+
 MIGRATIONS = [
     Migration(1, "change_log", SYNC_SCHEMA),
     Migration(2, "feed_and_scopes", FEED_SCHEMA),
     Migration(3, "attempt_acks", ACKS_SCHEMA),
     Migration(4, "feed_entity_pos", FEED_INDEX_SCHEMA),
+    Migration(5, "attempt_restamped", RESTAMP_SCHEMA),
 ]
 
 

@@ -69,7 +69,8 @@ from edge.dossiers import Received, ReceiveInput, perform, receive
 from edge.errors import InvalidInput
 from edge.i18n import TIMEZONE
 from edge.node import Node, open_node
-from edge.syncclient import UNEXPECTED, reference_skew_ms
+from edge.syncclient import RESTAMP_CHANNEL, RESTAMPED, UNEXPECTED, reference_skew_ms
+from sync import attempts
 from sync.clock import Clock, system_wall_ms
 from sync.ops import decode
 
@@ -717,18 +718,34 @@ def test_a_box_booted_ahead_and_offline_asks_the_clerk_to_check_the_date(world):
     assert not clockcheck.for_node(node, 300_000).suspect, "the city's time did not clear the doubt"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product limitation found by the schedules: a box that starts with its clock ahead while "
-    "offline stamps its ops in the future (its HLC then stays there); the city refuses them "
-    "(ClockDriftError, 10 min allowed) until real time catches up, so nothing the box writes reaches "
-    "the city for as long as the clock was ahead",
-)
 def test_a_box_booted_ahead_and_offline_writes_what_the_city_refuses(world):
-    """When the link returns, what the clerks received on the box must reach the city."""
-    _, node, _ = booted_ahead_and_offline(world)
-    world.edges[NINH_KIEU].proxy.heal()
-    results = [world.round(NINH_KIEU) for _ in range(3)]
+    """When the link returns, what the clerks received on the box reaches the city: the city's
+    signed time shows the box's unacknowledged ops are stamped three days ahead, so the box
+    re-stamps them (decision 0008), says so in its transmission record, and sends them."""
+    _, node, made = booted_ahead_and_offline(world)
     me = node.identity.node
+    written = node.replica.op(me, node.replica.vector()[me])
+    assert written is not None
+    world.edges[NINH_KIEU].proxy.heal()
+    result = world.round(NINH_KIEU)
+    assert result.ok, result.summary()
     delivered = node.replica.peer_vector("central")[me] == node.replica.vector()[me]
-    assert delivered, f"the dossier never reached the city: {results[-1].summary()}"
+    assert delivered, f"the dossier never reached the city: {result.summary()}"
+    now = system_wall_ms()
+    assert node.clock.last.wall < now + 60_000, "the box's clock still issues stamps days ahead"
+    (corrected,) = [r for r in attempts.records(node.replica.conn) if r.attempt.channel == RESTAMP_CHANNEL]
+    assert made.id in corrected.attempt.entities
+    assert corrected.attempt.error == RESTAMPED
+    changes = {seq: (was, after) for seq, was, after in corrected.attempt.restamped}
+    assert changes[written.seq][0] == written.stamp
+    assert attempts.verify_chain(attempts.records(node.replica.conn), node.identity.public_raw) > 0
+    assert world.central is not None
+    world.central.stop()  # one writer per node: the city's file is opened here only once it stopped
+    with world.city.opened() as city:
+        state = city.node.replica.state("dossier", made.id)
+    assert state is not None
+    # The timeline says when it happened; what the citizen's receipt says stays as printed,
+    # with the clerk's confirmation of the date on the record.
+    assert abs(state["steps"][0]["at"] - now) < 600_000
+    assert state["received_at"] > now + 2 * 86_400_000
+    assert state["clock_confirmed"]
