@@ -45,12 +45,13 @@ from central.hub import MAX_PULL_OPS, Caller, Counts, Hub
 from edge.node import Node
 from edge.syncclient import BLOBS_UP, CURSOR, RECORDED_KINDS, explain
 from edge.syncstate import CENTRAL
-from sync import attempts, wire
+from sync import attempts, restamp, wire
 from sync import ops as opcodec
 from sync.batch import Batch, decode_batch, decompress, encode_batch, verify_run
 from sync.blobs import digest_of
-from sync.errors import CorruptBatch, RevokedNode, SyncError, UnknownNode
+from sync.errors import ClockDriftError, CorruptBatch, RevokedNode, SyncError, UnknownNode
 from sync.identity import Identity, verify
+from sync.ops import Op
 
 MAGIC = b"MOTCUA-BUNDLE/1\n"
 CONTEXT = b"motcua-bundle/1"
@@ -69,6 +70,13 @@ class WrongBundle(SyncError):
 
     status = 400
     code = "bundle_not_for_this_node"
+
+
+class Superseded(SyncError):
+    """A bundle the box wrote before it corrected its clock and re-stamped those ops."""
+
+    status = 409
+    code = "bundle_superseded"
 
 
 class Contents(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
@@ -618,6 +626,8 @@ def _import_at_city(
     states = {key: replica.state(*key) for key in scope.entities(ops)}
     scope.check_batch(ops, caller.unit, states)
     _check_blobs(contents.blobs)
+    _refuse_superseded(city, ops)
+    _refuse_ahead(city, ops)
 
     report = ImportReport(sender=contents.sender, ops=counts.ops_in)
     before = replica.op_count()
@@ -636,6 +646,39 @@ def _import_at_city(
     if contents.feed_cursor is not None:
         city.fleet.report(caller.node, have=report.have, cursor=contents.feed_cursor)
     return report
+
+
+def _refuse_superseded(city: City, ops: list[Op]) -> None:
+    """A bundle written before its box re-stamped its tail (decision 0008) carries the old
+    bodies of ops the city now holds corrected: refused whole, as superseded, not as an
+    equivocation (the same ops, only stamped later)."""
+    replica = city.node.replica
+    stale = []
+    for op in ops:
+        held = replica.op(op.node, op.seq)
+        if held is not None and held != op and restamp.is_superseded_by(op, held):
+            stale.append(op.seq)
+    if stale:
+        raise Superseded(
+            f"the bundle carries {len(stale)} op(s) of node {ops[0].node} (#{min(stale)}..#{max(stale)}) as "
+            "they were before the box corrected its clock: superseded by the box's corrected log. Nothing "
+            "of it was applied; the box sends the corrected ops at its next sync (or in a new bundle)."
+        )
+
+
+def _refuse_ahead(city: City, ops: list[Op]) -> None:
+    """Ops stamped further ahead of the city's clock than the allowed drift: the bundle is refused
+    whole here (a push refuses batch by batch), with what to do about it."""
+    clock = city.node.clock
+    newest = max((op.hlc.wall for op in ops), default=0)
+    drift = newest - max(clock.wall_ms(), clock.last.wall)
+    if drift > clock.max_drift_ms:
+        raise ClockDriftError(
+            f"the bundle's changes are stamped {drift // 60_000} min ahead of the city's clock: the box's "
+            "clock was ahead when they were made. Nothing of it was applied; once the box syncs with the "
+            "city over the network it re-dates them and sends them (or exports a new bundle).",
+            drift_ms=drift,
+        )
 
 
 def _record_at_city(

@@ -19,7 +19,7 @@ from edge.uploads import Scan
 from ops import bundle
 from ops.cli import main
 from sync import attempts
-from sync.errors import BadSignature, CorruptBatch, RevokedNode, SyncError
+from sync.errors import BadSignature, ClockDriftError, CorruptBatch, RevokedNode, SyncError
 from sync.feed import EVERYWHERE
 from sync.wire import ScopeViolation
 
@@ -266,3 +266,37 @@ def test_cli_export_and_import(stick: Stick, capsys: pytest.CaptureFixture[str])
     stick.edge = open_node(edge_dir)
     mine, theirs = stick.digests()
     assert mine == theirs
+
+
+def test_a_bundle_written_before_the_box_corrected_its_clock_is_refused_whole(stick: Stick) -> None:
+    """Decision 0008: a box whose clock ran days ahead exports its changes; the city refuses the
+    bundle (stamped days ahead). Its next network round re-stamps them; the bundle from before
+    the correction is then superseded, and refused whole as such, never as an attack."""
+    edge, city = stick.edge, stick.city
+    me = edge.identity.node
+    edge.clock.offset_ms += 3 * 86_400_000  # booted three days ahead, offline
+    receive_dossier(edge, "Lê Văn Cường")
+    old = stick.from_edge("before-correction.bundle")
+    before = stick.city_log()
+    with pytest.raises(ClockDriftError) as ahead:
+        bundle.import_at_city(city, old)
+    assert "ahead of the city's clock" in ahead.value.message
+    assert stick.city_log() == before
+
+    # The network round's correction (edge/syncclient.py; tests/integration show it end to end).
+    edge.clock.calibrate(city.node.clock.wall_ms())
+    done = edge.replica.restamp_tail(
+        city.node.replica.vector()[me], city.node.clock.wall_ms(), shift_ms=3 * 86_400_000
+    )
+    assert done is not None
+    report = bundle.import_at_city(city, stick.from_edge("corrected.bundle"))
+    assert report.have == edge.replica.vector()[me]
+
+    for later in (0, 4 * 86_400_000):  # at once, and once real time passed the old stamps
+        city.node.clock.offset_ms = later
+        held = stick.city_log()
+        with pytest.raises(bundle.Superseded) as refused:
+            bundle.import_at_city(city, old)
+        assert "superseded by the box's corrected log" in refused.value.message
+        assert stick.city_log() == held
+    assert city.fleet.attempts(me)[0].error_code == "bundle_superseded"
