@@ -28,6 +28,9 @@ UNITS_MS = {"y": 365 * DAY_MS, "d": DAY_MS, "h": 3_600_000, "m": 60_000}
 
 CLOCKS = ("", "-26y", "+2y", "+3d", "-2h")
 """Wall clock offsets of a box after a restart ("" = right)."""
+CLOCKS_AHEAD = ("+3h", "+3d", "+2y")
+"""Of a box that boots ahead while offline (decision 0008): hours (no sign of it at the box),
+days (a jump past its last sign of life: suspect), years (a bad NTP answer, a BIOS default)."""
 CITY_CLOCKS = ("", "", "-26y", "-2h")
 """Of the city server after a restart. Not ahead: its boxes calibrate against it, and a city
 clock years ahead is a misconfigured server, not a symptom the boxes could recognise."""
@@ -107,7 +110,16 @@ class RestartBox:
     clock: str
 
 
-Step = Write | Fault | Round | RestartCity | RestartBox
+@dataclass(frozen=True)
+class BootAheadOffline:
+    """The commune's box restarts with its wall clock ``clock`` ahead while its link is down;
+    the link stays down until the commune's next round."""
+
+    unit: int
+    clock: str
+
+
+Step = Write | Fault | Round | RestartCity | RestartBox | BootAheadOffline
 
 
 def faults() -> st.SearchStrategy[Fault]:
@@ -151,6 +163,26 @@ def schedules(
     return st.lists(steps(box_clocks), min_size=min_size, max_size=max_size)
 
 
+def ahead_schedules(min_size: int, max_size: int) -> st.SearchStrategy[list[Step]]:
+    """Boxes booting ahead while offline, clerks writing there, links returning (with faults)."""
+    writes = st.builds(
+        Write,
+        unit=st.integers(0, 1),
+        count=st.integers(1, 2),
+        routed=st.booleans(),
+        accept=st.booleans(),
+        confirm=st.booleans(),
+    )
+    step = st.one_of(
+        st.builds(BootAheadOffline, unit=st.integers(0, 1), clock=st.sampled_from(CLOCKS_AHEAD)),
+        writes,
+        writes,
+        st.builds(Round, unit=st.integers(0, 1)),
+        faults(),
+    )
+    return st.lists(step, min_size=min_size, max_size=max_size)
+
+
 # --- what the schedules contained -----------------------------------------------------------------
 
 
@@ -161,6 +193,8 @@ def label(step: Step) -> str:
         return f"link:{step.fault}"
     if isinstance(step, Round):
         return "round"
+    if isinstance(step, BootAheadOffline):
+        return f"boot-ahead-offline:{step.clock}"
     kill = "kill" if step.kill else "term"
     where = "city" if isinstance(step, RestartCity) else "box"
     return f"restart-{where}:{kill}{':' + step.clock if step.clock else ''}"

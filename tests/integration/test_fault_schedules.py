@@ -40,6 +40,7 @@ import httpx
 import pytest
 from hypothesis import Phase, example, given, note, settings
 from schedules import (
+    BootAheadOffline,
     Fault,
     RestartBox,
     RestartCity,
@@ -47,6 +48,7 @@ from schedules import (
     Step,
     Tally,
     Write,
+    ahead_schedules,
     offset_ms,
     schedules,
     skewed_env,
@@ -69,7 +71,7 @@ from edge.dossiers import Received, ReceiveInput, perform, receive
 from edge.errors import InvalidInput
 from edge.i18n import TIMEZONE
 from edge.node import Node, open_node
-from edge.syncclient import RESTAMP_CHANNEL, RESTAMPED, UNEXPECTED, reference_skew_ms
+from edge.syncclient import CLOCKS_APART, RESTAMP_CHANNEL, RESTAMPED, UNEXPECTED, reference_skew_ms
 from sync import attempts
 from sync.clock import Clock, system_wall_ms
 from sync.ops import decode
@@ -678,6 +680,103 @@ def test_schedules_against_boxes_and_a_city_served_as_processes(tmp_path):
             run.stop_all()
     tally.report()
     print(f"  {time.monotonic() - started:.0f} s, {len(run.receipts)} dossiers acknowledged and checked")
+
+
+RESTAMPED_OPS = "ops re-stamped (all examples)"
+
+
+class AheadRun(Run):
+    """Boxes that boot with their clock ahead while their link is down (decision 0008): what
+    the clerks receive there must reach the city once the link returns."""
+
+    def __init__(self, world: World, tally: Tally) -> None:
+        super().__init__(world, tally)
+        self.offline: set[str] = set()
+
+    def play(self, schedule: list[Step]) -> None:
+        for step in schedule:
+            if isinstance(step, BootAheadOffline):
+                unit = UNITS[step.unit]
+                self.world.edges[unit].proxy.set(down=True)
+                self.offline.add(unit)
+                self.reopen(unit, step.clock)
+            else:
+                if isinstance(step, Round | Fault) and UNITS[step.unit] in self.offline:
+                    self.offline.discard(UNITS[step.unit])
+                    self.world.edges[UNITS[step.unit]].proxy.heal()  # the link returns
+                super().play([step])
+
+    def round(self, unit: str, timeout: float = ROUND_TIMEOUT_S) -> None:
+        super().round(unit, timeout)
+        node = self.node(unit)
+        me = node.identity.node
+        if node.replica.peer_vector("central")[me] == node.replica.vector()[me]:
+            return
+        # Whatever the link did this round, the city must not be refusing the box's clock.
+        for record in attempts.records(node.replica.conn)[-1:]:
+            assert record.attempt.error != CLOCKS_APART, f"box {unit}: the city refuses its clock"
+
+    def heal_and_check(self) -> None:
+        self.offline.clear()
+        super().heal_and_check()
+        self.tally.outcomes[RESTAMPED_OPS] = sum(
+            len(r.attempt.restamped)
+            for unit in UNITS
+            for r in attempts.records(self.node(unit).replica.conn)
+            if r.attempt.channel == RESTAMP_CHANNEL
+        )
+
+    def check_due_date(self, receipt: Receipt, state: dict[str, object]) -> None:
+        if not receipt.suspect and not receipt.informed:
+            # A clock a few hours ahead, offline: nothing at the box can tell (no jump past its
+            # last sign of life, no city); its date is the box's best knowledge. Decision 0008.
+            self.checked.add(receipt.id)
+            return
+        super().check_due_date(receipt, state)
+
+
+def test_boxes_booted_ahead_while_offline_reach_the_city(tmp_path):
+    """Clocks hours, days and years ahead at boot, the link down; clerks receive and accept;
+    the link returns, maybe faulty. Every acknowledged dossier reaches the city, both sides
+    converge, and the city never refuses a box's clock once it has heard from it."""
+    tally = Tally("booted ahead, offline")
+    with shared_world(tmp_path) as world:
+        run = AheadRun(world, tally)
+
+        @settings(max_examples=40 if soak() else 2, database=None, phases=NO_SHRINKING)
+        @given(ahead_schedules(2, 14 if soak() else 6))
+        @example([BootAheadOffline(0, "+3h"), Write(0, 2, True, True, False), Round(0)])
+        @example(
+            [
+                BootAheadOffline(1, "+3d"),
+                Write(1, 2, False, True, True),
+                Fault(1, "cut_up", 900),
+                Write(1, 1, True, False, True),
+                Round(1),
+            ]
+        )
+        @example(
+            [
+                BootAheadOffline(0, "+2y"),
+                Write(0, 1, False, True, True),
+                BootAheadOffline(0, "+3d"),
+                Write(0, 1, True, True, True),
+                Round(0),
+                Round(1),
+            ]
+        )
+        def one(schedule: list[Step]) -> None:
+            note(f"schedule: {schedule!r}")
+            tally.example(schedule)
+            try:
+                run.play(schedule)
+                run.heal_and_check()
+            finally:
+                run.recover()
+
+        one()
+    tally.report()
+    assert tally.outcomes[RESTAMPED_OPS] > 0, "no schedule made a box re-stamp"
 
 
 # --- what the schedules do not draw, and why ------------------------------------------------------
