@@ -26,6 +26,7 @@ from edge.auth import Actor
 from edge.syncstate import CENTRAL
 from edge.web import check_csrf, current_actor, is_htmx, render, require_role, state
 from sync import attempts, wire
+from sync.clock import Stamp
 from sync.errors import BadSignature, CorruptBatch
 from sync.identity import fingerprint
 from sync.ops import Op
@@ -114,6 +115,8 @@ class ChangeView:
     due_date: str | None
     ack: AckView | None
     at_city: bool
+    was_at_ms: int | None
+    """When the op was first stamped, if the box re-dated it (its clock was ahead; decision 0008)."""
     """The city holds it (by a signed acknowledgement, or as the city said at a later hello)."""
 
 
@@ -173,6 +176,10 @@ def _record_context(request: Request, actor: Actor, dossier_id: str) -> dict[str
     at_city = node.replica.peer_vector(CENTRAL)[me]
     own: list[Op] = [op for op in node.replica.ops_of("dossier", dossier_id) if op.node == me]
     own.sort(key=lambda op: op.seq)
+    redated: dict[int, int] = {}
+    for r in log:
+        for seq, was, _ in r.attempt.restamped:
+            redated.setdefault(seq, Stamp.unpack(was).wall)
     changes = [
         ChangeView(
             op.seq,
@@ -183,6 +190,7 @@ def _record_context(request: Request, actor: Actor, dossier_id: str) -> dict[str
             op.payload.get("due_date"),
             next((a for a in verified_acks if a.have >= op.seq), None),
             op.seq <= at_city,
+            redated.get(op.seq),
         )
         for op in own
     ]
@@ -227,6 +235,7 @@ def record_json(
     for r in log:
         fields = msgspec.structs.asdict(r.attempt)
         fields["acks"] = [_b64(a) for a in r.attempt.acks]
+        fields["restamped"] = [list(change) for change in r.attempt.restamped]
         records.append(
             {
                 "id": r.id,
@@ -251,6 +260,7 @@ def records_from_json(document: dict[str, Any]) -> list[attempts.Record]:
     for item in document["records"]:
         fields = dict(item["attempt"])
         fields["acks"] = [base64.b64decode(a) for a in fields.get("acks", [])]
+        fields["restamped"] = [tuple(change) for change in fields.get("restamped", [])]
         out.append(
             attempts.Record(
                 int(item["id"]),

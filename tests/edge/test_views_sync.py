@@ -349,3 +349,30 @@ def test_sync_now_while_offline_says_why_in_the_page(client, edge, peer):
         "/sync-now", data={"csrf": token, "next": "/dossiers"}, headers={"HX-Request": "true"}
     ).text
     assert "Đã đồng bộ với thành phố" in fragment
+
+
+def test_the_record_shows_changes_re_dated_because_the_clock_was_ahead(client, edge, peer):
+    """Decision 0008: a dossier received while the box's clock ran three days ahead and offline
+    is re-dated at the next round; its record says so, with the time it first carried, and the
+    record still verifies (as a page and as record.json)."""
+    settings = load(edge.data_dir)
+    edge.clock.offset_ms += 3 * 86_400_000
+    peer.down = True
+    dossier = receive_sample(edge).id
+    first = edge.replica.state("dossier", dossier)["steps"][0]["at"]
+    assert sync_once(edge, peer, settings).outcome == "failed"
+    peer.down = False
+    assert sync_once(edge, peer, settings).outcome == "ok"
+    now = edge.replica.state("dossier", dossier)["steps"][0]["at"]
+    assert first - now > 2 * 86_400_000
+    login(client)
+    html = client.get(f"/dossiers/{dossier}/record").text
+    assert html.count('data-outcome="corrected"') == 1
+    assert vietnamese("Re-dated") in html
+    assert i18n.format_datetime(first) in html
+    assert i18n.format_datetime(now) in html
+    assert "data-waiting-since" not in html
+    document = client.get(f"/dossiers/{dossier}/record.json").json()
+    log = records_from_json(document)
+    assert attempts.verify_chain(log, edge.identity.public_raw) == len(log)
+    assert any(r.attempt.restamped for r in log)
