@@ -852,12 +852,13 @@ class Replica:
             ]
             size = s_last - s_first + 1
             chosen = list(range(first - s_first))
+            # Hashes known from an earlier correction of this seal shadow its current leaves.
+            known = self._seal_knowledge(node_id, s_first)
             conn.executemany(
-                "INSERT OR REPLACE INTO sync_seal_hash (node, first, lo, hi, hash) VALUES (?,?,?,?,?)",
+                "INSERT OR IGNORE INTO sync_seal_hash (node, first, lo, hi, hash) VALUES (?,?,?,?,?)",
                 [
-                    (node_id, s_first, lo, hi, merkle.subtree_root(lo, hi, dict(enumerate(old)), {}))
+                    (node_id, s_first, lo, hi, merkle.subtree_root(lo, hi, dict(enumerate(old)), known))
                     for lo, hi in merkle.proof_ranges(size, chosen)
-                    if lo >= first - s_first
                 ],
             )
         conn.execute("DELETE FROM sync_seal_hash WHERE node = ? AND first >= ?", (node_id, first))
@@ -981,16 +982,18 @@ class Replica:
         for index, (s_first, s_last, root, signature) in enumerate(seals):
             seal = Seal(node, s_first, s_last, root, signature)
             lo, hi = max(first, s_first), min(last, s_last)
-            if index + 1 < len(seals):
-                # A seal whose tail was re-stamped (restamp_tail) proves only the ops before the
-                # newer seal that starts inside it; its later leaves are known hashes now.
-                hi = min(hi, seals[index + 1][0] - 1)
+            # A seal whose tail was re-stamped (restamp_tail) proves only the ops that no seal
+            # starting inside it covers: the later ones are proved by the newer seal, and their
+            # old leaves here are known hashes. Without re-stamps this list is empty.
+            newer = [(f, s) for f, s, _, _ in seals[index + 1 :] if f <= s_last]
             with self._lock:
                 rows = self.conn.execute(
                     "SELECT seq, body FROM sync_op WHERE node = ? AND seq BETWEEN ? AND ? ORDER BY seq",
                     (node_id, s_first, s_last),
                 ).fetchall()
             wanted = [(seq, body) for seq, body in rows if lo <= seq <= hi and (keep is None or seq in keep)]
+            if newer:
+                wanted = [(seq, b) for seq, b in wanted if not any(f <= seq <= s for f, s in newer)]
             pieces: list[list[tuple[int, bytes]]] = [[]]
             size = 0
             for item in wanted:
