@@ -4,7 +4,9 @@ Hypothesis draws schedules (tests/integration/schedules.py): clerks receive and 
 a commune's link misbehaves for a round (cut at a byte offset either way, stall, delay, reset,
 duplicated connection, a request withheld and delivered after later ones, down), the city
 server restarts (SIGTERM or SIGKILL, maybe with its wall clock 26 years or 2 hours behind), and
-a commune's box restarts with its wall clock off (-26y: a dead CMOS battery; +2y, +3d, -2h).
+a commune's box restarts with its wall clock off (-26y: a dead CMOS battery; +2y, +3d, -2h), or
+boots hours, days or years ahead with its link down (decision 0008: it re-stamps what its clerks
+wrote once the city's time corrects it).
 The city is always a real ``motcua central serve`` process behind one fault proxy per commune;
 a clock jump of a process is a restart with its wall clock off (tests/integration/skewclock), as
 a dead battery shows at boot.
@@ -255,8 +257,8 @@ class Run:
         self.reopen(unit, step.clock)
         if offset_ms(step.clock) > 0:
             # A box whose clock is ahead can only learn it from the city; its sync loop's first
-            # round at boot does that. Clerks writing before it are the case
-            # test_a_box_booted_ahead_and_offline_writes_what_the_city_refuses shows.
+            # round at boot does that. Clerks writing before it, offline, are drawn by
+            # test_boxes_booted_ahead_while_offline_reach_the_city (decision 0008).
             self.round(unit)
 
     def play(self, schedule: list[Step]) -> None:
@@ -520,7 +522,8 @@ class ServedRun(Run):
             server.stop()
         if offset_ms(step.clock) > 0:
             # See Run.restart_box: the loop's round at boot tells the box its clock is ahead, so
-            # the link is up for it (test_a_box_booted_ahead_... shows the case where it is not).
+            # the link is up for it (test_boxes_booted_ahead_while_offline_... draws the case
+            # where it is not).
             self.world.edges[unit].proxy.heal()
             self.serve(unit, step.clock)
             self.wait_round(unit, since)
