@@ -44,6 +44,7 @@ from edge.errors import Forbidden
 from edge.node import Node, open_node
 from edge.settings import load
 from edge.syncclient import http_peer
+from edge.uploads import check_scan
 from ops.demodata import counter_weeks, person
 from ops.kit import apply_kit, create_kit, verify_kit
 from schema import PILOT_PROCEDURES
@@ -55,6 +56,13 @@ from sync.transport import Peer
 PROVINCE = "92"
 COMMUNES = {"31135": "ninhkieu", "31120": "caikhe"}
 CLOCK_TRUSTED = ClockStatus(False, 0, None)
+DEMO_SCAN = check_scan(
+    "to-khai.pdf",
+    b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n",
+    1 << 20,
+)
+"""One small scan, the same for every demo dossier that has one (stored once: blobs are
+addressed by content)."""
 PASSWORD = "Demo2025"  # noqa: S105 (a published demo password)
 KIT_PASSPHRASE = "demo-kit-passphrase"  # noqa: S105 (the demo's kits only)
 """The password of every demo account (generated data; never use it on a real box)."""
@@ -133,7 +141,8 @@ def _generate(edge: Node, other: str, dossiers: int, rnd: random.Random) -> tupl
                     handling_unit=other if step.routed else unit,
                     channel="online" if rnd.random() < 0.15 else "direct",
                 )
-                ids[step.dossier] = receive(edge, clerk, data, [], CLOCK_TRUSTED).id
+                scans = [DEMO_SCAN] if rnd.random() < 0.7 else []  # most counters scan the form
+                ids[step.dossier] = receive(edge, clerk, data, scans, CLOCK_TRUSTED).id
                 routed += step.routed
                 continue
             try:
