@@ -19,6 +19,8 @@ from servers import (
     PASSWORD,
     CityDir,
     Clerk,
+    World,
+    assert_converged,
     edge_dir,
     edge_server,
     opened_node,
@@ -130,6 +132,39 @@ def test_node_add_catalogue_import_and_node_revoke_while_the_city_serves(tmp_pat
         changed = change_password(url, "quantri", PASSWORD, "Matkhau456")
         assert changed.status_code == 200, changed.text
         sync_now(box)
+
+
+def test_bundles_carried_both_ways_while_the_city_and_the_box_serve(world: World, tmp_path: Path) -> None:
+    """The link is down and a technician carries USB bundles: exported and imported by commands
+    run beside both servers. Once the link is back, the box's round finds the city holding what
+    the bundle carried (before: the city's stale heads took it for new ops and the push failed on
+    a duplicate key), and the writes of both servers went on meanwhile."""
+    box = world.edges[NINH_KIEU]
+    city = str(world.city.dir)
+    assert world.round(NINH_KIEU).ok  # the box has its clerks' accounts
+    world.close_nodes()
+    box.proxy.set(down=True)
+    served = world.serve_edge(NINH_KIEU)
+    with Clerk(served.url, "canbo01") as clerk:
+        first = str(clerk.receive("Nguyễn Văn An")["id"])
+    out, back = tmp_path / "box.bundle", tmp_path / "city.bundle"
+    cli_ok("sync", "export", "--data", str(box.dir), "--out", str(out))
+    cli_ok("sync", "import", str(out), "--data", city)
+    cli_ok("sync", "import", f"{out}.ack", "--data", str(box.dir))
+    changed = change_password(world.central_url, "quantri", PASSWORD, "Matkhau456")
+    assert changed.status_code == 200, changed.text
+    cli_ok("sync", "export", "--data", city, "--unit", NINH_KIEU, "--out", str(back))
+    cli_ok("sync", "import", str(back), "--data", str(box.dir))
+    with Clerk(served.url, "canbo01") as clerk:
+        second = str(clerk.receive("Trần Thị Bình")["id"])
+    world.stop_edge(NINH_KIEU)
+    box.proxy.heal()
+    after_the_bundle = len(world.open(NINH_KIEU).replica.ops_of("dossier", second))
+    healed = world.round(NINH_KIEU)
+    assert healed.ok, healed.summary()
+    # The city holds what the bundle carried: only what was written after it goes now.
+    assert healed.ops_sent == after_the_bundle
+    assert_converged(world, {first: (NINH_KIEU,), second: (NINH_KIEU,)})
 
 
 def test_a_second_server_on_one_directory_is_refused_and_a_killed_ones_lock_blocks_nothing(
