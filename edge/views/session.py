@@ -105,7 +105,11 @@ def home(request: Request) -> Response:
         overdue = queries.list_dossiers(conn, actor, queries.Filters(due="overdue"), day, 1, 10)
         shown = [d["procedure_code"] for page in (received, due, overdue) for d in page.items]
         names = queries.procedure_short_names(conn, shown)
-    lost = conflicts.lost_by(app.node.replica, actor.username, app.node.sessions.seen(actor.username))
+    lost = []
+    # Only dossiers the clerk may see are listed, and the counts already say whether any of them
+    # has a conflict: on the usual day (none) the change log is not read at all.
+    if counts["with_conflicts"]:
+        lost = conflicts.lost_by(app.node.replica, actor.username, app.node.sessions.seen(actor.username))
     if lost:
         with app.node.reader() as conn:
             codes = queries.dossier_codes(conn, actor, [c["dossier"] for c in lost])
