@@ -135,7 +135,12 @@ SCHEMAS: dict[str, Schema] = {
                 "description": "CCCD, 12 digits; required for a citizen.",
             },
             "dob": _nullable("string", format="date"),
-            "phone": {"type": "string", "maxLength": 200, "description": "10 digits starting with 0."},
+            "phone": {
+                "type": "string",
+                "maxLength": 200,
+                "description": "A mobile (10 digits) or a landline with its area code (11 digits), starting "
+                "with 0 or +84; spaces, dots and hyphens are ignored.",
+            },
             "email": {"type": "string", "maxLength": 200},
             "address": {"type": "string", "maxLength": 2000},
             "address_unit": {"type": "string", "maxLength": 200, "description": "Unit code of the address."},
