@@ -121,7 +121,8 @@
         select.focus();
       }
     });
-    select.parentNode.insertBefore(box, select);
+    // After the select, not before: the label names its first control, which stays the select.
+    select.parentNode.insertBefore(box, select.nextSibling);
   }
 
   function init(root) {
