@@ -216,3 +216,20 @@ def test_refusing_asks_to_confirm_with_the_applicant_and_code(server: Any, page:
     pdf = page.pdf(format="A4")
     assert pdf.startswith(b"%PDF")
     page.emulate_media(media="screen")
+
+
+def test_the_transfer_picker_filters_after_an_action_swapped_the_panel(server: Any, page: Page) -> None:
+    log_in(page, server, server.clerk.username)
+    dossier_url = receive_one(page, server, "Vũ Thị Chuyển")
+    page.goto(dossier_url)
+    page.evaluate("window.stayedOnPage = true")
+    accept = page.locator('form:has(input[name="action"][value="accept"]) [type="submit"]')
+    accept.click()  # htmx swaps the state and the actions in place
+    expect(page.locator("main [data-status]").first).to_have_attribute("data-status", "2")
+    assert page.evaluate("window.stayedOnPage") is True
+    target = page.locator('form:has(input[name="action"][value="transfer"]) select[name="handling_unit"]')
+    expect(target.locator('option[value="31135"]')).to_have_count(0)  # never the current unit
+    box = page.locator('select[name="handling_unit"] + input.unit-filter')
+    expect(box).to_have_count(1)
+    box.fill("cai khe")
+    expect(target).to_have_value("31120")
