@@ -65,7 +65,7 @@ soak: $(DEV_STAMP) browsers
 	$(BIN)/python bench/edge_soak.py
 	$(BIN)/python bench/central_fleet.py
 
-## lint: ruff (lint + format check) and mypy (strict on sync/)
+## lint: ruff (lint + format check) and mypy (strict on every package)
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
