@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from edge.disk import DiskState
     from edge.settings import Settings
 
+    # One function per command group adds its subcommands to this.
+    _Commands = argparse._SubParsersAction[argparse.ArgumentParser]
+
 
 def package_version() -> str:
     try:
@@ -38,7 +41,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"motcua {package_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add_group in (
+        _add_demo,
+        _add_edge,
+        _add_user,
+        _add_central,
+        _add_node,
+        _add_provision,
+        _add_catalogue,
+        _add_sync,
+        _add_backup,
+        _add_record,
+        _add_audit,
+    ):
+        add_group(sub)
+    return parser
 
+
+def _add_demo(sub: _Commands) -> None:
     demo = sub.add_parser("demo", help="run the demonstration: a city and two communes, with a link switch")
     demo.add_argument("--dir", default="var/demo", help="where the demo keeps its data (wiped at start)")
     demo.add_argument("--dossiers", type=int, default=150, help="generated dossiers per commune")
@@ -50,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--sync-interval", type=int, default=10, help="seconds between a commune's syncs")
     demo.set_defaults(func=_demo)
 
+
+def _add_edge(sub: _Commands) -> None:
     edge = sub.add_parser("edge", help="a commune node: create it, serve its web app")
     edge_sub = edge.add_subparsers(dest="edge_command", metavar="COMMAND", required=True)
     init = edge_sub.add_parser("init", help="create a node: from central's node file, or standalone")
@@ -64,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=None, help="port (default 8801)")
     serve.set_defaults(func=_edge_serve)
 
+
+def _add_user(sub: _Commands) -> None:
     user = sub.add_parser("user", help="clerks' accounts")
     user_sub = user.add_subparsers(dest="user_command", metavar="COMMAND", required=True)
     add = user_sub.add_parser("add", help="add an account (an op like any other write)")
@@ -75,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--password-file", required=True, help="file holding the password (one line)")
     add.set_defaults(func=_user_add)
 
+
+def _add_central(sub: _Commands) -> None:
     central = sub.add_parser("central", help="the city server: create it, serve it")
     central_sub = central.add_subparsers(dest="central_command", metavar="COMMAND", required=True)
     cinit = central_sub.add_parser("init", help="create the city's data directory")
@@ -90,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     cserve.add_argument("--port", type=int, default=8800, help="port (default 8800)")
     cserve.set_defaults(func=_central_serve)
 
+
+def _add_node(sub: _Commands) -> None:
     nodes = sub.add_parser("node", help="the city's node registry")
     nodes_sub = nodes.add_subparsers(dest="node_command", metavar="COMMAND", required=True)
     nadd = nodes_sub.add_parser("add", help="register a node of a unit and write its node file")
@@ -103,8 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     nrevoke.add_argument("node_id", metavar="NODE_ID")
     nrevoke.set_defaults(func=_node_revoke)
 
-    _add_provision(sub)
 
+def _add_catalogue(sub: _Commands) -> None:
     catalogue = sub.add_parser("catalogue", help="the procedure catalogue")
     catalogue_sub = catalogue.add_subparsers(dest="catalogue_command", metavar="COMMAND", required=True)
     imp = catalogue_sub.add_parser(
@@ -115,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--format", choices=["csv", "json"], default=None, help="default: the file's suffix")
     imp.set_defaults(func=_catalogue_import)
 
+
+def _add_sync(sub: _Commands) -> None:
     sync = sub.add_parser("sync", help="exchange changes with the city server")
     sync_sub = sync.add_subparsers(dest="sync_command", metavar="COMMAND", required=True)
     now = sync_sub.add_parser("now", help="one sync round now (exit 0 ok, 1 link down, 2 refused)")
@@ -132,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     bimport.add_argument("--data", required=True, help="the node's (or the city's) data directory")
     bimport.set_defaults(func=_sync_import)
 
+
+def _add_backup(sub: _Commands) -> None:
     backup = sub.add_parser("backup", help="continuous backup with litestream, and restore")
     backup_sub = backup.add_subparsers(dest="backup_command", metavar="COMMAND", required=True)
     bconfig = backup_sub.add_parser("config", help="write DIR/litestream.yml")
@@ -151,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     brestore.add_argument("--to", required=True, help="the new data directory")
     brestore.set_defaults(func=_backup_restore)
 
+
+def _add_record(sub: _Commands) -> None:
     record = sub.add_parser("record", help="transmission records of dossiers")
     record_sub = record.add_subparsers(dest="record_command", metavar="COMMAND", required=True)
     check = record_sub.add_parser("verify", help="verify a box's transmission record at the city")
@@ -158,16 +192,17 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--data", required=True, help="the city's data directory")
     check.set_defaults(func=_record_verify)
 
+
+def _add_audit(sub: _Commands) -> None:
     audit = sub.add_parser("audit", help="what was refused (logins, CSRF, other units, sync): the audit log")
     audit.add_argument("--data", required=True, help="the node's or the city's data directory")
     audit.add_argument("--event", help="only this event (login_failed, csrf, cross_unit, sync_refused …)")
     audit.add_argument("--hours", type=int, default=24 * 7, help="how far back (default: a week)")
     audit.add_argument("--limit", type=int, default=200, help="at most this many lines (newest first)")
     audit.set_defaults(func=_audit)
-    return parser
 
 
-def _add_provision(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_provision(sub: _Commands) -> None:
     provision = sub.add_parser("provision", help="USB provisioning kits: make one, apply one on a box")
     provision_sub = provision.add_subparsers(dest="provision_command", metavar="COMMAND", required=True)
     create = provision_sub.add_parser("create", help="at the city: register a node and write its kit")
