@@ -53,6 +53,8 @@ from sync.errors import (
     ClockDriftError,
     CorruptBatch,
     EquivocationError,
+    PeerTimeout,
+    PeerUnavailable,
     PeerUnreachable,
     RevokedNode,
     SyncError,
@@ -151,12 +153,11 @@ def _is_refusal(exc: BaseException | None) -> bool:
 def explain(exc: BaseException) -> tuple[str, bool]:
     """(msgid a clerk reads, retryable) for an error that ended a round."""
     retryable = bool(getattr(exc, "retryable", False))
+    if isinstance(exc, PeerTimeout):
+        return TIMED_OUT, True
+    if isinstance(exc, PeerUnavailable):
+        return CITY_TROUBLE, True
     if isinstance(exc, PeerUnreachable):
-        text = exc.message.lower()
-        if "in time" in text:
-            return TIMED_OUT, True
-        if "trouble" in text or "http 5" in text:
-            return CITY_TROUBLE, True
         return NO_CONNECTION, True
     if is_disk_error(exc):
         # Space freed or the disk repaired, the next round can succeed: back off as for a link.

@@ -4,7 +4,11 @@ Every error carries an HTTP status (for the one handler that maps errors to resp
 says whether retrying the same thing later can succeed::
 
     SyncError                      base; status 500, not retryable
-    ├── PeerUnreachable            retryable: timeout, reset, refused (transport adapters)
+    ├── PeerUnreachable            retryable: no connection (refused, reset) to the peer
+    │   ├── PeerTimeout            retryable: the peer did not answer in time
+    │   └── PeerUnavailable        retryable: the peer answered that it is in trouble (5xx)
+    ├── PeerRefused                fatal: the peer refused the request with a code this side
+    │                              does not know (a known code is raised as its own class)
     ├── ClockDriftError            a remote stamp is further ahead than the allowed drift (409)
     ├── VerificationError          fatal: bytes do not prove what they claim (400)
     │   ├── CorruptBatch           undecodable, truncated or malformed input
@@ -34,6 +38,22 @@ class PeerUnreachable(SyncError):
     status = 503
     retryable = True
     code = "peer_unreachable"
+
+
+class PeerTimeout(PeerUnreachable):
+    pass
+
+
+class PeerUnavailable(PeerUnreachable):
+    pass
+
+
+class PeerRefused(SyncError):
+    """A 4xx whose error code names no class; ``status`` is the peer's."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class ClockDriftError(SyncError):

@@ -14,9 +14,11 @@ unless said otherwise):
   written is ignored) and returns the new size; the hub checks the sha256 when it is complete.
   ``get_blob(sha, offset, size)`` reads a chunk; raises BlobNotFound if the hub lacks it.
 
-Errors are classified where they happen (STYLE 6): a timeout, refused or reset connection, or a
-5xx is :class:`PeerUnreachable` (retryable); a refusal by the hub is the typed error it named
-(bad signature, revoked node, outside write scope …), fatal for that request.
+Errors are classified where they happen (STYLE 6), by class, never by their text: a refused or
+reset connection is :class:`PeerUnreachable`, a timeout its subclass :class:`PeerTimeout`, a 5xx
+its subclass :class:`PeerUnavailable` (all retryable); a refusal by the hub is the typed error it
+named (bad signature, revoked node, outside write scope …), or :class:`PeerRefused` if its code
+names none, fatal for that request.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from sync import errors as sync_errors
 from sync import wire
 from sync.blobs import BlobNotFound
 from sync.clock import Clock
-from sync.errors import PeerUnreachable, SyncError
+from sync.errors import PeerRefused, PeerTimeout, PeerUnavailable, PeerUnreachable, SyncError
 from sync.identity import Identity
 
 
@@ -64,9 +66,9 @@ def refusal(status: int, payload: object) -> SyncError:
     cls = codes.get(str(code), SyncError)
     if cls is sync_errors.ClockDriftError:
         return sync_errors.ClockDriftError(text, drift_ms=0)
-    err: SyncError = cls(text)
     if cls is SyncError:
-        err.status = status
+        return PeerRefused(text, status)
+    err: SyncError = cls(text)
     return err
 
 
@@ -107,15 +109,13 @@ class HttpPeer:
         try:
             response = self._client.request(method, path, content=body, headers=headers)
         except httpx.TimeoutException as exc:
-            raise PeerUnreachable(
-                f"the city server did not answer in time ({exc.__class__.__name__})"
-            ) from exc
+            raise PeerTimeout(f"the city server did not answer in time ({exc.__class__.__name__})") from exc
         except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
             raise PeerUnreachable(f"no connection to the city server ({exc.__class__.__name__})") from exc
         self.sent += len(body)
         self.received += len(response.content)
         if response.status_code >= 500:
-            raise PeerUnreachable(f"the city server is in trouble (HTTP {response.status_code})")
+            raise PeerUnavailable(f"the city server is in trouble (HTTP {response.status_code})")
         if response.status_code >= 400:
             try:
                 payload = response.json()

@@ -32,7 +32,7 @@ from edge.uploads import Scan
 from sync import attempts, wire
 from sync.batch import encode_batch
 from sync.clock import Clock, system_wall_ms
-from sync.errors import BadSignature, PeerUnreachable, RevokedNode
+from sync.errors import BadSignature, PeerRefused, PeerTimeout, PeerUnavailable, PeerUnreachable, RevokedNode
 
 CHUNK = 64 * 1024
 
@@ -642,14 +642,17 @@ def test_the_loop_backs_off_while_the_link_is_down(hub, edge):
     assert all(r.attempt.outcome == "failed" for r in records(edge))
 
 
-def test_peer_unreachable_messages_are_told_apart():
-    assert syncclient.explain(PeerUnreachable("the city server did not answer in time (ReadTimeout)")) == (
+def test_peer_unreachable_errors_are_told_apart_by_class():
+    assert syncclient.explain(PeerTimeout("the city server did not answer in time (ReadTimeout)")) == (
         syncclient.TIMED_OUT,
         True,
     )
-    assert syncclient.explain(PeerUnreachable("the city server is in trouble (HTTP 502)"))[0] == (
+    assert syncclient.explain(PeerUnavailable("the city server is in trouble (HTTP 502)"))[0] == (
         syncclient.CITY_TROUBLE
     )
+    # The text no longer decides: a connection error worded like a timeout is still one.
+    assert syncclient.explain(PeerUnreachable("did not answer in time")) == (syncclient.NO_CONNECTION, True)
+    assert syncclient.explain(PeerRefused("no", 418)) == (syncclient.REFUSED, False)
     assert syncclient.explain(wire.ReplayedRequest("twice")) == (syncclient.REPLAYED, True)
     assert syncclient.explain(wire.ProtocolMismatch("old")) == (syncclient.TOO_OLD, False)
     assert syncclient.explain(OSError("disk full")) == (syncclient.DISK, False)
