@@ -19,6 +19,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +144,15 @@ class Registration:
         return self.revoked_ms is not None
 
 
+class RequestOutcome(StrEnum):
+    """How a node's request to the city ended (``attempts.outcome``; the values are stored)."""
+
+    OK = "ok"
+    REFUSED = "refused"
+    """The city refused it (4xx): the node's problem, fatal for that request."""
+    FAILED = "failed"
+
+
 @dataclass(frozen=True)
 class AttemptRow:
     node: str
@@ -153,7 +163,7 @@ class AttemptRow:
     bytes_in: int
     bytes_out: int
     duration_ms: int
-    outcome: str
+    outcome: RequestOutcome
     error_code: str | None
     error: str | None
 
@@ -303,7 +313,7 @@ class FleetStore:
                 conn.execute(
                     "UPDATE node_status SET last_contact_ms = ? WHERE node = ?", (attempt.at_ms, attempt.node)
                 )
-            if attempt.outcome != "ok":
+            if attempt.outcome != RequestOutcome.OK:
                 conn.execute(
                     "UPDATE node_status SET last_error = ?, last_error_code = ?, last_error_ms = ?, "
                     "errors_total = errors_total + 1 WHERE node = ?",

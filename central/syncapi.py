@@ -29,7 +29,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from central.compat import Dialect, dialect
-from central.fleet import AttemptRow
+from central.fleet import AttemptRow, RequestOutcome
 from central.hub import Caller, Counts, Hub
 from central.incoming import BadChunk
 from sync import wire
@@ -120,7 +120,7 @@ class SyncApi:
             bytes_in=0,
             bytes_out=0,
             duration_ms=0,
-            outcome="failed",
+            outcome=RequestOutcome.FAILED,
             error_code="disconnected",
             error="the connection was cut before the request arrived whole",
         )
@@ -143,7 +143,7 @@ class SyncApi:
         caller: Caller | None = None
         claimed = headers.get(wire.H_NODE) or "?"
 
-        def record(outcome: str, code: str | None, error: str | None, bytes_out: int) -> None:
+        def record(outcome: RequestOutcome, code: str | None, error: str | None, bytes_out: int) -> None:
             attempt = AttemptRow(
                 node=caller.node if caller else claimed,
                 at_ms=at,
@@ -165,13 +165,18 @@ class SyncApi:
             caller = self.hub.admit(headers, method, path, body)
             response = work(caller, dialect(caller.protocol), body, params, counts)
         except SyncError as exc:
-            record("refused" if exc.status < 500 else "failed", exc.code, exc.message, 0)
+            record(
+                RequestOutcome.REFUSED if exc.status < 500 else RequestOutcome.FAILED,
+                exc.code,
+                exc.message,
+                0,
+            )
             raise
         except Exception:
             log.exception("sync %s from %s failed", name, claimed)
-            record("failed", "internal", "the city server failed on this request", 0)
+            record(RequestOutcome.FAILED, "internal", "the city server failed on this request", 0)
             raise
-        record("ok", None, None, len(response.body))
+        record(RequestOutcome.OK, None, None, len(response.body))
         return response
 
     # --- the endpoints ------------------------------------------------------------------------

@@ -69,7 +69,7 @@ log = logging.getLogger("motcua.sync")
 CHANNEL = "http"
 RESTAMP_CHANNEL = "restamp"
 """The attempt log's channel of a correction of this box's own stamps (no bytes moved)."""
-CORRECTED = "corrected"
+CORRECTED = attempts.Outcome.CORRECTED
 """Its outcome: not a sync ("last sync" counts only rounds whose outcome is "ok")."""
 RECORDED_KINDS = frozenset({"dossier"})
 """Entities whose ids an attempt lists (a dossier's transmission record is looked up by them)."""
@@ -192,8 +192,8 @@ def explain(exc: BaseException) -> tuple[str, bool]:
 class RoundResult:
     """What one round did. ``error`` is the msgid of why it stopped or what went wrong."""
 
-    outcome: str = "failed"
-    """"ok", "partial" (something went through, not everything) or "failed"."""
+    outcome: attempts.Outcome = attempts.Outcome.FAILED
+    """OK, PARTIAL (something went through, not everything) or FAILED."""
     ops_sent: int = 0
     ops_received: int = 0
     bytes_sent: int = 0
@@ -215,7 +215,7 @@ class RoundResult:
 
     @property
     def ok(self) -> bool:
-        return self.outcome == "ok"
+        return self.outcome == attempts.Outcome.OK
 
     def summary(self) -> str:
         """One line for the shell and the log."""
@@ -648,11 +648,11 @@ def _sync_once(node: Node, peer: Peer, settings: Settings, stop: Callable[[], bo
     if failure is not None:
         result.error, result.retryable = explain(failure)
         result.detail = str(failure) or failure.__class__.__name__
-        result.outcome = "partial" if moved else "failed"
+        result.outcome = attempts.Outcome.PARTIAL if moved else attempts.Outcome.FAILED
     elif step is not None and step.problem is not None:
-        result.error, result.retryable, result.outcome = step.problem, True, "partial"
+        result.error, result.retryable, result.outcome = step.problem, True, attempts.Outcome.PARTIAL
     else:
-        result.outcome, result.retryable = "ok", True
+        result.outcome, result.retryable = attempts.Outcome.OK, True
     # The calibration moved the clock: the round started at that corrected time.
     at_ms += node.clock.offset_ms - offset_before
     _record(node, result, at_ms)

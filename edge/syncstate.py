@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 
 from edge.node import Node
-from sync.attempts import latest
+from sync.attempts import Outcome, latest
 
 CENTRAL = "central"
 """The peer name under which a node remembers what the city holds."""
@@ -33,10 +33,10 @@ def badge(node: Node) -> Badge:
         last, last_ok = latest(conn)
     return Badge(
         connected=node.config.central_url is not None,
-        online=None if last is None else last.outcome == "ok",
+        online=None if last is None else last.outcome == Outcome.OK,
         last_ok_ms=last_ok,
         last_attempt_ms=last.at_ms if last else None,
-        last_error=last.error if last and last.outcome != "ok" else None,
+        last_error=last.error if last and last.outcome != Outcome.OK else None,
         waiting=max(0, own - at_city),
     )
 
@@ -59,7 +59,7 @@ def next_sync_in_s(node: Node, since_ms: int, interval_s: int, now_ms: int) -> i
     the page keeps the warning."""
     with node.reader() as conn:
         last, _ = latest(conn)
-    if last is None or last.outcome != "ok" or since_ms < last.at_ms:
+    if last is None or last.outcome != Outcome.OK or since_ms < last.at_ms:
         return None
     due_ms = last.at_ms + interval_s * 1000
     if now_ms > due_ms + interval_s * 1000:

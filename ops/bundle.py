@@ -40,7 +40,7 @@ import zstandard
 
 from central import scope
 from central.city import City
-from central.fleet import AttemptRow
+from central.fleet import AttemptRow, RequestOutcome
 from central.hub import MAX_PULL_OPS, Caller, Counts, Hub
 from edge.node import Node
 from edge.syncclient import BLOBS_UP, CURSOR, RECORDED_KINDS, explain
@@ -347,7 +347,7 @@ def export_from_edge(node: Node, out: Path, since: int | None = None) -> ExportR
             bytes_sent=len(data),
             bytes_received=0,
             duration_ms=int((time.monotonic() - started) * 1000),
-            outcome="ok",
+            outcome=attempts.Outcome.OK,
             error=None,
             entities=_entities(batches),
         ),
@@ -386,7 +386,7 @@ def import_at_edge(node: Node, path: Path, progress: Progress | None = None) -> 
                 bytes_sent=0,
                 bytes_received=len(data),
                 duration_ms=int((time.monotonic() - started) * 1000),
-                outcome="failed" if error else "ok",
+                outcome=attempts.Outcome.FAILED if error else attempts.Outcome.OK,
                 error=error,
                 entities=[],
                 acks=[wire.encode(ack) for ack in report.acks],
@@ -549,7 +549,7 @@ def export_from_city(city: City, node_id: str, out: Path, since: int | None = No
             bytes_in=0,
             bytes_out=len(data),
             duration_ms=int((time.monotonic() - started) * 1000),
-            outcome="ok",
+            outcome=RequestOutcome.OK,
             error_code=None,
             error=None,
         ),
@@ -684,7 +684,13 @@ def _refuse_ahead(city: City, ops: list[Op]) -> None:
 def _record_at_city(
     city: City, node: str, at_ms: int, started: float, size: int, counts: Counts, exc: SyncError | None
 ) -> None:
-    outcome = "ok" if exc is None else "refused" if exc.status < 500 else "failed"
+    outcome = (
+        RequestOutcome.OK
+        if exc is None
+        else RequestOutcome.REFUSED
+        if exc.status < 500
+        else RequestOutcome.FAILED
+    )
     city.fleet.record_attempt(
         AttemptRow(
             node=node,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from collections.abc import Callable, Iterable
+from enum import StrEnum
 from typing import Any
 
 import msgspec
@@ -20,6 +21,17 @@ from sync.identity import verify
 
 GENESIS = b"\x00" * 32
 CONTEXT = b"motcua-attempt/1"
+
+
+class Outcome(StrEnum):
+    """How an attempt ended. The values are stored and covered by the hash chain: never change one."""
+
+    OK = "ok"
+    PARTIAL = "partial"
+    """Something went through, not everything."""
+    FAILED = "failed"
+    CORRECTED = "corrected"
+    """A re-stamp of this node's own ops (channel "restamp"): no exchange, not a sync."""
 
 
 class Attempt(msgspec.Struct, array_like=True, frozen=True):
@@ -33,7 +45,7 @@ class Attempt(msgspec.Struct, array_like=True, frozen=True):
     bytes_received: int
     duration_ms: int
     outcome: str
-    """"ok", "partial" or "failed"; "corrected" for a re-stamp (channel "restamp")."""
+    """An :class:`Outcome` value (a plain string here, so a record of any version decodes)."""
     error: str | None
     """Why it failed, in words a clerk understands."""
     entities: list[str]
@@ -133,7 +145,7 @@ def latest(conn: sqlite3.Connection) -> tuple[Attempt | None, int | None]:
     # The latest successful attempt, not the one with the highest time: after the city's clock
     # went back (a dead battery there), rounds that succeed must still move "last sync".
     ok = conn.execute(
-        "SELECT at_ms FROM sync_attempt WHERE outcome = 'ok' ORDER BY id DESC LIMIT 1"
+        "SELECT at_ms FROM sync_attempt WHERE outcome = ? ORDER BY id DESC LIMIT 1", (Outcome.OK,)
     ).fetchone()
     return (_from_row(row).attempt if row else None), (ok[0] if ok else None)
 

@@ -75,8 +75,9 @@ def outcome_of(result: syncclient.RoundResult | None) -> dict[str, Any]:
     if result is None:
         return {"state": "running"}
     if result.error is None:
-        return {"state": "ok", "sent": result.ops_sent, "received": result.ops_received}
-    return {"state": "partial" if result.outcome == "partial" else "failed", "error": result.error}
+        return {"state": attempts.Outcome.OK, "sent": result.ops_sent, "received": result.ops_received}
+    partial = result.outcome == attempts.Outcome.PARTIAL
+    return {"state": attempts.Outcome.PARTIAL if partial else attempts.Outcome.FAILED, "error": result.error}
 
 
 # --- the transmission record ------------------------------------------------------------------
