@@ -255,6 +255,8 @@ def run(nodes: int, country: int, concurrency: int, max_seconds: float, seed: in
         setup_s = time.perf_counter() - started
         province = ingest(city, sims, cursor, concurrency, max_seconds, root)
         shutil.rmtree(root / "province")
+        if not country:
+            return {**province, "concurrency": concurrency, "setup_s": round(setup_s, 1), **machine()}
 
         city, sims, cursor = make_world(root / "country", country, seed + 1_000_000)
         shutil.copytree(city.dir, root / "country-copy")
@@ -290,7 +292,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10 nodes, 50 for the country: a smoke run")
     parser.add_argument("--nodes", type=int, default=103, help="nodes of the province run")
-    parser.add_argument("--country", type=int, default=COUNTRY, help="nodes of the country run")
+    parser.add_argument(
+        "--country", type=int, default=COUNTRY, help="nodes of the country run (0: the province run only)"
+    )
     parser.add_argument("--concurrency", type=int, default=20, help="nodes syncing at the same time")
     parser.add_argument(
         "--max-seconds", type=float, default=300, help="a run starts no node after this (reported)"

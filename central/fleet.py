@@ -206,25 +206,38 @@ class FleetStore:
         self._lock = threading.Lock()
         self.conn = connect(self.path)
         apply_migrations(self.conn, "fleet", MIGRATIONS)
+        # What a sync request writes here (its log line, the node's status, the copy of its
+        # ack, its nonce) is operational: a power cut may lose the last of it, which costs no
+        # one a dossier (the box keeps its acks; a replayed push is idempotent), and an fsync
+        # each cost a box's push four of them. Registry changes stay durable (_tx(durable=True)).
+        self.conn.execute("PRAGMA synchronous = NORMAL")
 
     def close(self) -> None:
         self.conn.close()
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
+        """One write transaction; ``durable``: on the disk when it returns (synchronous FULL),
+        for what must survive a power cut: who may sync, and who was revoked."""
         with self._lock:
-            self.conn.execute("BEGIN IMMEDIATE")
+            if durable:
+                self.conn.execute("PRAGMA synchronous = FULL")
             try:
-                yield self.conn
-                self.conn.execute("COMMIT")
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
+                self.conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self.conn
+                    self.conn.execute("COMMIT")
+                except BaseException:
+                    self.conn.execute("ROLLBACK")
+                    raise
+            finally:
+                if durable:
+                    self.conn.execute("PRAGMA synchronous = NORMAL")
 
     # --- registry ---------------------------------------------------------------------------
 
     def register(self, cert: wire.Cert) -> None:
-        with self._tx() as conn:
+        with self._tx(durable=True) as conn:
             conn.execute(
                 "INSERT INTO nodes (node, unit, public_key, registered_ms, cert) VALUES (?,?,?,?,?)",
                 (cert.node, cert.unit, cert.public_key, cert.issued_ms, wire.encode(cert)),
@@ -232,7 +245,7 @@ class FleetStore:
             conn.execute("INSERT INTO node_status (node) VALUES (?)", (cert.node,))
 
     def mark_revoked(self, node: str, revoked_ms: int, revoked_after: int, cert: wire.Cert) -> None:
-        with self._tx() as conn:
+        with self._tx(durable=True) as conn:
             conn.execute(
                 "UPDATE nodes SET revoked_ms = ?, revoked_after = ?, cert = ? WHERE node = ?",
                 (revoked_ms, revoked_after, wire.encode(cert), node),

@@ -70,3 +70,34 @@ def test_an_older_fleet_db_gets_its_error_counters_from_the_attempts_it_holds(tm
             assert errors_by_node(reader) == {"n1": 4}
     finally:
         store.close()
+
+
+def test_who_may_sync_is_written_durably_and_the_request_log_is_not(tmp_path) -> None:
+    """A registration or revocation is fsynced before it returns (synchronous FULL); a sync
+    request's log line, status and ack copy are not (NORMAL): a power cut may lose those last
+    lines, never who may sync."""
+    store = FleetStore(tmp_path / "fleet.db")
+    seen: list[str] = []
+    store.conn.set_trace_callback(seen.append)
+    node = register(store)
+    store.record_attempt(attempt(node, NOW_MS, refused=False), contact=True)
+    city = Identity.generate("92")
+    registration = store.registration(node)
+    assert registration is not None
+    cert = wire.issue_cert(city, node, "31135", registration.public_key, NOW_MS, 3)
+    store.mark_revoked(node, NOW_MS, 3, cert)
+    store.conn.set_trace_callback(None)
+
+    def mode_at(statement: str) -> str:
+        modes = [
+            s
+            for s in seen[: next(i for i, s in enumerate(seen) if s.startswith(statement))]
+            if "synchronous" in s
+        ]
+        return modes[-1] if modes else "PRAGMA synchronous = NORMAL"
+
+    assert mode_at("INSERT INTO nodes") == "PRAGMA synchronous = FULL"
+    assert mode_at("UPDATE nodes SET revoked_ms") == "PRAGMA synchronous = FULL"
+    assert mode_at("INSERT INTO attempts") == "PRAGMA synchronous = NORMAL"
+    assert store.conn.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL between them
+    store.close()
