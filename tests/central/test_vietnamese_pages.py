@@ -146,10 +146,8 @@ COMMON_ENGLISH = set(
 )
 
 ALLOWED = {
-    # Same in both languages: file formats, abbreviations, units, product and standard names.
-    "PDF", "JPEG", "PNG", "CSV", "JSON", "HTTP", "HTTPS", "API", "USB", "URL", "SVG", "MiB",
-    "KiB", "GiB", "CCCD", "CMND", "VNeID", "motcua", "Prometheus", "English", "Email", "email",
-    "SQLite", "litestream", "GET", "POST", "ops", "UTC", "CSRF",
+    # Same in both languages: file formats, abbreviations, product names, the language switch.
+    "PDF", "JPEG", "PNG", "JSON", "USB", "CCCD", "VNeID", "motcua", "English",
 }  # fmt: skip
 
 
