@@ -23,7 +23,7 @@ from starlette.routing import BaseRoute, Route
 
 from edge import queries, syncclient, syncloop
 from edge.auth import Actor
-from edge.syncstate import CENTRAL
+from edge.syncstate import CENTRAL, next_sync_in_s
 from edge.web import check_csrf, current_actor, is_htmx, render, require_role, state
 from sync import attempts, wire
 from sync.clock import Stamp
@@ -210,6 +210,11 @@ def _record_context(request: Request, actor: Actor, dossier_id: str) -> dict[str
         "changes": changes,
         "waiting_since": waiting[0].at_ms if waiting else None,
         "waiting": len(waiting),
+        "next_sync_in_s": next_sync_in_s(
+            node, waiting[0].at_ms, app.settings.sync_interval_s, node.clock.wall_ms()
+        )
+        if waiting
+        else None,
         "chain_ok": chain_ok,
         "chain_count": chain_count,
         "chain_problem": chain_problem,

@@ -14,6 +14,7 @@ from edgekit import csrf_of, receive_sample
 
 from central import charts as city_charts
 from central import cityviews
+from central.dashboard import lag_in_sensible_unit
 from central.fleet import AttemptRow, Registration, Status
 from central.fleetviews import (
     ALERT,
@@ -27,6 +28,7 @@ from central.fleetviews import (
     staleness_by_day,
 )
 from central.registry import NODE_KINDS, add_node
+from edge import i18n
 from edge.accounts import add_account
 from schema.units import province_units
 from sync import wire
@@ -459,3 +461,13 @@ def test_the_fleet_lists_every_commune_and_ward_and_warns_of_a_box_without_backu
     vietnamese = admin.get("/fleet").text
     assert "<h1>Đơn vị và máy: toàn thành phố</h1>" in vietnamese
     assert "chưa có máy" in vietnamese
+
+
+def test_the_lag_chart_speaks_in_minutes_hours_or_days():
+    admin_lang = i18n.current_language.set("en")
+    try:
+        assert lag_in_sensible_unit([None, 0.25, 1.5]) == ([None, 15.0, 90.0], "Minutes")
+        assert lag_in_sensible_unit([3.0, None]) == ([3.0, None], "Hours")
+        assert lag_in_sensible_unit([96.0]) == ([4.0], "Days")
+    finally:
+        i18n.current_language.reset(admin_lang)

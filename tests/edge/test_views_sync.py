@@ -316,12 +316,16 @@ def test_a_new_dossier_while_the_link_works_will_go_at_the_next_sync(client, edg
         n=found.group(1)
     )
     assert "data-waiting-since" not in html  # no warning while the badge says online
+    record = client.get(f"/dossiers/{received.id}/record").text
+    assert "data-next-sync-in" in record
+    assert "data-waiting-since" not in record
 
     peer.down = True
     sync_once(edge, peer, load(edge.data_dir))
     html = client.get(f"/dossiers/{received.id}").text
     assert "data-next-sync-in" not in html
     assert "data-waiting-since" in html  # a real failure keeps the warning
+    assert "data-waiting-since" in client.get(f"/dossiers/{received.id}/record").text
 
 
 # --- "Sync now" answers in the page (issue 14 item 11) -------------------------------------------
