@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from edge.i18n import N_, gettext_
-from edge.node import FORWARD_JUMP, Node
+from edge.node import Node
 from edge.syncclient import reference_skew_ms
+from edge.syncstate import SyncState
 from sync.clock import Clock
 
 EARLIEST_PLAUSIBLE_MS = int(datetime(2025, 7, 1, tzinfo=UTC).timestamp() * 1000)
@@ -82,8 +83,4 @@ def for_node(node: Node, threshold_ms: int) -> ClockStatus:
     it after a restart, until the next round)."""
     drift = reference_skew_ms(node)
     residual = None if drift is None else drift - node.clock.offset_ms
-    try:
-        jump = int(node.replica.meta(FORWARD_JUMP) or 0)
-    except ValueError:
-        jump = 0
-    return check(node.clock, threshold_ms, residual, jump)
+    return check(node.clock, threshold_ms, residual, SyncState.load(node.replica).forward_jump_ms)

@@ -27,7 +27,6 @@ loop that runs rounds is :mod:`edge.syncloop`.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import secrets
 import sqlite3
@@ -41,9 +40,9 @@ from pathlib import Path
 
 from edge.backupstate import backup_age_s
 from edge.disk import is_disk_error
-from edge.node import FORWARD_JUMP, Node
+from edge.node import Node
 from edge.settings import Settings
-from edge.syncstate import CENTRAL
+from edge.syncstate import CENTRAL, SyncState
 from sync import attempts, restamp, wire
 from sync import ops as opcodec
 from sync.batch import decode_batch, encode_batch
@@ -78,18 +77,6 @@ MAX_BLOB_BYTES = 64 * 1024 * 1024
 PEER_TIMEOUT_S = 20.0
 INCOMING = "incoming"
 """Directory (in the data directory) of scans being fetched: ``<sha256>.part`` files."""
-
-# Small values kept next to the log (Replica.meta).
-CURSOR, OFFSET, DRIFT, BLOBS_UP, LAST_ERROR = (
-    "sync.feed_cursor",
-    "sync.clock_offset_ms",
-    "sync.clock_drift_ms",
-    "sync.blobs_up",
-    "sync.last_error",
-)
-CERTS_SINCE = "sync.certs_since_ms"
-COMPARED_AT = "sync.compared_at_ms"
-"""When this box last compared its scope's digest with the city's and they matched."""
 
 
 def N_(message: str) -> str:
@@ -279,34 +266,13 @@ class _Round:
         self.result = RoundResult()
         self.entities: set[str] = set()
         self.problem: str | None = None
-        self.cursor = self._int_meta(CURSOR)
+        self.cursor = SyncState.load(self.replica).feed_cursor
         self.pushed_head = 0
         self.correction_ms = 0
         """How far this round's calibration moved the clock (negative: it was ahead)."""
         if not node.config.central_key:
             raise NotConfigured("this node has no city key: create it from a node file")
         self.city_key = bytes.fromhex(node.config.central_key)
-
-    # --- persisted values ------------------------------------------------------------------
-
-    def _int_meta(self, key: str) -> int:
-        try:
-            return int(self.replica.meta(key) or 0)
-        except ValueError:
-            return 0
-
-    def _list_meta(self, key: str) -> list[str]:
-        value = self.replica.meta(key)
-        if not isinstance(value, str) or not value:
-            return []
-        try:
-            items = json.loads(value)
-        except ValueError:
-            return []
-        return [str(item) for item in items] if isinstance(items, list) else []
-
-    def _set_list(self, key: str, items: Iterable[str]) -> None:
-        self.replica.set_meta(key, json.dumps(sorted(set(items))))
 
     def _check_stop(self) -> None:
         if self.stop is not None and self.stop():
@@ -357,9 +323,8 @@ class _Round:
         before = clock.offset_ms
         offset = clock.calibrate(reply.time_ms + rtt_ms // 2)
         self.correction_ms = offset - before
-        self.replica.set_meta(OFFSET, offset)
-        if self.replica.meta(FORWARD_JUMP):
-            self.replica.set_meta(FORWARD_JUMP, 0)  # the city's time stands for the clock now
+        SyncState.set_clock_offset(self.replica, offset)
+        SyncState.clear_forward_jump(self.replica)  # the city's time stands for the clock now
 
     def _oldest_waiting(self) -> int | None:
         """When this box made the oldest change the city has not acknowledged (protocol 2)."""
@@ -372,20 +337,20 @@ class _Round:
     def _hello(self) -> wire.HelloReply:
         self._check_stop()
         clock = self.node.clock
-        last_error = self.replica.meta(LAST_ERROR)
+        state = SyncState.load(self.replica)
         hello = wire.Hello(
             software=software_version(),
             head=self.replica.vector()[self.me],
             cursor=self.cursor,
             wall_ms=clock.wall_ms() - clock.offset_ms,
             backup_age_s=backup_age_s(self.node.data_dir),
-            pending_blobs=len(self._list_meta(BLOBS_UP)),
-            last_error=str(last_error) if last_error else None,
+            pending_blobs=len(state.blobs_up),
+            last_error=state.last_error,
             oldest_waiting_ms=self._oldest_waiting(),
-            certs_since_ms=int(self.replica.meta(CERTS_SINCE, 0) or 0),
+            certs_since_ms=state.certs_since_ms,
         )
         reply = self.peer.hello(hello)
-        self.replica.set_meta(DRIFT, int(reply.drift_ms))
+        SyncState.set_clock_drift(self.replica, int(reply.drift_ms))
         self.replica.remember_peer(CENTRAL, {self.me: reply.have})
         return reply
 
@@ -430,7 +395,8 @@ class _Round:
         )
 
     def _apply_certs(self, certs: Iterable[wire.Cert]) -> None:
-        newest = int(self.replica.meta(CERTS_SINCE, 0) or 0)
+        since = SyncState.load(self.replica).certs_since_ms
+        newest = since
         for cert in certs:
             wire.check_cert(cert, self.city_key)
             newest = max(newest, cert.issued_ms)
@@ -440,14 +406,13 @@ class _Round:
                 self.replica.public_key(cert.node)
             except UnknownNode:
                 self.replica.trust(cert.node, cert.public_key)
-            if cert.revoked_after is not None:
-                key = f"sync.revoked:{cert.node}"
-                if self.replica.meta(key) != cert.revoked_after:
-                    self.replica.revoke(cert.node, cert.revoked_after)
-                    self.replica.set_meta(key, cert.revoked_after)
-                    log.warning("node %s revoked after op #%d", cert.node, cert.revoked_after)
-        if newest != int(self.replica.meta(CERTS_SINCE, 0) or 0):
-            self.replica.set_meta(CERTS_SINCE, newest)
+            revoked = cert.revoked_after
+            if revoked is not None and SyncState.revoked_after(self.replica, cert.node) != revoked:
+                self.replica.revoke(cert.node, revoked)
+                SyncState.set_revoked_after(self.replica, cert.node, revoked)
+                log.warning("node %s revoked after op #%d", cert.node, revoked)
+        if newest != since:
+            SyncState.set_certs_since(self.replica, newest)
 
     def _push(self, batches: list[_Batch], have: int) -> None:
         self.pushed_head = have
@@ -457,7 +422,8 @@ class _Round:
             if batch.blobs:
                 # Queued before the push: once the city holds the ops, the scans must follow
                 # even if this round is cut right after.
-                self._set_list(BLOBS_UP, [*self._list_meta(BLOBS_UP), *batch.blobs])
+                up = SyncState.load(self.replica).blobs_up
+                SyncState.set_blobs_up(self.replica, [*up, *batch.blobs])
             ack = self.peer.push(batch.data)
             wire.check_ack(ack, self.city_key)
             if ack.node != self.me or ack.batch_sha256 != hashlib.sha256(batch.data).digest():
@@ -469,11 +435,11 @@ class _Round:
 
     def _upload_blobs(self) -> None:
         chunk = self.settings.blob_chunk_bytes
-        for sha in self._list_meta(BLOBS_UP):
+        for sha in SyncState.load(self.replica).blobs_up:
             self._check_stop()
             if not self.node.blobs.has(sha):
                 log.warning("scan %s is referenced by an op of this box but missing here", sha)
-                self._done_with(BLOBS_UP, sha)
+                self._done_with(sha)
                 continue
             data = self.node.blobs.get(sha)
             size = self.peer.blob_size(sha)
@@ -487,11 +453,12 @@ class _Round:
                 if stalls > 2:
                     raise CorruptBatch(f"the city server does not take scan {sha} at byte {size}")
                 size = new_size
-            self._done_with(BLOBS_UP, sha)
+            self._done_with(sha)
             self.result.blobs_sent += 1
 
-    def _done_with(self, key: str, sha: str) -> None:
-        self._set_list(key, [s for s in self._list_meta(key) if s != sha])
+    def _done_with(self, sha: str) -> None:
+        up = SyncState.load(self.replica).blobs_up
+        SyncState.set_blobs_up(self.replica, [s for s in up if s != sha])
 
     def _pull(self) -> None:
         while True:
@@ -502,7 +469,7 @@ class _Round:
                 self.result.ops_received += self.replica.merge(data).applied
             if not reply.done and reply.cursor <= self.cursor:
                 raise CorruptBatch(f"the city's feed did not move past {self.cursor}")
-            self.replica.set_meta(CURSOR, reply.cursor)
+            SyncState.set_feed_cursor(self.replica, reply.cursor)
             self.cursor = reply.cursor
             if reply.done:
                 return
@@ -561,7 +528,7 @@ class _Round:
         cursor, not the way changes travel, so it runs every ``digest_interval_s`` (0: every
         round), and on the next round after a mismatch or a clock that went back."""
         interval_ms = self.settings.digest_interval_s * 1000
-        last = self._int_meta(COMPARED_AT)
+        last = SyncState.load(self.replica).compared_at_ms
         now = self.node.clock.wall_ms()
         return interval_ms == 0 or not last or not 0 <= now - last < interval_ms
 
@@ -581,15 +548,15 @@ class _Round:
             mine = self.replica.scope_digest(self.keys)
             self.result.digest_match = mine == reply.scope_digest
             if self.result.digest_match:
-                self.replica.set_meta(COMPARED_AT, self.node.clock.wall_ms())
+                SyncState.set_compared_at(self.replica, self.node.clock.wall_ms())
             else:
-                self.replica.set_meta(COMPARED_AT, 0)
+                SyncState.set_compared_at(self.replica, 0)
                 log.warning(
                     "scope digests differ (cursor %d, city feed head %d): full re-exchange next round",
                     self.cursor,
                     reply.feed_head,
                 )
-                self.replica.set_meta(CURSOR, 0)
+                SyncState.set_feed_cursor(self.replica, 0)
                 self.problem = self.problem or MISMATCH
             return
 
@@ -682,7 +649,7 @@ def _record(node: Node, result: RoundResult, at_ms: int) -> None:
         with node.replica.write() as w:
             result.record_id = attempts.append(w.conn, attempt, node.identity.sign).id
         detail = None if result.error is None else f"{result.error} ({result.detail or ''})"
-        node.replica.set_meta(LAST_ERROR, detail or "")
+        SyncState.set_last_error(node.replica, detail)
     except (OSError, sqlite3.Error) as exc:
         if is_disk_error(exc):  # a full or read-only disk: the technician needs the line, not the stack
             log.error("could not record the sync attempt: %s", exc)
@@ -694,13 +661,7 @@ def _record(node: Node, result: RoundResult, at_ms: int) -> None:
 def reference_skew_ms(node: Node) -> int | None:
     """How far this box's own clock was from the city's at the last hello (positive: behind);
     None before the first hello. For :func:`edge.clockcheck.check`'s ``reference_skew_ms``."""
-    value = node.replica.meta(DRIFT)
-    if value is None:
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
+    return SyncState.load(node.replica).clock_drift_ms
 
 
 def syncs_with_city(node: Node) -> bool:

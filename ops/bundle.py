@@ -43,8 +43,8 @@ from central.city import City
 from central.fleet import AttemptRow, RequestOutcome
 from central.hub import MAX_PULL_OPS, Caller, Counts, Hub
 from edge.node import Node
-from edge.syncclient import BLOBS_UP, CURSOR, RECORDED_KINDS, explain
-from edge.syncstate import CENTRAL
+from edge.syncclient import RECORDED_KINDS, explain
+from edge.syncstate import CENTRAL, SyncState
 from sync import attempts, restamp, wire
 from sync import ops as opcodec
 from sync.batch import Batch, decode_batch, decompress, encode_batch, verify_run
@@ -300,12 +300,7 @@ def _report(progress: Progress | None, total: int, done: int, what: str) -> None
 
 
 def _blobs_up(node: Node) -> list[str]:
-    value = node.replica.meta(BLOBS_UP)
-    try:
-        items = json.loads(value) if isinstance(value, str) and value else []
-    except ValueError:
-        items = []
-    return [str(item) for item in items] if isinstance(items, list) else []
+    return list(SyncState.load(node.replica).blobs_up)
 
 
 # --- at an edge --------------------------------------------------------------------------------
@@ -330,7 +325,7 @@ def export_from_edge(node: Node, out: Path, since: int | None = None) -> ExportR
         head=replica.vector()[me],
         batches=[encode_batch(batch) for batch in batches],
         blobs=blobs,
-        feed_cursor=int(replica.meta(CURSOR) or 0),
+        feed_cursor=SyncState.load(replica).feed_cursor,
     )
     data = seal(contents, node.identity)
     write_file(out, data)
@@ -447,11 +442,11 @@ def _import_at_edge(node: Node, data: bytes, progress: Progress | None) -> Impor
         report.duplicates += merged.duplicates
         report.ops += _op_count([batch])
         _report(progress, len(batches), i, "batches merged")
-    cursor = int(replica.meta(CURSOR) or 0)
+    cursor = SyncState.load(replica).feed_cursor
     if contents.base is not None and contents.head is not None:
         if contents.base <= cursor:
             cursor = max(cursor, contents.head)
-            replica.set_meta(CURSOR, cursor)
+            SyncState.set_feed_cursor(replica, cursor)
         else:
             report.warning = (
                 f"the bundle starts at feed position {contents.base} but this box is at {cursor}: "
@@ -475,11 +470,10 @@ def _apply_certs(node: Node, certs: Iterable[wire.Cert]) -> None:
             known = None
         if known != cert.public_key:
             replica.trust(cert.node, cert.public_key)
-        if cert.revoked_after is not None:
-            key = f"sync.revoked:{cert.node}"
-            if replica.meta(key) != cert.revoked_after:
-                replica.revoke(cert.node, cert.revoked_after)
-                replica.set_meta(key, cert.revoked_after)
+        revoked = cert.revoked_after
+        if revoked is not None and SyncState.revoked_after(replica, cert.node) != revoked:
+            replica.revoke(cert.node, revoked)
+            SyncState.set_revoked_after(replica, cert.node, revoked)
 
 
 def _record_at_edge(node: Node, attempt: attempts.Attempt) -> None:

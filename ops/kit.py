@@ -63,7 +63,7 @@ from central.city import City
 from central.registry import add_node
 from edge.errors import ConfigError
 from edge.node import NODE_FILE, Node, NodeConfig, create_node_dir
-from edge.syncclient import CURSOR
+from edge.syncstate import SyncState
 from ops import kitfiles
 from sync import wire
 from sync.batch import encode_batch
@@ -442,7 +442,7 @@ def _build(
             merged = sum(node.replica.merge(batch).applied for batch in snap.batches)
         except SyncError as exc:
             raise KitRefused(f"{SNAPSHOT} does not verify ({exc}); ask city IT for a new kit") from exc
-        node.replica.set_meta(CURSOR, snap.cursor)
+        SyncState.set_feed_cursor(node.replica, snap.cursor)
         return merged
     finally:
         node.close()

@@ -18,8 +18,6 @@ from edge.dossiers import receive
 from edge.node import Node, open_node
 from edge.settings import load
 from edge.syncclient import (
-    COMPARED_AT,
-    CURSOR,
     NO_CONNECTION,
     REVOKED,
     RoundResult,
@@ -27,7 +25,7 @@ from edge.syncclient import (
     sync_once,
 )
 from edge.syncloop import SyncLoop, next_delay_s
-from edge.syncstate import CENTRAL, badge
+from edge.syncstate import CENTRAL, COMPARED_AT, CURSOR, badge
 from edge.uploads import Scan
 from sync import attempts, wire
 from sync.batch import encode_batch

@@ -15,7 +15,7 @@ from central.city import City, init_central
 from central.registry import add_node, write_node_file
 from edge import auth
 from edge.node import Node, init_from_node_file
-from edge.syncclient import CURSOR
+from edge.syncstate import CURSOR
 from ops import bundle
 
 PASSWORD = "Matkhau123"

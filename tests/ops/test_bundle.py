@@ -13,8 +13,7 @@ from central.registry import add_node, revoke_node, write_node_file
 from edge import auth
 from edge.dossiers import receive
 from edge.node import Node, init_from_node_file
-from edge.syncclient import CURSOR
-from edge.syncstate import CENTRAL
+from edge.syncstate import CENTRAL, CURSOR
 from edge.uploads import Scan
 from ops import bundle
 from ops.cli import main
