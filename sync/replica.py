@@ -468,12 +468,14 @@ class Replica:
         if newest > self.clock.last.pack():
             self.clock.observe(Stamp.unpack(newest))
         with self._transaction():
-            rows = None
+            rows: dict[EntityKey, _Row | None] | None = None
             if admit is not None:
                 keys = list({(v.op.kind, v.op.entity): None for v in verified})
-                rows = self._load_rows(keys)
-                states = {key: rows[key].state if key in rows else None for key in keys}
-                admit([v.op for v in verified], states)
+                found = self._load_rows(keys)
+                rows = {key: found.get(key) for key in keys}  # None: read, and not held
+                admit(
+                    [v.op for v in verified], {key: row.state if row else None for key, row in rows.items()}
+                )
             self._merge(batch, verified, report, rows)
             self._save_clock()
         return report
@@ -483,7 +485,7 @@ class Replica:
         batch: Batch,
         verified: list[Verified],
         report: MergeReport,
-        rows: dict[EntityKey, _Row] | None = None,
+        rows: Mapping[EntityKey, _Row | None] | None = None,
     ) -> None:
         conn = self.conn
         for run in batch.runs:
@@ -647,15 +649,17 @@ class Replica:
     # --- fold -----------------------------------------------------------------------------
 
     def _fold(
-        self, new_ops: Sequence[Op], report: MergeReport, rows: dict[EntityKey, _Row] | None = None
+        self, new_ops: Sequence[Op], report: MergeReport, read: Mapping[EntityKey, _Row | None] | None = None
     ) -> None:
         """Fold each touched entity's new ops at once, then store every state (and project)
-        once. ``rows``: the entities' stored rows if already read (they cover ``new_ops``)."""
+        once. ``read``: entities already read (None: not held); the others are read here (ops
+        released from pending may touch entities the batch itself does not)."""
         grouped: dict[EntityKey, list[Op]] = defaultdict(list)
         for op in new_ops:
             grouped[(op.kind, op.entity)].append(op)
-        if rows is None:
-            rows = self._load_rows(list(grouped))
+        read = read or {}
+        rows = {key: row for key, row in read.items() if row is not None}
+        rows.update(self._load_rows([key for key in grouped if key not in read]))
         changed: dict[EntityKey, _Row] = {}
         ids = self._ids
         for key, ops in grouped.items():

@@ -365,6 +365,33 @@ def test_gaps_wait_in_pending_and_the_vector_never_skips(make_replicas) -> None:
     assert_dense(b)
 
 
+def test_a_checked_merge_folds_ops_drained_from_pending_onto_their_entities(make_replicas) -> None:
+    """A hub's merge reads the states of the batch's entities for its ``admit`` check; the ops
+    a gap-filling batch releases from pending may belong to other entities, which it must read
+    too (not fold them from nothing)."""
+    a, b = make_replicas("a", "b")
+    write(a, "d1", "create", {"title": "một"})
+    write(a, "d2", "create", {"title": "hai", "owner": "lan"})
+    write(a, "d1", "set", {"note": "ghi chú"})
+    write(a, "d2", "set", {"note": "d2 later"})
+    batches = batches_of(a, max_bytes=60)
+    assert [len(batch.runs[0].ops) for batch in batches] == [1, 1, 1, 1]
+    checked: list[set[tuple[str, str]]] = []
+
+    def admit(ops, states) -> None:
+        checked.append(set(states))
+
+    b.merge(batches[0], admit=admit)
+    b.merge(batches[1], admit=admit)
+    assert b.merge(batches[3], admit=admit).pending == 1  # d2's edit waits behind #3
+    report = b.merge(batches[2], admit=admit)  # d1's edit fills the gap and releases d2's
+    assert report.applied == 2
+    assert checked[-1] == {("doc", "d1")}
+    assert b.state("doc", "d2") == a.state("doc", "d2")
+    assert b.state_digest() == a.state_digest()
+    assert_dense(b)
+
+
 def test_runs_out_of_order_inside_one_batch_never_skip_a_gap(make_replicas) -> None:
     """A relay may put validly signed subset runs in any order; ops beyond a gap must wait."""
     a, b = make_replicas("a", "b")
