@@ -45,7 +45,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from cryptography.exceptions import InvalidTag
@@ -98,12 +98,16 @@ class Applied:
     ops: int = 0
 
 
+MAX_CURSOR = 2**63 - 1
+"""The largest feed position SQLite can hold (a signed 64-bit integer)."""
+
+
 class Snapshot(msgspec.Struct, frozen=True):
     """The unit's scope as the city held it when the kit was made."""
 
     format: int
     city_node: str
-    cursor: int
+    cursor: Annotated[int, msgspec.Meta(ge=0, le=MAX_CURSOR)]
     """The city's feed cursor after these batches: the node's first sync pulls only what is newer."""
     batches: list[bytes]
     certs: list[wire.Cert]

@@ -220,3 +220,20 @@ def test_motcua_provision_apply_refuses_a_damaged_kit_in_one_line(original, tmp_
     assert err.startswith("motcua: ")
     assert err.count("\n") == 1, err
     assert box_untouched(box)
+
+
+@pytest.mark.parametrize("cursor", [-1, 2**63])
+def test_a_snapshot_cursor_sqlite_cannot_hold_is_refused(city, original, tmp_path, cursor):
+    """Found by the fuzzer: a cursor of 2**63 in a re-signed snapshot reached SQLite and raised
+    OverflowError instead of a refusal."""
+    damaged = copy(original, tmp_path)
+    tree = msgspec.msgpack.decode((damaged / kit.SNAPSHOT).read_bytes())
+    tree["cursor"] = cursor
+    (damaged / kit.SNAPSHOT).write_bytes(msgspec.msgpack.encode(tree))
+    resign(damaged, city)
+    verified = kit.verify_kit(damaged, expect_city=kit.fingerprint(city.node.identity.public_raw))
+    box = damaged.parent / "box" / "motcua"
+    box.parent.mkdir()
+    with pytest.raises(kit.KitRefused, match="damaged"):
+        kit.apply_kit(verified, box, PASSPHRASE)
+    assert box_untouched(box)
