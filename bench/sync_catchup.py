@@ -63,7 +63,7 @@ from edge.auth import Actor  # noqa: E402
 from edge.clockcheck import ClockStatus  # noqa: E402
 from edge.dossiers import ReceiveInput, perform, receive  # noqa: E402
 from edge.node import Node, open_node  # noqa: E402
-from edge.settings import load  # noqa: E402
+from edge.settings import Settings, load  # noqa: E402
 from edge.syncclient import RoundResult, sync_once  # noqa: E402
 from edge.uploads import check_scan  # noqa: E402
 from ops.demodata import person  # noqa: E402
@@ -230,28 +230,32 @@ def op_bodies(node: Node, after: int) -> list[bytes]:
     return [bytes(body) for (body,) in rows]
 
 
+def synced_box(root: Path) -> tuple[CityDir, Path, Settings, int]:
+    """A city and a box of Ninh Kiều that synced once (it holds the reference data): the city,
+    the box's data directory, its settings and its own head then."""
+    city = CityDir(root / "city")
+    node_file = city.add_node(NINH_KIEU, "http://127.0.0.1:9", root / "edge.node.json")
+    edge = edge_dir(root / "edge", node_file)
+    settings = load(edge)
+    with city.server(free_port(), root) as server, opened_node(edge) as node:
+        peer = HttpPeer(server.url, node.identity, node.clock, timeout=30)
+        try:
+            first = sync_once(node, peer, settings)
+        finally:
+            peer.close()
+        if not first.ok:
+            raise SystemExit(f"the first sync failed: {first.summary()}")
+        return city, edge, settings, node.replica.vector()[node.identity.node]
+
+
 def run(ops: int, scans: int, seed: int) -> dict[str, object]:
     from edge import auth
 
     auth.configure_hasher(time_cost=1, memory_cost=1024, parallelism=1)  # setup only: one admin
     with tempfile.TemporaryDirectory(prefix="motcua-catchup-") as tmp:
         root = Path(tmp)
-        city = CityDir(root / "city")
-        node_file = city.add_node(NINH_KIEU, "http://127.0.0.1:9", root / "edge.node.json")
-        edge = edge_dir(root / "edge", node_file)
-        settings = load(edge)
-
         # Last week the box was online: it holds the reference data.
-        port = free_port()
-        with city.server(port, root) as server, opened_node(edge) as node:
-            peer = HttpPeer(server.url, node.identity, node.clock, timeout=30)
-            try:
-                first = sync_once(node, peer, settings)
-            finally:
-                peer.close()
-            if not first.ok:
-                raise SystemExit(f"the first sync failed: {first.summary()}")
-            head = node.replica.vector()[node.identity.node]
+        city, edge, settings, head = synced_box(root)
 
         with opened_node(edge) as node:
             started = time.perf_counter()
@@ -344,20 +348,7 @@ def run_history(ops: int, seed: int) -> dict[str, object]:
     auth.configure_hasher(time_cost=1, memory_cost=1024, parallelism=1)  # setup only: one admin
     with tempfile.TemporaryDirectory(prefix="motcua-history-") as tmp:
         root = Path(tmp)
-        city = CityDir(root / "city")
-        node_file = city.add_node(NINH_KIEU, "http://127.0.0.1:9", root / "edge.node.json")
-        edge = edge_dir(root / "edge", node_file)
-        settings = load(edge)
-        port = free_port()
-        with city.server(port, root) as server, opened_node(edge) as node:
-            peer = HttpPeer(server.url, node.identity, node.clock, timeout=30)
-            try:
-                first = sync_once(node, peer, settings)
-            finally:
-                peer.close()
-            if not first.ok:
-                raise SystemExit(f"the first sync failed: {first.summary()}")
-            head = node.replica.vector()[node.identity.node]
+        city, edge, settings, head = synced_box(root)
         with opened_node(edge) as node:
             progress(f"authoring {ops:,} ops")
             started = time.perf_counter()
