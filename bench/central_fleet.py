@@ -65,11 +65,12 @@ from central.city import ADMIN_USERNAME  # noqa: E402
 from central.registry import add_node, write_node_file  # noqa: E402
 from edge.auth import Actor  # noqa: E402
 from edge.clockcheck import ClockStatus  # noqa: E402
-from edge.dossiers import ReceiveInput, perform, receive  # noqa: E402
+from edge.dossiers import perform, receive  # noqa: E402
 from edge.node import Node, init_from_node_file  # noqa: E402
 from edge.settings import Settings  # noqa: E402
 from edge.settings import load as load_settings  # noqa: E402
 from edge.syncclient import sync_once  # noqa: E402
+from schema.dossier import Draft  # noqa: E402
 from schema.units import COMMUNE, WARD, province_units  # noqa: E402
 from sync.transport import HttpPeer  # noqa: E402
 
@@ -156,7 +157,7 @@ class Member:
         actor = Actor(f"canbo_{self.unit}", f"Cán bộ {self.unit}", self.unit, "clerk")
         routed = len(self.received) % 4 == 3
         handling = self.handled_by_next if routed else ""
-        data = ReceiveInput(
+        data = Draft(
             procedure=HOUSEHOLD_BUSINESS,
             applicant_name=f"Nguyễn Văn {self.rnd.choice(['An', 'Bình', 'Cường', 'Dũng', 'Hùng'])}",
             citizen_id="092085001234",

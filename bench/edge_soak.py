@@ -81,10 +81,11 @@ from edge import auth  # noqa: E402
 from edge.accounts import add_account  # noqa: E402
 from edge.auth import Actor  # noqa: E402
 from edge.clockcheck import ClockStatus  # noqa: E402
-from edge.dossiers import ReceiveInput, receive  # noqa: E402
+from edge.dossiers import receive  # noqa: E402
 from edge.node import Node  # noqa: E402
 from edge.settings import load as load_settings  # noqa: E402
 from edge.syncclient import RoundResult, sync_once  # noqa: E402
+from schema.dossier import Draft  # noqa: E402
 from sync.transport import HttpPeer  # noqa: E402
 
 OTHER = "31120"  # Phường Cái Khế: writes dossiers that Ninh Kiều handles
@@ -138,7 +139,7 @@ class Sender:
         try:
             while True:
                 stopping = self.stop.is_set()  # one last round after the stop: nothing waits
-                data = ReceiveInput(
+                data = Draft(
                     procedure=HOUSEHOLD_BUSINESS,
                     applicant_name=f"Trần Thị {rnd.choice(['Hoa', 'Lan', 'Mai', 'Cúc', 'Đào'])}",
                     citizen_id="092085001234",

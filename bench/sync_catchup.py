@@ -61,12 +61,13 @@ from servers import NINH_KIEU, CityDir, edge_dir, free_port, opened_node  # noqa
 
 from edge.auth import Actor  # noqa: E402
 from edge.clockcheck import ClockStatus  # noqa: E402
-from edge.dossiers import ReceiveInput, perform, receive  # noqa: E402
+from edge.dossiers import perform, receive  # noqa: E402
 from edge.node import Node, open_node  # noqa: E402
 from edge.settings import Settings, load  # noqa: E402
 from edge.syncclient import RoundResult, sync_once  # noqa: E402
 from edge.uploads import check_scan  # noqa: E402
 from ops.demodata import person  # noqa: E402
+from schema.dossier import Draft  # noqa: E402
 from sync.clock import Clock  # noqa: E402
 from sync.identity import Identity  # noqa: E402
 from sync.transport import HttpPeer  # noqa: E402
@@ -103,7 +104,7 @@ def author_week(node: Node, ops: int, scans: int, seed: int) -> list[bytes]:
     files = []
     for i in range(dossiers):
         p = person(rnd)
-        data = ReceiveInput(
+        data = Draft(
             procedure=PROCEDURE,
             applicant_name=p.name,
             citizen_id=p.citizen_id,

@@ -15,7 +15,7 @@ import re
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import asdict
 from datetime import date
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from starlette.concurrency import run_in_threadpool
@@ -28,7 +28,6 @@ from starlette.routing import BaseRoute, Route
 from edge import clockcheck, conflicts, i18n, openapi, queries
 from edge.auth import Actor, authenticate
 from edge.dossiers import (
-    ReceiveInput,
     attach,
     available_actions,
     check_request_key,
@@ -40,6 +39,7 @@ from edge.errors import EdgeError, InvalidInput, NotAuthenticated, NotFound, Too
 from edge.syncstate import badge
 from edge.uploads import Scan, check_scan, whole_multipart
 from edge.web import audit_refusal, current_actor, state
+from schema.dossier import Document, Draft, Long, Short
 
 PREFIX = "/api/v1"
 MAX_JSON_BYTES = 64 * 1024
@@ -54,37 +54,12 @@ T = TypeVar("T")
 # --- request bodies ------------------------------------------------------------------------------
 # Bounds here are about the wire (no megabyte names, no 30-digit integers reaching SQLite); what a
 # valid dossier is stays the service layer's business, so its messages are the same as the pages'.
-
-Short = Annotated[str, msgspec.Meta(max_length=200)]
-Long = Annotated[str, msgspec.Meta(max_length=2000)]
+# A new dossier's body is schema.dossier's Draft itself.
 
 
 class TokenRequest(msgspec.Struct, forbid_unknown_fields=True):
     username: Annotated[str, msgspec.Meta(max_length=64)]
     password: Annotated[str, msgspec.Meta(max_length=1024)]
-
-
-class DocumentIn(msgspec.Struct, forbid_unknown_fields=True):
-    name: Long
-    form: Literal["original", "copy", "electronic"]
-    count: Annotated[int, msgspec.Meta(ge=1, le=99)] = 1
-
-
-class DossierIn(msgspec.Struct, forbid_unknown_fields=True):
-    procedure: Short
-    applicant_name: Short
-    applicant_type: Literal["citizen", "organisation"] = "citizen"
-    citizen_id: Short = ""
-    dob: date | None = None
-    phone: Short = ""
-    email: Short = ""
-    address: Long = ""
-    address_unit: Short = ""
-    handling_unit: Short = ""
-    documents: Annotated[list[DocumentIn], msgspec.Meta(max_length=50)] = []
-    fee: Annotated[int, msgspec.Meta(ge=0, le=10**12)] | None = None
-    channel: Literal["direct", "online"] = "direct"
-    confirm_clock: bool = False
 
 
 class ActionIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -96,8 +71,8 @@ class ActionIn(msgspec.Struct, forbid_unknown_fields=True):
 
 BODIES: dict[str, type[msgspec.Struct]] = {
     "TokenRequest": TokenRequest,
-    "DossierCreate": DossierIn,
-    "Document": DocumentIn,
+    "DossierCreate": Draft,
+    "Document": Document,
     "ActionRequest": ActionIn,
 }
 """The Structs behind the request schemas of the OpenAPI document (tests keep them in step)."""
@@ -262,24 +237,8 @@ async def issue_token(request: Request) -> Response:
 
 async def create_dossier(request: Request) -> Response:
     actor = current_actor(request)
-    body = await _body(request, DossierIn)
+    data = await _body(request, Draft)
     app = state(request)
-    data = ReceiveInput(
-        procedure=body.procedure,
-        applicant_name=body.applicant_name,
-        applicant_type=body.applicant_type,
-        citizen_id=body.citizen_id,
-        dob=body.dob,
-        phone=body.phone,
-        email=body.email,
-        address=body.address,
-        address_unit=body.address_unit,
-        handling_unit=body.handling_unit,
-        documents=[msgspec.structs.asdict(doc) for doc in body.documents],
-        fee=body.fee,
-        channel=body.channel,
-        confirm_clock=body.confirm_clock,
-    )
     clock = clockcheck.for_node(app.node, app.settings.clock_skew_warn_s * 1000)
     key = check_request_key(request.headers.get("Idempotency-Key"))
     received = await _call(receive, app.node, actor, data, [], clock, key)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -23,6 +23,7 @@ from edge.node import Node
 from edge.uploads import Scan
 from schema.calendar import add_working_days, holidays_of, is_working_day
 from schema.codes import format_dossier_code, parse_citizen_id, parse_phone
+from schema.dossier import DOCUMENT_FORMS, DRAFT_FIELDS, ApplicantType, Document, Draft
 from schema.errors import InvalidCitizenId
 from schema.status import DEADLINE_RUNNING, OPEN, Status, check_transition
 from sync.fold import Rejected
@@ -120,31 +121,7 @@ def available_actions(actor: Actor, status: int, handling_unit: str) -> list[Act
 
 # --- receiving a dossier ----------------------------------------------------------------------
 
-APPLICANT_TYPES = ("citizen", "organisation")
-DOCUMENT_FORMS = ("original", "copy", "electronic")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-
-
-@dataclass
-class ReceiveInput:
-    procedure: str
-    applicant_name: str
-    applicant_type: str = "citizen"
-    citizen_id: str = ""
-    dob: date | None = None
-    phone: str = ""
-    email: str = ""
-    address: str = ""
-    address_unit: str = ""
-    handling_unit: str = ""
-    documents: list[dict[str, Any]] = field(default_factory=list)
-    """[{name, form: original|copy|electronic, count}] as checked on the procedure's list."""
-    fee: int | None = None
-    channel: str = "direct"
-    confirm_clock: bool = False
-    problems: list[InvalidInput] = field(default_factory=list)
-    """What was already wrong reading the input (a date or count that did not parse, a fake
-    scan): reported together with the rest, so one submit shows every error."""
 
 
 @dataclass(frozen=True)
@@ -182,23 +159,8 @@ def _unit_exists(w: Writer, code: str) -> bool:
     return bool(state and state.get("_created"))
 
 
-RECEIVE_FIELDS = (
-    "procedure",
-    "applicant_type",
-    "applicant_name",
-    "citizen_id",
-    "dob",
-    "phone",
-    "email",
-    "address",
-    "address_unit",
-    "documents",
-    "scans",
-    "fee",
-    "channel",
-    "handling_unit",
-    "confirm_clock",
-)
+_AFTER_DOCUMENTS = DRAFT_FIELDS.index("documents") + 1
+RECEIVE_FIELDS = (*DRAFT_FIELDS[:_AFTER_DOCUMENTS], "scans", *DRAFT_FIELDS[_AFTER_DOCUMENTS:])
 """The receive form's fields in page order: the order its errors are listed in."""
 
 
@@ -209,10 +171,31 @@ def _field_rank(problem: InvalidInput) -> tuple[int, str]:
     return rank, field
 
 
-def _check_receive(w: Writer, node: Node, data: ReceiveInput, day: date) -> dict[str, Any]:
-    """The op payload of a new dossier, or InvalidFields with every wrong field at once."""
-    problems = list(data.problems)
+def check_draft(
+    w: Writer,
+    node: Node,
+    data: Draft,
+    day: date,
+    clock: ClockStatus,
+    problems: Iterable[InvalidInput] = (),
+) -> dict[str, Any]:
+    """The op payload of a new dossier, or InvalidFields with every wrong field at once.
+
+    Every check of a draft that needs more than its own shape is here: the procedure and its
+    documents, the units, the citizen id against today and the date of birth, the clock
+    confirmation. ``problems``: what was already wrong reading the input (a date or count that
+    did not parse, a fake scan), reported together with the rest."""
+    problems = list(problems)
     refuse = problems.append
+    if clock.suspect and not data.confirm_clock:
+        refuse(
+            InvalidInput(
+                "The box's clock may be wrong ({reason}): check today's date and confirm before the "
+                "appointment date is printed.",
+                field="confirm_clock",
+                reason=clock.text,
+            )
+        )
     try:
         procedure = _procedure(w, data.procedure)
     except InvalidInput as exc:
@@ -222,10 +205,8 @@ def _check_receive(w: Writer, node: Node, data: ReceiveInput, day: date) -> dict
         refuse(InvalidInput("Enter the applicant's full name.", field="applicant_name"))
     elif len(name) > 120:
         refuse(InvalidInput("The name is too long.", field="applicant_name"))
-    if data.applicant_type not in APPLICANT_TYPES:
-        refuse(InvalidInput("Choose the applicant type.", field="applicant_type"))
     citizen_id = data.citizen_id.strip() or None
-    if data.applicant_type == "citizen":
+    if data.applicant_type == ApplicantType.CITIZEN:
         if citizen_id is None:
             refuse(InvalidInput("Enter the citizen id (CCCD, 12 digits).", field="citizen_id"))
         else:
@@ -272,14 +253,12 @@ def _check_receive(w: Writer, node: Node, data: ReceiveInput, day: date) -> dict
     fee = procedure.get("fee", 0) if data.fee is None else data.fee
     if not isinstance(fee, int) or fee < 0:
         refuse(InvalidInput("The fee is a whole number of dong.", field="fee"))
-    if data.channel not in ("direct", "online"):
-        refuse(InvalidInput("Unknown channel.", field="channel"))
     if problems:
         raise InvalidFields(sorted(problems, key=_field_rank))
     due = add_working_days(day, int(procedure.get("processing_days") or 0))
     return {
         "procedure": data.procedure,
-        "applicant_type": data.applicant_type,
+        "applicant_type": str(data.applicant_type),
         "applicant_name": name,
         "applicant_citizen_id": citizen_id,
         "applicant_dob": data.dob.isoformat() if data.dob else None,
@@ -290,41 +269,40 @@ def _check_receive(w: Writer, node: Node, data: ReceiveInput, day: date) -> dict
         "handling_unit": handling,
         "documents": documents,
         "fee": fee,
-        "channel": data.channel,
+        "channel": str(data.channel),
         "due_date": due.isoformat(),
     }
 
 
 def _check_documents(
-    procedure: dict[str, Any], given: list[dict[str, Any]], refuse: Callable[[InvalidInput], None]
+    procedure: dict[str, Any], given: list[Document], refuse: Callable[[InvalidInput], None]
 ) -> list[dict[str, Any]]:
     components = {doc["name"]: doc for doc in procedure.get("documents", [])}
     documents = []
     for doc in given:
-        doc_name = doc.get("name") if isinstance(doc, dict) else None
-        component = components.get(doc_name) if isinstance(doc_name, str) else None
+        component = components.get(doc.name)
         if component is None:
             refuse(
                 InvalidInput(
-                    "{name} is not a document of this procedure.", field="documents", name=str(doc_name)[:200]
+                    "{name} is not a document of this procedure.", field="documents", name=str(doc.name)[:200]
                 )
             )
             continue
-        if doc.get("form") not in DOCUMENT_FORMS:
+        # A Draft built in Python is not validated as a decoded one is: the form and count too.
+        if doc.form not in DOCUMENT_FORMS:
             refuse(InvalidInput("Choose original, copy or electronic.", field="documents"))
             continue
-        if not component.get(doc["form"], True):
+        if not component.get(str(doc.form), True):
             refuse(
                 InvalidInput(
-                    "The procedure does not accept this form of {name}.", field="documents", name=doc["name"]
+                    "The procedure does not accept this form of {name}.", field="documents", name=doc.name
                 )
             )
             continue
-        count = doc.get("count", 1)
-        if not isinstance(count, int) or not 1 <= count <= 99:
+        if not isinstance(doc.count, int) or not 1 <= doc.count <= 99:
             refuse(InvalidInput("A document count is between 1 and 99.", field="documents"))
             continue
-        documents.append({"name": doc["name"], "form": doc["form"], "count": count})
+        documents.append({"name": doc.name, "form": str(doc.form), "count": doc.count})
     return documents
 
 
@@ -354,10 +332,11 @@ def check_request_key(raw: str | None) -> str | None:
 def receive(
     node: Node,
     actor: Actor,
-    data: ReceiveInput,
+    data: Draft,
     scans: list[Scan],
     clock: ClockStatus,
     request_key: str | None = None,
+    problems: Iterable[InvalidInput] = (),
 ) -> Received:
     """Receive a dossier at this node's unit; the receiving unit is always this node's.
 
@@ -365,17 +344,12 @@ def receive(
     clerk pressed the button twice, a client retried after the box lost power before it could
     answer) gets the dossier the first one made instead of a second dossier with a new code.
     The key is kept in the same transaction as the dossier's ops, so either both survive a crash
-    or neither does, and it is local to the box (never replicated)."""
+    or neither does, and it is local to the box (never replicated).
+
+    ``problems``: what the caller already found wrong reading the input (see
+    :func:`check_draft`)."""
     if actor.role not in ("clerk", "leader", "admin"):
         raise Forbidden("Your role may not receive dossiers.")
-    if clock.suspect and not data.confirm_clock:
-        unconfirmed = InvalidInput(
-            "The box's clock may be wrong ({reason}): check today's date and confirm before the "
-            "appointment date is printed.",
-            field="confirm_clock",
-            reason=clock.text,
-        )
-        data = replace(data, problems=[*data.problems, unconfirmed])
     day = today(node)
     entity = secrets.token_hex(16)
     actor_fields = {"by": actor.username, "role": actor.role}
@@ -384,7 +358,7 @@ def receive(
         earlier = w.recall(remembered) if remembered else None
         if earlier is not None:
             return _received_before(w, earlier)
-        payload = _check_receive(w, node, data, day)
+        payload = check_draft(w, node, data, day, clock, problems)
         # Stored only once the input is known good: a refused form leaves no orphan scans.
         digests = [(scan, node.blobs.put(scan.data)) for scan in scans]
         code = _next_code(w, node.config.unit, day)

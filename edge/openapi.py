@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from edge.dossiers import ACTIONS
+from schema.dossier import APPLICANT_TYPES, CHANNELS, DOCUMENT_FORMS
 
 try:
     VERSION = version("motcua")
@@ -55,7 +56,10 @@ STATUS: Schema = {
     "4 processing, 5 supplement requested, 6 fees requested, 7 withdrawn, 8 stopped, "
     "9 processed, 10 result returned.",
 }
-DOCUMENT_FORM: Schema = {"type": "string", "enum": ["original", "copy", "electronic"]}
+# The word lists are schema.dossier's enums, never spelt out here.
+DOCUMENT_FORM: Schema = {"type": "string", "enum": list(DOCUMENT_FORMS)}
+CHANNEL: Schema = {"type": "string", "enum": list(CHANNELS)}
+APPLICANT_TYPE: Schema = {"type": "string", "enum": list(APPLICANT_TYPES)}
 
 _SUMMARY: dict[str, Schema] = {
     "id": {"type": "string", "description": "The dossier's entity id (used in URLs)."},
@@ -64,8 +68,8 @@ _SUMMARY: dict[str, Schema] = {
     "procedure_code": STRING,
     "receiving_unit": STRING,
     "handling_unit": STRING,
-    "channel": {"type": "string", "enum": ["direct", "online"]},
-    "applicant_type": {"type": "string", "enum": ["citizen", "organisation"]},
+    "channel": CHANNEL,
+    "applicant_type": APPLICANT_TYPE,
     "applicant_name": STRING,
     "applicant_citizen_id": _nullable("string"),
     "applicant_dob": _nullable("string", format="date"),
@@ -128,7 +132,7 @@ SCHEMAS: dict[str, Schema] = {
         {
             "procedure": {"type": "string", "maxLength": 200, "description": "National code, e.g. 2.000720."},
             "applicant_name": {"type": "string", "maxLength": 200},
-            "applicant_type": {"type": "string", "enum": ["citizen", "organisation"], "default": "citizen"},
+            "applicant_type": {**APPLICANT_TYPE, "default": "citizen"},
             "citizen_id": {
                 "type": "string",
                 "maxLength": 200,
@@ -153,7 +157,7 @@ SCHEMAS: dict[str, Schema] = {
             "fee": _nullable(
                 "integer", minimum=0, maximum=10**12, description="VND; defaults to the procedure's fee."
             ),
-            "channel": {"type": "string", "enum": ["direct", "online"], "default": "direct"},
+            "channel": {**CHANNEL, "default": "direct"},
             "confirm_clock": {
                 "type": "boolean",
                 "default": False,

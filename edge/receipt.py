@@ -17,12 +17,14 @@ from typing import Any
 
 import segno
 
+from schema.dossier import DOCUMENT_FORMS
+
 
 @dataclass(frozen=True)
 class ReceivedDocument:
     name: str
     form: str
-    """original | copy | electronic"""
+    """A value of schema.dossier.DocumentForm."""
     count: int
 
 
@@ -46,7 +48,7 @@ def components_of(procedure: dict[str, Any]) -> list[dict[str, Any]]:
 
 def accepted_forms(component: dict[str, Any]) -> list[str]:
     """The forms (original, copy, electronic) in which the procedure accepts this component."""
-    return [form for form in ("original", "copy", "electronic") if component.get(form, True)]
+    return [form for form in DOCUMENT_FORMS if component.get(form, True)]
 
 
 def qr_svg(code: str) -> str:

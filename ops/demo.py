@@ -39,7 +39,7 @@ from edge.accounts import add_account
 from edge.app import create_app
 from edge.auth import Actor
 from edge.clockcheck import ClockStatus
-from edge.dossiers import ReceiveInput, perform, receive
+from edge.dossiers import perform, receive
 from edge.errors import Forbidden
 from edge.node import Node, open_node
 from edge.settings import load
@@ -48,6 +48,7 @@ from edge.uploads import check_scan
 from ops.demodata import counter_weeks, person
 from ops.kit import apply_kit, create_kit, verify_kit
 from schema import PILOT_PROCEDURES
+from schema.dossier import Channel, Draft
 from sync.clock import Clock
 from sync.errors import PeerUnreachable
 from sync.identity import fingerprint
@@ -130,7 +131,7 @@ def _generate(edge: Node, other: str, dossiers: int, rnd: random.Random) -> tupl
             moment[0] = int(step.at.timestamp() * 1000)
             if step.action == "receive":
                 who = person(rnd)
-                data = ReceiveInput(
+                data = Draft(
                     procedure=step.procedure,
                     applicant_name=who.name,
                     citizen_id=who.citizen_id,
@@ -139,7 +140,7 @@ def _generate(edge: Node, other: str, dossiers: int, rnd: random.Random) -> tupl
                     address=who.address,
                     address_unit=unit,
                     handling_unit=other if step.routed else unit,
-                    channel="online" if rnd.random() < 0.15 else "direct",
+                    channel=Channel.ONLINE if rnd.random() < 0.15 else Channel.DIRECT,
                 )
                 scans = [DEMO_SCAN] if rnd.random() < 0.7 else []  # most counters scan the form
                 ids[step.dossier] = receive(edge, clerk, data, scans, CLOCK_TRUSTED).id

@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from schema.dossier import DOCUMENT_FORMS
 from schema.errors import SchemaError
 from schema.procedures import COMMUNE_LEVEL, PROVINCE_LEVEL, DocumentComponent, ProcedureRecord
 
@@ -54,7 +55,7 @@ COLUMNS = (
 )
 REQUIRED_FIELDS = ("code", "name", "sector", "handling_level", "processing_days", "fee")
 HANDLING_LEVELS = (COMMUNE_LEVEL, PROVINCE_LEVEL)
-FORMS = ("original", "copy", "electronic")
+FORMS = DOCUMENT_FORMS
 MAX_DAYS = 365
 MAX_TEXT = 2000
 MAX_DOCUMENT_COUNT = 99

@@ -14,6 +14,7 @@ from datetime import date
 from typing import Any
 
 from schema import reasons
+from schema.dossier import APPLICANT_TYPES, CHANNELS
 from schema.status import ROLES
 from schema.units import KINDS as UNIT_KINDS
 
@@ -104,9 +105,9 @@ def check_payload(
 
 # --- dossier ------------------------------------------------------------------------------------
 
-CHANNELS = ("direct", "online")
-APPLICANT_TYPES = ("citizen", "organisation")
-
+# The word lists are schema.dossier's enums. Their payload keys are the stored names
+# (applicant_phone, not the draft's phone); these checks stay looser than the draft's bounds on
+# purpose: the fold must accept every payload an older version wrote.
 DOSSIER_CHECKS: Mapping[str, Check] = {
     "portal_code": optional_text,
     "channel": one_of(*CHANNELS),

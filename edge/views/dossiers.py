@@ -29,9 +29,7 @@ from edge.auth import Actor
 from edge.disk import is_disk_error
 from edge.dossiers import (
     ACTIONS,
-    DOCUMENT_FORMS,
     Action,
-    ReceiveInput,
     attach,
     available_actions,
     check_request_key,
@@ -45,7 +43,17 @@ from edge.syncstate import next_sync_in_s, waiting_since
 from edge.unitpicker import unit_choices
 from edge.uploads import Scan, check_scan, sniff, whole_multipart
 from edge.web import audit_refusal, check_csrf, current_actor, disk_refusal, is_htmx, render, state
-from schema.status import DEADLINE_RUNNING
+from schema.dossier import (
+    APPLICANT_TYPES,
+    CHANNELS,
+    DEADLINE_RUNNING,
+    DOCUMENT_FORMS,
+    ApplicantType,
+    Channel,
+    Document,
+    DocumentForm,
+    Draft,
+)
 from sync.blobs import BlobNotFound, check_digest
 
 MAX_SCANS = 20
@@ -144,9 +152,10 @@ def _whole_number(text: str, field: str, message: str) -> int | None:
     return int(cleaned)
 
 
-def _receive_input(form: FormData, procedure: dict[str, Any]) -> ReceiveInput:
-    """The form as a ReceiveInput; what cannot even be read (a date, a count) goes into its
-    ``problems``, so the checks that follow still run and every error shows at once."""
+def _receive_input(form: FormData, procedure: dict[str, Any]) -> tuple[Draft, list[InvalidInput]]:
+    """The form as a Draft, and what could not even be read (a date, a count, a choice that is
+    not one of the form's): those problems go along, so the checks that follow still run and
+    every error shows at once."""
     problems: list[InvalidInput] = []
 
     def read(parse: Callable[[], Any]) -> Any:
@@ -177,10 +186,19 @@ def _receive_input(form: FormData, procedure: dict[str, Any]) -> ReceiveInput:
             if not any(p.field == count_field for p in problems):
                 problems.append(InvalidInput(bad_count, field=count_field))
             continue
-        documents.append({"name": component["name"], "form": choice, "count": count})
-    return ReceiveInput(
+        documents.append(Document(name=component["name"], form=DocumentForm(choice), count=count))
+    applicant_type = _text(form, "applicant_type") or ApplicantType.CITIZEN
+    if applicant_type not in APPLICANT_TYPES:
+        problems.append(InvalidInput("Choose the applicant type.", field="applicant_type"))
+        # Not "citizen": an unknown type asks for no citizen id on top.
+        applicant_type = ApplicantType.ORGANISATION
+    channel = _text(form, "channel") or Channel.DIRECT
+    if channel not in CHANNELS:
+        problems.append(InvalidInput("Unknown channel.", field="channel"))
+        channel = Channel.DIRECT
+    draft = Draft(
         procedure=procedure["code"],
-        applicant_type=_text(form, "applicant_type") or "citizen",
+        applicant_type=ApplicantType(applicant_type),
         applicant_name=_text(form, "applicant_name"),
         citizen_id=_text(form, "citizen_id").replace(" ", ""),
         dob=read(lambda: _date(_text(form, "dob"), "dob", past=True)),
@@ -191,10 +209,10 @@ def _receive_input(form: FormData, procedure: dict[str, Any]) -> ReceiveInput:
         handling_unit=_text(form, "handling_unit"),
         documents=documents,
         fee=read(lambda: _whole_number(_text(form, "fee"), "fee", "The fee is a whole number of dong.")),
-        channel=_text(form, "channel") or "direct",
+        channel=Channel(channel),
         confirm_clock=_text(form, "confirm_clock") in ("1", "on", "yes", "true"),
-        problems=problems,
     )
+    return draft, problems
 
 
 def _scans_chosen(form: FormData) -> bool:
@@ -379,16 +397,16 @@ async def receive_post(request: Request) -> Response:
             unknown = InvalidInput("Unknown procedure {code}.", field="procedure", code=code[:40])
             return _receive_page(request, actor, "", q=code[:40], error=unknown)
         try:
-            data = _receive_input(form, procedure)
+            data, problems = _receive_input(form, procedure)
             try:
                 scans = await _scans(form, app.settings.max_upload_bytes)
             except InvalidInput as exc:
                 audit_refusal(request, exc)  # a fake scan is no less an attack among other errors
-                data.problems.append(exc)
+                problems.append(exc)
                 scans = []
             clock = clockcheck.for_node(app.node, app.settings.clock_skew_warn_s * 1000)
             key = check_request_key(_text(form, "request_key") or None)
-            received = await run_in_threadpool(receive, app.node, actor, data, scans, clock, key)
+            received = await run_in_threadpool(receive, app.node, actor, data, scans, clock, key, problems)
         except (InvalidInput, TooLarge) as exc:
             # A forged CSRF token or a fake scan is no less an attack when the page answers it.
             audit_refusal(request, exc)

@@ -13,8 +13,9 @@ from starlette.testclient import TestClient
 
 from edge.auth import Actor
 from edge.clockcheck import ClockStatus
-from edge.dossiers import Received, ReceiveInput, receive
+from edge.dossiers import Received, receive
 from edge.node import Node
+from schema.dossier import Draft
 
 PASSWORD = "Matkhau123"
 UNIT = "31135"
@@ -50,7 +51,7 @@ def login(client: TestClient, username: str = "canbo01") -> str:
     return csrf_of(client.get("/").text)
 
 
-def sample_input(**overrides: object) -> ReceiveInput:
+def sample_input(**overrides: object) -> Draft:
     values: dict[str, object] = dict(
         procedure=HOUSEHOLD_BUSINESS,
         applicant_name="Nguyễn Văn An",
@@ -61,7 +62,7 @@ def sample_input(**overrides: object) -> ReceiveInput:
         address_unit=UNIT,
     )
     values.update(overrides)
-    return ReceiveInput(**values)  # type: ignore[arg-type]
+    return Draft(**values)  # type: ignore[arg-type]
 
 
 def receive_sample(node: Node, username: str = "canbo01", **overrides: object) -> Received:

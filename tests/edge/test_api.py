@@ -1097,3 +1097,28 @@ def test_a_dossiers_conflicts_are_in_its_json_with_the_pages_reason(client, node
     assert [item["id"] for item in only.json()["items"]] == [disputed]
     everything = client.get("/api/v1/dossiers?conflicts=0", headers=headers).json()
     assert {item["id"] for item in everything["items"]} == {disputed, settled}
+
+
+# The body decodes straight into schema.dossier's Draft: a bad one is refused in the very words
+# (and field) of the hand-copied Struct the API decoded before.
+SAME_ERRORS = [
+    (_with(channel="fax"), "Invalid enum value 'fax' - at `$.channel`", "channel"),
+    (_with(applicant_type=3), "Expected `str`, got `int` - at `$.applicant_type`", "applicant_type"),
+    (
+        _with(documents=[{"name": FORM_NAME, "form": "fax"}]),
+        "Invalid enum value 'fax' - at `$.documents[0].form`",
+        "documents",
+    ),
+    (_with(procedure=...), "Object missing required field `procedure`", "procedure"),
+    (_with(fee=-1), "Expected `int` >= 0 - at `$.fee`", "fee"),
+    (_with(phone="0" * 201), "Expected `str` of length <= 200 - at `$.phone`", "phone"),
+]
+
+
+@pytest.mark.parametrize(("body", "reason", "field"), SAME_ERRORS)
+def test_a_bad_dossier_body_is_refused_as_before(client, body, reason, field):
+    response = client.post("/api/v1/dossiers", headers=bearer(client), json=body)
+    assert response.status_code == 422
+    assert response.json() == {
+        "error": {"code": "invalid", "message": f"Nội dung yêu cầu không hợp lệ: {reason}.", "field": field}
+    }

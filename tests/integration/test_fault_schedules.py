@@ -35,10 +35,11 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
 import httpx
+import msgspec
 import pytest
 from hypothesis import Phase, example, given, note, settings
 from schedules import (
@@ -69,11 +70,12 @@ from servers import (
 
 from edge import clockcheck
 from edge.auth import Actor
-from edge.dossiers import Received, ReceiveInput, perform, receive
+from edge.dossiers import Received, perform, receive
 from edge.errors import InvalidInput
 from edge.i18n import TIMEZONE
 from edge.node import Node, open_node
 from edge.syncclient import CLOCKS_APART, RESTAMP_CHANNEL, RESTAMPED, UNEXPECTED, reference_skew_ms
+from schema.dossier import Draft
 from sync import attempts
 from sync.clock import Clock, system_wall_ms
 from sync.ops import decode
@@ -175,7 +177,7 @@ class Run:
             routed = step.routed and i == 0
             status = clockcheck.for_node(node, threshold)
             informed = self.informed(unit)
-            data = ReceiveInput(
+            data = Draft(
                 procedure="2.000720",
                 applicant_name=f"Nguyễn Văn An {len(self.receipts)}",
                 citizen_id="092085001234",
@@ -792,7 +794,7 @@ def booted_ahead_and_offline(world: World) -> tuple[Run, Node, Received]:
     world.edges[NINH_KIEU].proxy.set(down=True)
     node = run.reopen(NINH_KIEU, "+3d")
     status = clockcheck.for_node(node, world.settings(NINH_KIEU).clock_skew_warn_s * 1000)
-    data = ReceiveInput(
+    data = Draft(
         procedure=HOUSEHOLD_BUSINESS,
         applicant_name="Đỗ Văn Minh",
         citizen_id="092085001234",
@@ -802,7 +804,7 @@ def booted_ahead_and_offline(world: World) -> tuple[Run, Node, Received]:
         confirm_clock=True,
     )
     with pytest.raises(InvalidInput) as refused:
-        receive(node, clerk(NINH_KIEU), replace(data, confirm_clock=False), [], status)
+        receive(node, clerk(NINH_KIEU), msgspec.structs.replace(data, confirm_clock=False), [], status)
     assert refused.value.field == "confirm_clock"
     return run, node, receive(node, clerk(NINH_KIEU), data, [], status)
 

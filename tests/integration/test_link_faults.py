@@ -22,10 +22,11 @@ from servers import CAI_KHE, NINH_KIEU, Clerk, assert_converged, held, run_cli
 
 from edge.auth import Actor
 from edge.clockcheck import ClockStatus
-from edge.dossiers import ReceiveInput, perform, receive
+from edge.dossiers import perform, receive
 from edge.syncclient import INCOMING, NO_CONNECTION, TIMED_OUT, sync_once
 from edge.syncstate import badge
 from edge.uploads import check_scan
+from schema.dossier import Draft
 from sync.batch import encode_batch
 
 CLOCK_OK = ClockStatus(False, 0, None)
@@ -39,8 +40,8 @@ def clerk(unit: str) -> Actor:
     return Actor(CLERKS[unit], f"Cán bộ {unit}", unit, "clerk")
 
 
-def dossier(unit: str, applicant: str = "Nguyễn Văn An", handling: str = "") -> ReceiveInput:
-    return ReceiveInput(
+def dossier(unit: str, applicant: str = "Nguyễn Văn An", handling: str = "") -> Draft:
+    return Draft(
         procedure="2.000720",
         applicant_name=applicant,
         citizen_id="092085001234",
