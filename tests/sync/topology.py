@@ -110,6 +110,9 @@ class HubDriver(Protocol):
     def ops_of(self, kind: str, entity: str) -> list[Op]:
         """Every op of the entity held at the hub, in fold order."""
 
+    def op(self, node: str, seq: int) -> Op | None:
+        """One op held at the hub (None: not held)."""
+
     def conflicts(self, kind: str, entity: str) -> list[Conflict]: ...
 
     def dossier_row(self, entity: str) -> tuple[Any, ...] | None:
@@ -168,6 +171,9 @@ class CityHub:
 
     def ops_of(self, kind: str, entity: str) -> list[Op]:
         return self.replica.ops_of(kind, entity)
+
+    def op(self, node: str, seq: int) -> Op | None:
+        return self.replica.op(node, seq)
 
     def conflicts(self, kind: str, entity: str) -> list[Conflict]:
         return self.replica.conflicts(kind, entity)
