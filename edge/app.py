@@ -24,7 +24,7 @@ from edge.disk import DiskWatch
 from edge.errors import EdgeError
 from edge.node import Node
 from edge.settings import Settings
-from edge.web import AppState, handle_error, make_templates
+from edge.web import AppState, Extension, handle_error, make_templates
 from schema.errors import SchemaError
 from sync.errors import SyncError
 
@@ -86,10 +86,13 @@ def create_app(
     *,
     sync_peer: syncclient.PeerFactory = syncclient.http_peer,
     background: bool = True,
+    extension: Extension | None = None,
 ) -> Starlette:
     """``sync_peer`` makes the link to the city; ``background`` runs the sync loop while the app
-    serves (for a node with a city; tests pass False and drive rounds themselves)."""
-    templates = make_templates(str(TEMPLATES))
+    serves (for a node with a city; tests pass False and drive rounds themselves); ``extension``
+    is what an app built on this one adds (:class:`edge.web.Extension`)."""
+    extension = extension or Extension()
+    templates = make_templates(str(TEMPLATES), *extension.templates)
     app = Starlette(
         lifespan=syncloop.lifespan(node, settings, sync_peer, background=background),
         routes=[
@@ -123,6 +126,7 @@ def create_app(
         throttle=Throttle(settings.login_attempts, settings.lockout_minutes * 60),
         tokens=Tokens(node.secret, settings.session_hours * 3600),
         disk=DiskWatch(node.data_dir, settings.disk_warn_mb * 1024 * 1024),
+        extension=extension,
     )
     app.state.sync_peer = sync_peer
     app.state.sync_loop = None

@@ -3,16 +3,22 @@
 One exception handler maps every typed error (edge, schema, sync) to a response: JSON
 ``{"error": {"code", "message", "field"}}`` under ``/api/``, a page or an htmx partial elsewhere,
 a redirect to the login page when the session is missing. A clerk never sees a traceback.
+
+An app built on this one (the city's) adds what only it has through an :class:`Extension`:
+its templates, the URLs whose callers are machines, a hook the error handler calls; edge itself
+knows nothing of it.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from jinja2 import Environment, FileSystemLoader
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -29,10 +35,23 @@ from edge.settings import Settings
 from edge.syncstate import badge
 from schema.errors import SchemaError
 from schema.status import as_status
-from sync import wire
 from sync.errors import SyncError
 
 log = logging.getLogger("motcua.edge")
+
+
+@dataclass(frozen=True)
+class Extension:
+    """What an app built on edge's adds to it (the city: its dashboard, the sync protocol)."""
+
+    templates: Sequence[Path] = ()
+    """Template directories searched before edge's own."""
+    machine_paths: tuple[str, ...] = ()
+    """URL prefixes, besides ``/api/``, whose callers are machines: errors answer in JSON."""
+    sync_badge: bool = True
+    """Whether pages show this node's sync badge (a node that others sync with has none)."""
+    on_error: Callable[[Request, Exception], None] | None = None
+    """Called by the one error handler with a typed error before it answers (to audit it)."""
 
 
 @dataclass
@@ -43,6 +62,7 @@ class AppState:
     throttle: Throttle
     tokens: Tokens
     disk: DiskWatch
+    extension: Extension = field(default_factory=Extension)
 
 
 def state(request: Request) -> AppState:
@@ -51,12 +71,8 @@ def state(request: Request) -> AppState:
 
 
 def is_api(request: Request) -> bool:
-    """Machine callers get JSON errors: the JSON API and the sync protocol."""
-    return request.url.path.startswith(("/api/", "/sync/"))
-
-
-def is_sync(request: Request) -> bool:
-    return request.url.path.startswith("/sync/")
+    """Machine callers get JSON errors: the JSON API and the extension's machine paths."""
+    return request.url.path.startswith(("/api/", *state(request).extension.machine_paths))
 
 
 def is_htmx(request: Request) -> bool:
@@ -126,9 +142,10 @@ def check_csrf(request: Request, form: FormData) -> None:
 # --- rendering ----------------------------------------------------------------------------------
 
 
-def make_templates(directory: str) -> Jinja2Templates:
+def make_templates(directory: str, *before: Path) -> Jinja2Templates:
+    """Edge's templates in ``directory``; an extension's directories ``before`` are searched first."""
     env = Environment(
-        loader=FileSystemLoader(directory),
+        loader=ChoiceLoader([*(FileSystemLoader(str(d)) for d in before), FileSystemLoader(directory)]),
         autoescape=True,
         extensions=["jinja2.ext.i18n"],
         trim_blocks=True,
@@ -167,6 +184,7 @@ def render(
         "csrf": csrf_token(request),
         "unit": app.node.unit,
         "node": app.node.config,
+        "sync_badge": app.extension.sync_badge,
         "clock": clock,
         "badge": badge(app.node) if actor else None,
         "disk": app.disk.state() if actor else None,
@@ -253,15 +271,9 @@ async def handle_error(request: Request, exc: Exception) -> Response:
         message = i18n.gettext_(exc.message, **exc.params)
         return _error_response(request, exc.status, exc.code, message, exc.field)
     if isinstance(exc, SchemaError | SyncError):
-        if isinstance(exc, SyncError) and 400 <= exc.status < 500 and is_sync(request):
-            audit(
-                request,
-                "sync_refused",
-                code=exc.code,
-                status=exc.status,
-                message=exc.message,
-                actor=request.headers.get(wire.H_NODE),
-            )
+        on_error = state(request).extension.on_error
+        if on_error is not None:
+            on_error(request, exc)
         return _error_response(request, exc.status, exc.code, i18n.gettext_(exc.message), None)
     if isinstance(exc, HTTPException):
         message = {404: N_("Page not found."), 405: N_("Method not allowed.")}.get(
