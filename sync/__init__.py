@@ -9,7 +9,7 @@ sync's modules is re-exported here (tests/sync/test_exported_members.py holds th
 protocol's modules (``attempts``, ``ops``, ``restamp``, ``wire``) are imported as modules.
 """
 
-from sync.attempts import latest
+from sync.attempts import Outcome, latest
 from sync.batch import (
     Batch,
     decode_batch,
@@ -84,6 +84,7 @@ __all__ = [
     "Kind",
     "Migration",
     "Op",
+    "Outcome",
     "Peer",
     "PeerTimeout",
     "PeerUnavailable",
