@@ -1,9 +1,12 @@
 """The OpenAPI 3.1 document of the JSON API, served at ``/openapi.json``.
 
-Written by hand as data, so it reads as the contract it is. Tests keep it honest: every route of
-:func:`edge.api.routes` is described here and nothing else is, the request schemas list exactly
-the fields of the Structs that decode the bodies, and real responses validate against the
-response schemas.
+Written by hand as data, so it reads as the contract it is, except where a type already says it:
+a new dossier's body and its documents are derived from :class:`schema.dossier.Draft` and
+:class:`~schema.dossier.Document` (``msgspec.json.schema``: bounds, enums, defaults,
+descriptions), and every list of words is an enum of :mod:`schema.dossier`. Tests keep it honest:
+every route of :func:`edge.api.routes` is described here and nothing else is, the request schemas
+list exactly the fields of the Structs that decode the bodies, and real responses validate
+against the response schemas.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 import msgspec
 
 from edge.dossiers import ACTIONS
-from schema.dossier import APPLICANT_TYPES, CHANNELS, DOCUMENT_FORMS
+from schema.dossier import APPLICANT_TYPES, CHANNELS, DOCUMENT_FORMS, ENUMS, Document, Draft
 
 try:
     VERSION = version("motcua")
@@ -41,6 +44,39 @@ def closed(properties: dict[str, Schema], required: list[str] | None = None, **e
 
 def _nullable(kind: str, **extra: Any) -> Schema:
     return {"type": [kind, "null"], **extra}
+
+
+_ENUMS = {enum.__name__: [member.value for member in enum] for enum in ENUMS}
+
+
+def _plain(schema: Schema, defs: dict[str, Schema]) -> Schema:
+    """msgspec's schema of a field in this document's shape: an enum inline (not a component),
+    ``T | None`` as a type list, nested Structs referring to their component."""
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[1]
+        target = defs[name]
+        if "enum" not in target:
+            return schema
+        about = {"description": target["description"]} if "description" in target else {}
+        rest = {key: value for key, value in schema.items() if key != "$ref"}
+        # msgspec sorts an enum's values; the document lists them in their declared order.
+        return {"type": "string", "enum": _ENUMS[name], **about, **rest}
+    options = schema.get("anyOf")
+    if options is not None and len(options) == 2 and {"type": "null"} in options:
+        (other,) = (_plain(option, defs) for option in options if option != {"type": "null"})
+        rest = {key: value for key, value in schema.items() if key != "anyOf"}
+        return {**other, "type": [other["type"], "null"], **rest}
+    if "items" in schema:
+        return {**schema, "items": _plain(schema["items"], defs)}
+    return schema
+
+
+def from_struct(struct: type[msgspec.Struct], **extra: Any) -> Schema:
+    """The closed object schema of a request body, derived from the Struct that decodes it."""
+    (top,), defs = msgspec.json.schema_components([struct], ref_template="#/components/schemas/{name}")
+    own = defs[top["$ref"].rsplit("/", 1)[1]]
+    properties = {name: _plain(value, defs) for name, value in own["properties"].items()}
+    return closed(properties, required=own.get("required", []), **extra)
 
 
 STRING: Schema = {"type": "string"}
@@ -120,51 +156,9 @@ SCHEMAS: dict[str, Schema] = {
             "expires_in": {"type": "integer", "description": "Seconds the token stays valid."},
         }
     ),
-    "Document": closed(
-        {
-            "name": {"type": "string", "maxLength": 2000, "description": "A component of the procedure."},
-            "form": DOCUMENT_FORM,
-            "count": {"type": "integer", "minimum": 1, "maximum": 99, "default": 1},
-        },
-        required=["name", "form"],
-    ),
-    "DossierCreate": closed(
-        {
-            "procedure": {"type": "string", "maxLength": 200, "description": "National code, e.g. 2.000720."},
-            "applicant_name": {"type": "string", "maxLength": 200},
-            "applicant_type": {**APPLICANT_TYPE, "default": "citizen"},
-            "citizen_id": {
-                "type": "string",
-                "maxLength": 200,
-                "description": "CCCD, 12 digits; required for a citizen.",
-            },
-            "dob": _nullable("string", format="date"),
-            "phone": {
-                "type": "string",
-                "maxLength": 200,
-                "description": "A mobile (10 digits) or a landline with its area code (11 digits), starting "
-                "with 0 or +84; spaces, dots and hyphens are ignored.",
-            },
-            "email": {"type": "string", "maxLength": 200},
-            "address": {"type": "string", "maxLength": 2000},
-            "address_unit": {"type": "string", "maxLength": 200, "description": "Unit code of the address."},
-            "handling_unit": {
-                "type": "string",
-                "maxLength": 200,
-                "description": "Defaults to this node's unit; another unit for a non-territorial dossier.",
-            },
-            "documents": {"type": "array", "items": ref("Document"), "maxItems": 50},
-            "fee": _nullable(
-                "integer", minimum=0, maximum=10**12, description="VND; defaults to the procedure's fee."
-            ),
-            "channel": {**CHANNEL, "default": "direct"},
-            "confirm_clock": {
-                "type": "boolean",
-                "default": False,
-                "description": "Confirm receiving while the box's clock is suspect (else 422).",
-            },
-        },
-        required=["procedure", "applicant_name"],
+    "Document": from_struct(Document),
+    "DossierCreate": from_struct(
+        Draft,
         examples=[
             {
                 "procedure": "2.000720",

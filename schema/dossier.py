@@ -35,6 +35,8 @@ __all__ = [
     "CLOSED",
     "DEADLINE_RUNNING",
     "DOCUMENT_FORMS",
+    "DRAFT_FIELDS",
+    "ENUMS",
     "OPEN",
     "ApplicantType",
     "Channel",
@@ -67,6 +69,8 @@ class Channel(StrEnum):
     ONLINE = "online"
 
 
+ENUMS = (DocumentForm, ApplicantType, Channel)
+
 # The values as plain tuples, in declaration order: membership tests on raw input (``"fax" in
 # DocumentForm`` raises TypeError before Python 3.12) and the fold's ``one_of`` lists.
 DOCUMENT_FORMS: tuple[str, ...] = tuple(form.value for form in DocumentForm)
@@ -84,10 +88,15 @@ Count = Annotated[int, msgspec.Meta(ge=1, le=99)]
 Fee = Annotated[int, msgspec.Meta(ge=0, le=10**12)]
 
 
+def _about(text: str) -> msgspec.Meta:
+    """A field's description for the OpenAPI document (edge.openapi reads it from the schema)."""
+    return msgspec.Meta(description=text)
+
+
 class Document(msgspec.Struct, forbid_unknown_fields=True):
     """One document of the procedure's list, as received."""
 
-    name: Long
+    name: Annotated[Long, _about("A component of the procedure.")]
     form: DocumentForm
     count: Count = 1
 
@@ -98,23 +107,30 @@ class Draft(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     Field names are the API's (``citizen_id``, ``phone``…); the op payload stores them as
     ``applicant_citizen_id``, ``applicant_phone``… (:data:`schema.fields.DOSSIER_CHECKS`)."""
 
-    procedure: Short
+    procedure: Annotated[Short, _about("National code, e.g. 2.000720.")]
     applicant_type: ApplicantType = ApplicantType.CITIZEN
     applicant_name: Short
-    citizen_id: Short = ""
+    citizen_id: Annotated[Short, _about("CCCD, 12 digits; required for a citizen.")] = ""
     dob: date | None = None
-    phone: Short = ""
+    phone: Annotated[
+        Short,
+        _about(
+            "A mobile (10 digits) or a landline with its area code (11 digits), starting with 0 or "
+            "+84; spaces, dots and hyphens are ignored."
+        ),
+    ] = ""
     email: Short = ""
     address: Long = ""
-    address_unit: Short = ""
+    address_unit: Annotated[Short, _about("Unit code of the address.")] = ""
     documents: Annotated[list[Document], msgspec.Meta(max_length=50)] = []
-    fee: Fee | None = None
-    """None: the procedure's fee."""
+    fee: Annotated[Fee | None, _about("VND; defaults to the procedure's fee.")] = None
     channel: Channel = Channel.DIRECT
-    handling_unit: Short = ""
-    """Empty: this node's unit; another unit for a non-territorial dossier."""
-    confirm_clock: bool = False
-    """Receive although the box's clock is suspect: the clerk checked today's date."""
+    handling_unit: Annotated[
+        Short, _about("Defaults to this node's unit; another unit for a non-territorial dossier.")
+    ] = ""
+    confirm_clock: Annotated[
+        bool, _about("Confirm receiving while the box's clock is suspect (else 422).")
+    ] = False
 
 
 DRAFT_FIELDS: tuple[str, ...] = Draft.__struct_fields__

@@ -48,6 +48,7 @@ from schema.dossier import (
     CHANNELS,
     DEADLINE_RUNNING,
     DOCUMENT_FORMS,
+    DRAFT_FIELDS,
     ApplicantType,
     Channel,
     Document,
@@ -196,23 +197,19 @@ def _receive_input(form: FormData, procedure: dict[str, Any]) -> tuple[Draft, li
     if channel not in CHANNELS:
         problems.append(InvalidInput("Unknown channel.", field="channel"))
         channel = Channel.DIRECT
-    draft = Draft(
-        procedure=procedure["code"],
-        applicant_type=ApplicantType(applicant_type),
-        applicant_name=_text(form, "applicant_name"),
-        citizen_id=_text(form, "citizen_id").replace(" ", ""),
-        dob=read(lambda: _date(_text(form, "dob"), "dob", past=True)),
-        phone=_text(form, "phone"),
-        email=_text(form, "email"),
-        address=_text(form, "address"),
-        address_unit=_text(form, "address_unit"),
-        handling_unit=_text(form, "handling_unit"),
-        documents=documents,
-        fee=read(lambda: _whole_number(_text(form, "fee"), "fee", "The fee is a whole number of dong.")),
-        channel=Channel(channel),
-        confirm_clock=_text(form, "confirm_clock") in ("1", "on", "yes", "true"),
-    )
-    return draft, problems
+    parsed: dict[str, Any] = {
+        "procedure": procedure["code"],
+        "applicant_type": ApplicantType(applicant_type),
+        "citizen_id": _text(form, "citizen_id").replace(" ", ""),
+        "dob": read(lambda: _date(_text(form, "dob"), "dob", past=True)),
+        "documents": documents,
+        "fee": read(lambda: _whole_number(_text(form, "fee"), "fee", "The fee is a whole number of dong.")),
+        "channel": Channel(channel),
+        "confirm_clock": _text(form, "confirm_clock") in ("1", "on", "yes", "true"),
+    }
+    # Every other field of the Draft is text, read as typed: a new one needs no line here.
+    typed: dict[str, Any] = {name: _text(form, name) for name in DRAFT_FIELDS if name not in parsed}
+    return Draft(**parsed, **typed), problems
 
 
 def _scans_chosen(form: FormData) -> bool:

@@ -114,3 +114,27 @@ def test_the_catalogue_and_the_receipt_know_the_same_forms():
 def test_a_draft_keeps_its_bounds(body):
     with pytest.raises(msgspec.ValidationError):
         msgspec.json.decode(body, type=Draft)
+
+
+def _resolved(schema, defs):
+    if "$ref" in schema:
+        return {**defs[schema["$ref"].rsplit("/", 1)[1]], **{k: v for k, v in schema.items() if k != "$ref"}}
+    if "anyOf" in schema:
+        (other,) = (option for option in schema["anyOf"] if option != {"type": "null"})
+        return {**other, **{k: v for k, v in schema.items() if k != "anyOf"}}
+    return schema
+
+
+@pytest.mark.parametrize(("name", "struct"), [("DossierCreate", Draft), ("Document", Document)])
+def test_the_openapi_request_schema_is_the_structs_own(name, struct):
+    (top,), defs = msgspec.json.schema_components([struct])
+    own = defs[top["$ref"].rsplit("/", 1)[1]]
+    documented = openapi.SCHEMAS[name]
+    assert list(documented["properties"]) == list(own["properties"])
+    assert documented["required"] == own.get("required", [])
+    for field, schema in own["properties"].items():
+        expected = _resolved(schema, defs)
+        for key in ("maxLength", "maxItems", "minimum", "maximum", "default", "description", "format"):
+            assert documented["properties"][field].get(key) == expected.get(key), (field, key)
+        if "enum" in expected:
+            assert sorted(documented["properties"][field]["enum"]) == sorted(expected["enum"]), field
