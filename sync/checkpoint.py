@@ -89,6 +89,8 @@ class Checkpointer:
                 try:
                     if conn is None:
                         conn = connect(self.path)
+                        # A checkpoint copies WAL frames to the file without the page cache.
+                        conn.execute("PRAGMA cache_size = -256")
                     self.last = checkpoint(conn)
                     self.runs += 1
                 except sqlite3.Error as exc:
