@@ -50,6 +50,15 @@ class Server:
     leader: Account
     password: str
 
+    def log_in(self, page: Page, username: str) -> None:
+        """Log ``username`` in through the real form and wait for the home page."""
+        page.goto(f"{self.url}/login")
+        form = page.locator('form[action="/login"]')
+        form.locator('input[name="username"]').fill(username)
+        form.locator('input[name="password"]').fill(self.password)
+        form.locator('[type="submit"]').click()
+        page.wait_for_url(f"{self.url}/")
+
     def log_tail(self, lines: int = 40) -> str:
         text = self.log.read_text(encoding="utf-8", errors="replace") if self.log.exists() else ""
         return "\n".join(text.splitlines()[-lines:])

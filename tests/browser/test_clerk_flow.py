@@ -66,15 +66,6 @@ def write_scans(directory: Path) -> list[Path]:
 # --- what a clerk does, step by step --------------------------------------------------------------
 
 
-def log_in(page: Page, server: Any, username: str) -> None:
-    page.goto(f"{server.url}/login")
-    form = page.locator('form[action="/login"]')
-    form.locator('input[name="username"]').fill(username)
-    form.locator('input[name="password"]').fill(server.password)
-    form.locator('[type="submit"]').click()
-    page.wait_for_url(f"{server.url}/")
-
-
 def choose(form: Locator, name: str, value: str) -> None:
     """Pick ``value`` for field ``name``, whether the page shows it as radios or as a select."""
     field = form.locator(f'[name="{name}"]')
@@ -146,7 +137,7 @@ def expect_action_offered(page: Page, action: str) -> None:
 def test_clerk_receives_prints_finds_and_returns_result(
     server: Any, new_context: Callable[..., BrowserContext], page: Page, tmp_path: Path
 ) -> None:
-    log_in(page, server, server.clerk.username)
+    server.log_in(page, server.clerk.username)
     expect(page.locator("header.top")).to_contain_text(server.clerk.full_name)
 
     receipt_url = receive(page, server, "Nguyễn Văn An", "092085001234", write_scans(tmp_path))
@@ -194,7 +185,7 @@ def test_clerk_receives_prints_finds_and_returns_result(
 
     # Signing off the result is the unit leader's: a second browser, the leader's own session.
     leader_page = new_context().new_page()
-    log_in(leader_page, server, server.leader.username)
+    server.log_in(leader_page, server.leader.username)
     leader_page.goto(dossier_url)
     act(leader_page, "processed")
     expect(leader_page.locator("main [data-status]").first).to_have_attribute("data-status", "9")
@@ -212,7 +203,7 @@ def test_clerk_receives_prints_finds_and_returns_result(
 
 def test_receipt_without_javascript(server: Any, no_js_context: BrowserContext, tmp_path: Path) -> None:
     page = no_js_context.new_page()
-    log_in(page, server, server.clerk.username)
+    server.log_in(page, server.clerk.username)
     receive(page, server, "Trần Thị Bích Ngọc", "092185004321", write_scans(tmp_path))
     code, _ = check_receipt(page, "Trần Thị Bích Ngọc")
     assert code.startswith("31135-")

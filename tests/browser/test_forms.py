@@ -16,15 +16,6 @@ FORM = f"/dossiers/new?procedure={HOUSEHOLD_BUSINESS}"
 RECEIPT_URL = re.compile(r"/dossiers/([0-9a-f]+)/receipt$")
 
 
-def log_in(page: Page, server: Any, username: str) -> None:
-    page.goto(f"{server.url}/login")
-    form = page.locator('form[action="/login"]')
-    form.locator('input[name="username"]').fill(username)
-    form.locator('input[name="password"]').fill(server.password)
-    form.locator('[type="submit"]').click()
-    page.wait_for_url(f"{server.url}/")
-
-
 def english(new_context: Callable[..., BrowserContext], javascript: bool = True) -> Page:
     """A browser whose language is English: a date input would read mm/dd/yyyy there."""
     page = new_context(javascript=javascript, locale="en-US").new_page()
@@ -40,7 +31,7 @@ def test_dates_stay_day_first_in_an_english_browser(
     server: Any, new_context: Callable[..., BrowserContext]
 ) -> None:
     page = english(new_context)
-    log_in(page, server, server.clerk.username)
+    server.log_in(page, server.clerk.username)
     page.goto(server.url + FORM)
     form = page.locator('form:has([name="applicant_name"])')
     assert focused_name(page) == "applicant_name"  # autofocus: the clerk starts typing the name
@@ -87,7 +78,7 @@ def test_enter_in_a_field_does_not_submit_the_receive_form(
 ) -> None:
     for javascript in (True, False):
         page = english(new_context, javascript)
-        log_in(page, server, server.clerk.username)
+        server.log_in(page, server.clerk.username)
         page.goto(server.url + FORM)
         if javascript:
             page.evaluate("window.stayedOnPage = true")
@@ -109,7 +100,7 @@ def test_every_error_at_once_with_the_focus_on_the_first(server: Any, browser: B
     context = browser.new_context(java_script_enabled=False, locale="en-US")
     context.set_default_timeout(10_000)
     page = context.new_page()
-    log_in(page, server, server.clerk.username)
+    server.log_in(page, server.clerk.username)
     page.goto(server.url + FORM)
     page.locator('[name="citizen_id"]').fill("12345")
     page.locator('[name="phone"]').fill("0292 3831")
@@ -134,7 +125,7 @@ def test_the_unit_filter_finds_a_commune_without_accents(
     server: Any, new_context: Callable[..., BrowserContext]
 ) -> None:
     page = english(new_context)
-    log_in(page, server, server.clerk.username)
+    server.log_in(page, server.clerk.username)
     page.goto(server.url + FORM)
     handling = page.locator('select[name="handling_unit"]')
     box = page.locator('select[name="handling_unit"] + input.unit-filter')
@@ -151,7 +142,7 @@ def test_enter_in_the_procedure_search_opens_a_single_match(
     server: Any, new_context: Callable[..., BrowserContext]
 ) -> None:
     page = english(new_context)
-    log_in(page, server, server.clerk.username)
+    server.log_in(page, server.clerk.username)
     page.goto(f"{server.url}/dossiers/new")
     search = page.locator('input[name="q"]')
     search.fill("ho kinh doanh thanh lap")
@@ -162,7 +153,7 @@ def test_enter_in_the_procedure_search_opens_a_single_match(
 
 
 def test_the_first_tab_reaches_a_skip_link(server: Any, page: Page) -> None:
-    log_in(page, server, server.clerk.username)
+    server.log_in(page, server.clerk.username)
     page.goto(f"{server.url}/dossiers")
     page.keyboard.press("Tab")
     skip = page.locator("a.skip-link")
@@ -185,7 +176,7 @@ def receive_one(page: Page, server: Any, name: str) -> str:
 
 
 def test_refusing_asks_to_confirm_with_the_applicant_and_code(server: Any, page: Page) -> None:
-    log_in(page, server, server.clerk.username)
+    server.log_in(page, server.clerk.username)
     dossier_url = receive_one(page, server, "Đỗ Văn Xác Nhận")
     page.goto(dossier_url)
     groups = page.locator(".actions [data-group]")
@@ -219,7 +210,7 @@ def test_refusing_asks_to_confirm_with_the_applicant_and_code(server: Any, page:
 
 
 def test_the_transfer_picker_filters_after_an_action_swapped_the_panel(server: Any, page: Page) -> None:
-    log_in(page, server, server.clerk.username)
+    server.log_in(page, server.clerk.username)
     dossier_url = receive_one(page, server, "Vũ Thị Chuyển")
     page.goto(dossier_url)
     page.evaluate("window.stayedOnPage = true")

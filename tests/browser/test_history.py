@@ -11,15 +11,6 @@ import httpx
 from playwright.sync_api import Page, expect
 
 
-def log_in(page: Page, server: Any, username: str) -> None:
-    page.goto(f"{server.url}/login")
-    form = page.locator('form[action="/login"]')
-    form.locator('input[name="username"]').fill(username)
-    form.locator('input[name="password"]').fill(server.password)
-    form.locator('[type="submit"]').click()
-    page.wait_for_url(f"{server.url}/")
-
-
 def receive_by_api(server: Any, name: str) -> None:
     token = httpx.post(
         f"{server.url}/api/v1/auth/token",
@@ -49,7 +40,7 @@ def search(page: Page, text: str, finds: str) -> None:
 def test_back_after_a_live_search_shows_the_search_it_returns_to(server: Any, page: Page) -> None:
     receive_by_api(server, "Trần Thị Lan")
     receive_by_api(server, "Lê Văn Phúc")
-    log_in(page, server, server.clerk.username)
+    server.log_in(page, server.clerk.username)
     page.goto(f"{server.url}/dossiers")
     search(page, "lan", "Trần Thị Lan")
     search(page, "phuc", "Lê Văn Phúc")
