@@ -11,7 +11,6 @@ effect at once even while the server runs in another process.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -105,13 +104,9 @@ class Hub:
                 return
         except UnknownNode:
             pass
-        try:
-            self.replica.trust(registration.node, registration.public_key)
-        except sqlite3.IntegrityError:
-            # `motcua node add` ran in another process while this one served: the replica's row
-            # exists but this process had not seen it. The failed transaction reloaded the
-            # replica's view of its nodes, so the second try updates that row.
-            self.replica.trust(registration.node, registration.public_key)
+        # A node another process registered meanwhile is seen here too: the replica reloads
+        # what it caches when another connection committed (decision 0007).
+        self.replica.trust(registration.node, registration.public_key)
 
     # --- the protocol -----------------------------------------------------------------------
 
