@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test browsers soak lint bench bench-quick format clean
+.PHONY: run test browsers postgres soak lint bench bench-quick format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,8 +47,20 @@ $(CHROMIUM):
 ## browsers: Debian's Chromium for the browser tests (tests/browser/)
 browsers: $(CHROMIUM)
 
+# The PostgreSQL tests (the city hub on PostgreSQL, issue 12) start their own throwaway
+# cluster from Debian's server binaries (tests/integration/pgcluster.py): installed only when
+# missing, as Chromium is. MOTCUA_TEST_POSTGRES_URL points the tests at an existing server instead.
+PG_BINARIES := /usr/lib/postgresql/*/bin/postgres
+
+## postgres: Debian's PostgreSQL server binaries for the PostgreSQL tests
+postgres:
+	@ls $(PG_BINARIES) >/dev/null 2>&1 || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql; }
+
 ## test: install what the tests need and run the whole suite
-test: $(DEV_STAMP) browsers
+test: $(DEV_STAMP) browsers postgres
 	$(BIN)/python -m pytest -n 2 -q
 
 ## soak: the long runs of issue 6, by hand (two hours or more on two cores; one at a time, so
@@ -60,7 +72,7 @@ SOAK_TESTS := tests/integration/test_crash_soak.py tests/integration/test_fault_
 	tests/integration/test_disk_faults.py tests/edge/test_schemathesis.py \
 	tests/central/test_schemathesis.py tests/fuzz tests/sync/test_topology.py
 
-soak: $(DEV_STAMP) browsers
+soak: $(DEV_STAMP) browsers postgres
 	MOTCUA_SOAK=1 $(BIN)/python -m pytest -q -s -p no:cacheprovider $(SOAK_TESTS)
 	$(BIN)/python bench/edge_soak.py
 	$(BIN)/python bench/central_fleet.py
