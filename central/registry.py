@@ -23,6 +23,7 @@ from edge.errors import ConfigError
 from schema.units import CENTRE, COMMUNE, DEPARTMENT, SPECIAL_ZONE, WARD, province_units
 from sync import wire
 from sync.identity import Identity
+from sync.transport import check_pin
 
 NODE_KINDS = frozenset({COMMUNE, WARD, SPECIAL_ZONE, DEPARTMENT, CENTRE})
 
@@ -45,11 +46,26 @@ def check_unit(city: City, unit: str) -> None:
         )
 
 
-def add_node(city: City, unit: str, central_url: str) -> NewNode:
+def add_node(
+    city: City,
+    unit: str,
+    central_url: str,
+    *,
+    tls_pin: str | None = None,
+    insecure_lan_test: bool = False,
+) -> NewNode:
+    """Register a node of ``unit``. ``tls_pin``: the pin of the city's TLS certificate key the
+    box will check (:func:`sync.transport.spki_pin`); ``insecure_lan_test``: let the box sync over
+    plain ``http://`` (tests and the demo only: a box refuses it otherwise)."""
     unit = unit.strip()
     check_unit(city, unit)
     if not central_url.startswith(("http://", "https://")):
         raise ConfigError(f"the central URL must start with http:// or https://, not {central_url!r}")
+    if tls_pin is not None:
+        try:
+            tls_pin = check_pin(tls_pin)
+        except ValueError as exc:
+            raise ConfigError(f"--tls-pin: {exc}") from exc
     identity = Identity.generate(unit)
     now = city.node.clock.wall_ms()
     cert = wire.issue_cert(city.node.identity, identity.node, unit, identity.public_raw, now, None)
@@ -65,6 +81,8 @@ def add_node(city: City, unit: str, central_url: str) -> NewNode:
         "central_url": central_url.rstrip("/"),
         "central_key": city.node.identity.public_raw.hex(),
         "central_node": city.node.identity.node,
+        "tls_pin": tls_pin,
+        "insecure_lan_test": insecure_lan_test,
     }
     return NewNode(identity, registration, node_file)
 

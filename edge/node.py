@@ -33,6 +33,7 @@ from sync.errors import UnknownNode
 from sync.identity import Identity, check_binding
 from sync.migrations import current_version
 from sync.replica import Replica
+from sync.transport import check_pin
 
 NODE_FILE, KEY_FILE, SECRET_FILE, DB_FILE, BLOB_DIR = (
     "node.json",
@@ -55,6 +56,11 @@ class NodeConfig:
     """The city node's id (its ops are verified with ``central_key``)."""
     role: str = "edge"
     """"edge": a commune's partial replica; "central": the city's hub (holds everything)."""
+    tls_pin: str | None = None
+    """Hex sha256 of the city's TLS certificate key (SubjectPublicKeyInfo), from the kit or the
+    node file: the sync client refuses a city whose certificate carries another key."""
+    insecure_lan_test: bool = False
+    """Allow plain ``http://`` to the city: tests and the demo on one machine only."""
 
 
 def _write_new(path: Path, data: bytes, mode: int = 0o600) -> None:
@@ -150,7 +156,11 @@ def _check_config(config: NodeConfig, path: Path) -> NodeConfig:
     """Every field text (the optional ones text or null), a known role, a city key of 32 bytes:
     a damaged node.json fails here, in words, not later at the first sync."""
     for name, value in asdict(config).items():
-        optional = name in ("central_url", "central_key", "central_node")
+        if name == "insecure_lan_test":
+            if not isinstance(value, bool):
+                raise ConfigError(f"{path} is damaged: {name} must be true or false, not {value!r:.60}")
+            continue
+        optional = name in ("central_url", "central_key", "central_node", "tls_pin")
         if not (isinstance(value, str) and value) and not (optional and value is None):
             raise ConfigError(f"{path} is damaged: {name} must be text, not {value!r:.60}")
     if config.role not in ("edge", "central"):
@@ -161,6 +171,11 @@ def _check_config(config: NodeConfig, path: Path) -> NodeConfig:
                 raise ValueError("not 32 bytes")
         except ValueError as exc:
             raise ConfigError(f"{path} is damaged: central_key is not a public key ({exc})") from exc
+    if config.tls_pin is not None:
+        try:
+            check_pin(config.tls_pin)
+        except ValueError as exc:
+            raise ConfigError(f"{path} is damaged: tls_pin: {exc}") from exc
     return config
 
 
@@ -238,6 +253,8 @@ def init_from_node_file(data_dir: str | Path, node_file: str | Path, clock: Cloc
                 central_url=raw["central_url"],
                 central_key=raw["central_key"],
                 central_node=raw["central_node"],
+                tls_pin=raw.get("tls_pin"),
+                insecure_lan_test=raw.get("insecure_lan_test", False),
             ),
             Path(node_file),
         )

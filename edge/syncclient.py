@@ -55,9 +55,11 @@ from sync.errors import (
     PeerTimeout,
     PeerUnavailable,
     PeerUnreachable,
+    PlainLinkRefused,
     RevokedNode,
     SyncError,
     UnknownNode,
+    UntrustedPeer,
     VerificationError,
 )
 from sync.feed import EVERYWHERE
@@ -98,6 +100,11 @@ BAD_SIGNATURE = N_("A signature did not verify, so nothing of it was applied. Ca
 UNREADABLE = N_("Data from the city server could not be read. Call city IT if this repeats.")
 CLOCKS_APART = N_("The clocks of this box and the city server are too far apart.")
 REFUSED = N_("The city server refused the request. Call city IT.")
+UNTRUSTED = N_(
+    "The server that answered is not the city server (its certificate does not match); nothing was sent. "
+    "Call city IT."
+)
+PLAIN_LINK = N_("The address of the city server is not HTTPS, so nothing was sent. Call city IT.")
 DISK = N_("The box could not save what it received. Tell the technician.")
 NOT_CONFIGURED = N_("This box is not set up to sync with the city.")
 MISMATCH = N_(
@@ -155,6 +162,8 @@ def explain(exc: BaseException) -> tuple[str, bool]:
     known: list[tuple[type[BaseException], str]] = [
         (Interrupted, INTERRUPTED),
         (NotConfigured, NOT_CONFIGURED),
+        (UntrustedPeer, UNTRUSTED),
+        (PlainLinkRefused, PLAIN_LINK),
         (RevokedNode, REVOKED),
         (UnknownNode, UNKNOWN_BOX),
         (wire.ScopeViolation, OUT_OF_SCOPE),
@@ -671,9 +680,20 @@ def syncs_with_city(node: Node) -> bool:
 
 
 def http_peer(node: Node) -> Peer:
-    if not node.config.central_url:
+    """The city over HTTPS, its certificate key checked against the node's ``tls_pin`` (the
+    system's CA store without one); plain ``http://`` only when node.json says
+    ``insecure_lan_test`` (a refused link is a failed round, recorded like any other)."""
+    config = node.config
+    if not config.central_url:
         raise NotConfigured("this node has no central_url")
-    return HttpPeer(node.config.central_url, node.identity, node.clock, timeout=PEER_TIMEOUT_S)
+    return HttpPeer(
+        config.central_url,
+        node.identity,
+        node.clock,
+        timeout=PEER_TIMEOUT_S,
+        tls_pin=config.tls_pin,
+        allow_plain_http=config.insecure_lan_test,
+    )
 
 
 def close_peer(peer: Peer | None) -> None:

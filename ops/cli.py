@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_backup,
         _add_record,
         _add_audit,
+        _add_tls,
     ):
         add_group(sub)
     return parser
@@ -114,6 +115,8 @@ def _add_central(sub: _Commands) -> None:
     cserve.add_argument("--data", required=True, help="the city's data directory")
     cserve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     cserve.add_argument("--port", type=int, default=8800, help="port (default 8800)")
+    cserve.add_argument("--tls-cert", default=None, help="serve HTTPS with this certificate (PEM)")
+    cserve.add_argument("--tls-key", default=None, help="the certificate's private key (PEM)")
     cserve.set_defaults(func=_central_serve)
 
 
@@ -125,6 +128,14 @@ def _add_node(sub: _Commands) -> None:
     nadd.add_argument("--unit", required=True, help="the node's unit (a commune, ward or department)")
     nadd.add_argument("--central-url", required=True, help="where the node reaches the city server")
     nadd.add_argument("--out", required=True, help="node file to write (it holds the node's private key)")
+    nadd.add_argument(
+        "--tls-pin", default=None, help="the city's TLS key pin, hex (motcua tls pin CERT.pem prints it)"
+    )
+    nadd.add_argument(
+        "--insecure-lan-test",
+        action="store_true",
+        help="TESTS/DEMO ONLY: let the box sync over plain http://",
+    )
     nadd.set_defaults(func=_node_add)
     nrevoke = nodes_sub.add_parser("revoke", help="refuse a node's requests and later ops")
     nrevoke.add_argument("--data", required=True, help="the city's data directory")
@@ -202,6 +213,25 @@ def _add_audit(sub: _Commands) -> None:
     audit.set_defaults(func=_audit)
 
 
+def _add_tls(sub: _Commands) -> None:
+    tls = sub.add_parser("tls", help="TLS certificates: the pin a box checks the city by")
+    tls_sub = tls.add_subparsers(dest="tls_command", metavar="COMMAND", required=True)
+    pin = tls_sub.add_parser("pin", help="print the pin of a certificate (for --tls-pin)")
+    pin.add_argument("cert", metavar="CERT", help="the city server's certificate, PEM or DER")
+    pin.set_defaults(func=_tls_pin)
+
+
+def _tls_pin(args: argparse.Namespace) -> int:
+    from sync.transport import spki_pin
+
+    try:
+        print(spki_pin(Path(args.cert).read_bytes()))
+    except (OSError, ValueError) as exc:
+        print(f"motcua: {args.cert} is not a readable certificate: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _add_provision(sub: _Commands) -> None:
     provision = sub.add_parser("provision", help="USB provisioning kits: make one, apply one on a box")
     provision_sub = provision.add_subparsers(dest="provision_command", metavar="COMMAND", required=True)
@@ -213,7 +243,14 @@ def _add_provision(sub: _Commands) -> None:
     create.add_argument("--passphrase-file", default=None, help="file holding the passphrase (default: ask)")
     create.add_argument("--no-wheelhouse", action="store_true", help="skip the offline wheelhouse")
     create.add_argument("--valid-days", type=int, default=30, help="days the kit may be applied (default 30)")
-    create.add_argument("--tls-pin", default=None, help="SHA-256 of the city's TLS certificate (hex)")
+    create.add_argument(
+        "--tls-pin", default=None, help="the city's TLS key pin, hex (motcua tls pin CERT.pem prints it)"
+    )
+    create.add_argument(
+        "--insecure-lan-test",
+        action="store_true",
+        help="TESTS/DEMO ONLY: let the box sync over plain http://",
+    )
     create.set_defaults(func=_provision_create)
     apply = provision_sub.add_parser("apply", help="on the box: verify a kit and create the node from it")
     apply.add_argument("kit", metavar="KIT_DIR", help="the kit directory (on the USB stick)")
@@ -343,12 +380,26 @@ def _central_serve(args: argparse.Namespace) -> int:
     from edge.settings import load
 
     settings = load(args.data, host=args.host, port=args.port)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        print("motcua: give both --tls-cert and --tls-key (or neither)", file=sys.stderr)
+        return 2
     with serving(args.data):
         city = open_central(args.data)
         try:
             app = create_central_app(settings, Hub(city))
-            print(f"serving city {city.node.identity.node} on http://{args.host}:{args.port}/", flush=True)
-            uvicorn.run(app, host=args.host, port=args.port, log_level="warning", workers=1)
+            scheme = "https" if args.tls_cert else "http"
+            print(
+                f"serving city {city.node.identity.node} on {scheme}://{args.host}:{args.port}/", flush=True
+            )
+            uvicorn.run(
+                app,
+                host=args.host,
+                port=args.port,
+                log_level="warning",
+                workers=1,
+                ssl_certfile=args.tls_cert,
+                ssl_keyfile=args.tls_key,
+            )
         finally:
             city.close()
     return 0
@@ -363,7 +414,9 @@ def _node_add(args: argparse.Namespace) -> int:
         return 2
     city = open_central(args.data)
     try:
-        new = add_node(city, args.unit, args.central_url)
+        new = add_node(
+            city, args.unit, args.central_url, tls_pin=args.tls_pin, insecure_lan_test=args.insecure_lan_test
+        )
         write_node_file(args.out, new.node_file)
     finally:
         city.close()

@@ -173,7 +173,8 @@ def build(
         # A real provisioning kit, as a technician would carry it on a USB stick (without the
         # offline wheelhouse: this machine already runs motcua).
         kit = directory / f"kit-{name}"
-        create_kit(city, unit, central_url, kit, KIT_PASSPHRASE)
+        # INSECURE, for the demo on one machine only: the boxes sync over plain http://.
+        create_kit(city, unit, central_url, kit, KIT_PASSPHRASE, insecure_lan_test=True)
         verified = verify_kit(kit, expect_city=fingerprint(city.node.identity.public_raw))
         applied = apply_kit(verified, directory / f"edge-{unit}", KIT_PASSPHRASE)
         edges[unit] = open_node(directory / f"edge-{unit}")
@@ -290,6 +291,7 @@ def run(
         state = "" if world.links.up[unit] else "   (link DOWN)"
         say(f"  commune {unit}:           {running.urls[unit]}   login canbo_{name}, lanhdao_{name}{state}")
     say(f"  password of every demo account: {PASSWORD}")
+    say("  INSECURE DEMO: plain HTTP everywhere, boxes sync with insecure_lan_test (never on a real box)")
     say("  Ctrl-C stops the demo.")
     stop = stop or threading.Event()
     handlers = {}

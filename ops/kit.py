@@ -3,7 +3,7 @@
 A kit is a directory (copied to a USB stick) made at the city by :func:`create_kit`::
 
     node.json              who the node is: id, unit, province, central URL, city key and id,
-                           optional TLS certificate pin (no secrets)
+                           the pin of the city's TLS key (no secrets)
     node.key.p8            the node's private key, PKCS#8, encrypted with the kit's passphrase
     snapshot.msgpack       the unit's scope as the city holds it: its signed batches and the
                            certificates of the nodes that authored them
@@ -70,6 +70,7 @@ from sync.batch import encode_batch
 from sync.clock import Clock
 from sync.errors import SyncError
 from sync.identity import Identity, fingerprint, verify
+from sync.transport import check_pin
 
 KIT_FORMAT = 1
 MIN_PASSPHRASE = 10
@@ -225,6 +226,7 @@ def create_kit(
     *,
     valid_days: int = DEFAULT_VALID_DAYS,
     tls_pin: str | None = None,
+    insecure_lan_test: bool = False,
     wheelhouse_from: Path | None = None,
     progress: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
@@ -236,20 +238,25 @@ def create_kit(
     check_passphrase(passphrase)
     if valid_days < 1:
         raise ConfigError("--valid-days must be at least 1")
-    if tls_pin is not None and (
-        len(tls_pin) != 64 or not all(c in "0123456789abcdef" for c in tls_pin.lower())
-    ):
-        raise ConfigError("--tls-pin must be the certificate's SHA-256 as 64 hex digits")
+    if tls_pin is not None:
+        try:
+            tls_pin = check_pin(tls_pin)
+        except ValueError as exc:
+            raise ConfigError(f"--tls-pin: {exc}") from exc
+    if central_url.startswith("http://") and not insecure_lan_test:
+        raise ConfigError(
+            f"{central_url} is plain HTTP: a box syncs with the city over HTTPS "
+            "(give an https:// address and --tls-pin; plain HTTP only with --insecure-lan-test)"
+        )
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise ConfigError(f"{target} already exists and is not empty; choose a new kit directory")
     target.parent.mkdir(parents=True, exist_ok=True)
-    new = add_node(city, unit, central_url)
+    new = add_node(city, unit, central_url, tls_pin=tls_pin, insecure_lan_test=insecure_lan_test)
     node_id = new.identity.node
     progress(f"registered node {node_id} of unit {new.registration.unit}")
     work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         config = {k: v for k, v in new.node_file.items() if k != "private_key"}
-        config["tls_pin"] = tls_pin.lower() if tls_pin else None
         config["format"] = KIT_FORMAT
         (work / NODE_JSON).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         (work / KEY_FILE).write_bytes(encrypt_key(new.identity, passphrase))
@@ -379,6 +386,8 @@ def _config(verified: Verified) -> NodeConfig:
             central_url=str(raw["central_url"]),
             central_key=str(raw["central_key"]),
             central_node=str(raw["central_node"]),
+            tls_pin=None if raw.get("tls_pin") is None else check_pin(str(raw["tls_pin"])),
+            insecure_lan_test=raw.get("insecure_lan_test", False) is True,
         )
     except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise KitRefused(f"{NODE_JSON} is not a node description: {exc}") from exc

@@ -55,6 +55,7 @@ def create(args: argparse.Namespace) -> int:
             passphrase,
             valid_days=args.valid_days,
             tls_pin=args.tls_pin,
+            insecure_lan_test=args.insecure_lan_test,
             wheelhouse_from=wheels,
             progress=_say,
         )

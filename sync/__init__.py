@@ -34,9 +34,11 @@ from sync.errors import (
     PeerTimeout,
     PeerUnavailable,
     PeerUnreachable,
+    PlainLinkRefused,
     RevokedNode,
     SyncError,
     UnknownNode,
+    UntrustedPeer,
     VerificationError,
 )
 from sync.feed import EVERYWHERE
@@ -62,7 +64,7 @@ from sync.migrations import (
 )
 from sync.ops import Op
 from sync.replica import Replica, Writer
-from sync.transport import HttpPeer, Peer
+from sync.transport import HttpPeer, Peer, check_pin, spki_pin
 from sync.wire import ScopeViolation
 
 __all__ = [
@@ -89,6 +91,7 @@ __all__ = [
     "PeerTimeout",
     "PeerUnavailable",
     "PeerUnreachable",
+    "PlainLinkRefused",
     "Reducer",
     "Rejected",
     "Replica",
@@ -98,11 +101,13 @@ __all__ = [
     "State",
     "SyncError",
     "UnknownNode",
+    "UntrustedPeer",
     "VerificationError",
     "Writer",
     "apply",
     "check_binding",
     "check_digest",
+    "check_pin",
     "connect",
     "current_version",
     "decode_batch",
@@ -113,6 +118,7 @@ __all__ = [
     "from_directory",
     "latest",
     "open_side",
+    "spki_pin",
     "verify",
     "verify_run",
 ]

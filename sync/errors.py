@@ -9,6 +9,8 @@ says whether retrying the same thing later can succeed::
     │   └── PeerUnavailable        retryable: the peer answered that it is in trouble (5xx)
     ├── PeerRefused                fatal: the peer refused the request with a code this side
     │                              does not know (a known code is raised as its own class)
+    ├── UntrustedPeer              the peer's TLS certificate is not the pinned or trusted one
+    ├── PlainLinkRefused           an http:// address where HTTPS is required
     ├── ClockDriftError            a remote stamp is further ahead than the allowed drift (409)
     ├── VerificationError          fatal: bytes do not prove what they claim (400)
     │   ├── CorruptBatch           undecodable, truncated or malformed input
@@ -54,6 +56,23 @@ class PeerRefused(SyncError):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
+
+
+class UntrustedPeer(SyncError):
+    """The peer's TLS certificate does not match the pin (or no trusted CA issued it): whoever
+    answered is not known to be the peer, and nothing was sent to it. Retryable: the real peer
+    may answer again later (a box on the wrong network, an impostor gone)."""
+
+    status = 495
+    retryable = True
+    code = "peer_untrusted"
+
+
+class PlainLinkRefused(SyncError):
+    """The peer's address is plain ``http://`` and this side requires HTTPS; nothing was sent."""
+
+    status = 400
+    code = "plain_link_refused"
 
 
 class ClockDriftError(SyncError):

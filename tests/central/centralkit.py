@@ -155,7 +155,7 @@ def city_world(tmp_path: Path) -> Iterator[World]:
     city, _ = init_central(tmp_path / "city", "92", PASSWORD)
     files = {}
     for unit in (NINH_KIEU, CAI_KHE):
-        new = add_node(city, unit, "http://127.0.0.1:1")
+        new = add_node(city, unit, "http://127.0.0.1:1", insecure_lan_test=True)
         files[unit] = tmp_path / f"{unit}.node.json"
         write_node_file(files[unit], new.node_file)
     edges = {unit: init_from_node_file(tmp_path / unit, path) for unit, path in files.items()}

@@ -105,6 +105,7 @@ class FakeHub:
                     "central_url": CENTRAL_URL,
                     "central_key": self.identity.public_raw.hex(),
                     "central_node": self.identity.node,
+                    "insecure_lan_test": True,  # plain http:// to the discard port
                 }
             ),
             encoding="utf-8",

@@ -109,6 +109,7 @@ def test_a_damaged_node_json_opens_the_same_node_or_is_refused(made_node, linked
     try:
         assert node.identity.node == linked.edge.identity.node
         config = dataclasses.asdict(node.config)
+        assert isinstance(config.pop("insecure_lan_test"), bool), config
         assert all(value is None or isinstance(value, str) for value in config.values()), config
         assert node.config.role in ("edge", "central")
     finally:

@@ -52,7 +52,7 @@ def city(tmp_path_factory) -> Iterator[City]:
 @pytest.fixture(scope="module")
 def original(city, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("kits") / "kit"
-    kit.create_kit(city, UNIT, "http://127.0.0.1:1", out, PASSPHRASE)
+    kit.create_kit(city, UNIT, "http://127.0.0.1:1", out, PASSPHRASE, insecure_lan_test=True)
     return out
 
 

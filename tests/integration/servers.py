@@ -71,12 +71,14 @@ class Server:
     log_path: Path
     ready_path: str = "/sync/v1/time"
     env: Mapping[str, str] = field(default_factory=dict)
+    scheme: str = "http"
+    """"https" for a server given a certificate (readiness is probed without checking it)."""
     process: subprocess.Popen[bytes] | None = None
     _log: IO[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def start(self) -> Server:
         self._log = self.log_path.open("ab")
@@ -89,7 +91,7 @@ class Server:
 
     def wait_ready(self, timeout: float = START_TIMEOUT_S) -> None:
         deadline = time.monotonic() + timeout
-        with httpx.Client(timeout=1.0) as client:
+        with httpx.Client(timeout=1.0, verify=False) as client:
             while True:
                 assert self.process is not None
                 if self.process.poll() is not None:
@@ -170,9 +172,12 @@ class CityDir:
         finally:
             city.close()
 
-    def add_node(self, unit: str, central_url: str, out: Path) -> Path:
+    def add_node(self, unit: str, central_url: str, out: Path, tls_pin: str | None = None) -> Path:
+        """A node file; a box of a plain http:// city (the tests' usual) has the insecure setting."""
         with self.opened() as city:
-            new = add_node(city, unit, central_url)
+            new = add_node(
+                city, unit, central_url, tls_pin=tls_pin, insecure_lan_test=central_url.startswith("http://")
+            )
         write_node_file(out, new.node_file)
         return out
 
@@ -180,9 +185,13 @@ class CityDir:
         with self.opened() as city:
             add_account(city.node, username, full_name or username, role, PASSWORD, unit)
 
-    def server(self, port: int, log_dir: Path) -> Server:
+    def server(self, port: int, log_dir: Path, tls: tuple[Path, Path] | None = None) -> Server:
+        """``tls``: (certificate, key) PEM files to serve HTTPS with."""
         args = motcua("central", "serve", "--data", str(self.dir), "--host", "127.0.0.1", "--port", str(port))
-        return Server("central", args, port, log_dir / "central.log")
+        if tls is None:
+            return Server("central", args, port, log_dir / "central.log")
+        args += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
+        return Server("central", args, port, log_dir / "central.log", scheme="https")
 
 
 def write_settings(data_dir: Path, **values: int | str | bool) -> None:

@@ -113,6 +113,7 @@ def test_node_add_catalogue_import_and_node_revoke_while_the_city_serves(tmp_pat
             url,
             "--out",
             str(new_file),
+            "--insecure-lan-test",
         )
         caikhe = edge_dir(tmp_path / "caikhe", new_file)
         cli_ok("catalogue", "import", str(SAMPLE_CATALOGUE), "--data", str(city.dir))

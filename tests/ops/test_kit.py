@@ -68,6 +68,7 @@ def create(city_dir: Path, out: Path, passphrase_file: Path, *extra: str) -> int
             "--passphrase-file",
             str(passphrase_file),
             "--no-wheelhouse",
+            "--insecure-lan-test",
             *extra,
         ]
     )
@@ -480,6 +481,7 @@ def test_a_real_wheelhouse_installs_offline_into_a_fresh_venv(tmp_path):
             str(kit_dir),
             "--passphrase-file",
             str(secret),
+            "--insecure-lan-test",
         ]
     )
     assert code == 0
