@@ -20,6 +20,7 @@ from central import dashboard, openapi, syncapi
 from central.fleetviews import FleetSettings
 from central.hub import Hub
 from central.metrics import Metrics, SyncTimer, scrape_token
+from central.upstream.store import UpstreamStore
 from edge.app import create_app
 from edge.settings import Settings
 from edge.web import Extension, audit
@@ -49,7 +50,10 @@ EXTENSION = Extension(
 
 
 def create_central_app(
-    settings: Settings, hub: Hub, fleet_settings: FleetSettings | None = None
+    settings: Settings,
+    hub: Hub,
+    fleet_settings: FleetSettings | None = None,
+    upstream: UpstreamStore | None = None,
 ) -> Starlette:
     """``fleet_settings``: the dashboard's (the silent-node alert threshold …); defaults if None."""
     fleet_settings = fleet_settings or FleetSettings()
@@ -63,5 +67,6 @@ def create_central_app(
     ]
     app.add_middleware(SyncTimer, histogram=metrics.sync_seconds)
     app.state.hub = hub
+    app.state.upstream = upstream
     app.state.metrics = metrics
     return app

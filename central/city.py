@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from central.fleet import FLEET_FILE, FleetStore
+from central.upstream.outbox import CITY_KINDS, migrate_city
 from edge.accounts import add_account, check_password_strength
 from edge.errors import ConfigError, EdgeError
 from edge.node import NODE_FILE, Node, NodeConfig, create_node_dir, open_node
@@ -75,7 +76,7 @@ def init_central(
     identity = Identity.generate(record.code)
     config = NodeConfig(identity.node, record.code, record.code, role="central")
     create_node_dir(directory, identity, config)
-    node = Node(directory, config, identity, clock or Clock())
+    node = Node(directory, config, identity, clock or Clock(), kinds=CITY_KINDS, migrate=migrate_city)
     with node.replica.write() as w:
         for unit in province_units(record.code):
             w.append("unit", unit.code, "upsert", unit.as_payload())
@@ -93,7 +94,7 @@ def open_central(data_dir: str | Path, clock: Clock | None = None) -> City:
             f"{directory} is not a city data directory (no {FLEET_FILE}); "
             "create one with: motcua central init --data DIR --province 92"
         )
-    node = open_node(directory, clock)
+    node = open_node(directory, clock, kinds=CITY_KINDS, migrate=migrate_city)
     if node.config.role != "central":
         node.close()
         raise ConfigError(f"{directory} holds an edge node, not the city's")

@@ -13,7 +13,7 @@ import json
 import os
 import secrets
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -30,6 +30,7 @@ from sync.blobs import FileBlobStore
 from sync.clock import Clock
 from sync.db import MIGRATIONS as SYNC_MIGRATIONS
 from sync.errors import UnknownNode
+from sync.fold import Kind
 from sync.identity import Identity, check_binding
 from sync.migrations import current_version
 from sync.replica import Replica
@@ -102,7 +103,18 @@ def snapshot_before_upgrade(data_dir: Path) -> Path | None:
 class Node:
     """An opened node. Close it when done (the CLI and the app do)."""
 
-    def __init__(self, data_dir: Path, config: NodeConfig, identity: Identity, clock: Clock) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        config: NodeConfig,
+        identity: Identity,
+        clock: Clock,
+        *,
+        kinds: Sequence[Kind] = KINDS,
+        migrate: Callable[[sqlite3.Connection], object] = migrate,
+    ) -> None:
+        """``kinds`` and ``migrate``: the domain's unless the opener adds its own projection
+        (the city's upstream outbox, central/upstream/outbox.py)."""
         self.data_dir = data_dir
         self.config = config
         self.identity = identity
@@ -110,7 +122,7 @@ class Node:
         self.replica = Replica(
             data_dir / DB_FILE,
             identity,
-            KINDS,
+            kinds,
             clock=clock,
             migrate=migrate,
             partial=config.role == "edge",
@@ -179,7 +191,13 @@ def _check_config(config: NodeConfig, path: Path) -> NodeConfig:
     return config
 
 
-def open_node(data_dir: str | Path, clock: Clock | None = None) -> Node:
+def open_node(
+    data_dir: str | Path,
+    clock: Clock | None = None,
+    *,
+    kinds: Sequence[Kind] = KINDS,
+    migrate: Callable[[sqlite3.Connection], object] = migrate,
+) -> Node:
     directory = Path(data_dir)
     try:
         raw = json.loads((directory / NODE_FILE).read_text(encoding="utf-8"))
@@ -195,7 +213,7 @@ def open_node(data_dir: str | Path, clock: Clock | None = None) -> Node:
         raise ConfigError(f"{directory / NODE_FILE} or {KEY_FILE} is damaged: {exc}") from exc
     if identity.node != config.node:
         raise ConfigError(f"{directory / KEY_FILE} is not the key of node {config.node}")
-    node = Node(directory, config, identity, clock or Clock())
+    node = Node(directory, config, identity, clock or Clock(), kinds=kinds, migrate=migrate)
     if config.role == "edge":
         _note_time_off(node)
     return node

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from edge.disk import is_disk_error
 from edge.errors import EdgeError
+from ops import upstreamcli
 from schema.errors import SchemaError
 from sync.errors import SyncError
 
@@ -54,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_record,
         _add_audit,
         _add_tls,
+        upstreamcli.add_commands,
     ):
         add_group(sub)
     return parser
@@ -376,6 +378,8 @@ def _central_serve(args: argparse.Namespace) -> int:
     from central.app import create_central_app
     from central.city import open_central
     from central.hub import Hub
+    from central.upstream.sender import Runner
+    from central.upstream.store import UPSTREAM_FILE, UpstreamStore
     from edge.serverlock import serving
     from edge.settings import load
 
@@ -385,8 +389,11 @@ def _central_serve(args: argparse.Namespace) -> int:
         return 2
     with serving(args.data):
         city = open_central(args.data)
+        upstream = UpstreamStore(Path(args.data) / UPSTREAM_FILE)
+        runner = Runner(Path(args.data), upstream, city.node.replica, city.node.identity.sign)
         try:
-            app = create_central_app(settings, Hub(city))
+            app = create_central_app(settings, Hub(city), upstream=upstream)
+            runner.start()
             scheme = "https" if args.tls_cert else "http"
             print(
                 f"serving city {city.node.identity.node} on {scheme}://{args.host}:{args.port}/", flush=True
@@ -401,6 +408,8 @@ def _central_serve(args: argparse.Namespace) -> int:
                 ssl_keyfile=args.tls_key,
             )
         finally:
+            runner.stop()
+            upstream.close()
             city.close()
     return 0
 
