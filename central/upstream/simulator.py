@@ -16,7 +16,8 @@ took, its processing steps; every request, accepted or not), and plays faults sw
      "refuse_names": ["ChuHoSo", ...]} validation refusal of dossiers of these applicants
 
 A create of a dossier it already holds is refused as a duplicate (DVCQG "04", LGSP 409), and
-counted. ``POST /_sim/reset`` forgets everything. Nothing here is secured: loopback only.
+counted; ``arrived`` counts requests as they arrive (before a slow answer's wait), so a test
+can see one in flight. ``POST /_sim/reset`` forgets everything. Nothing here is secured: loopback only.
 """
 
 from __future__ import annotations
@@ -178,6 +179,7 @@ class Portal:
         self.requests: list[dict[str, Any]] = []
         self.duplicates = 0
         self.cuts = 0
+        self.arrived = 0
 
     def state(self) -> dict[str, Any]:
         return {
@@ -195,6 +197,7 @@ class Portal:
             "requests": self.requests,
             "duplicates": self.duplicates,
             "cuts": self.cuts,
+            "arrived": self.arrived,
         }
 
     def set_faults(self, body: Mapping[str, Any]) -> None:
@@ -317,6 +320,8 @@ def create_simulator(kind: str, username: str = "motcua", password: str = "") ->
     portal = Portal(kind, username, password)
 
     async def slow() -> None:
+        with portal.lock:
+            portal.arrived += 1
         if portal.faults.slow_ms:
             await asyncio.sleep(portal.faults.slow_ms / 1000)
 
