@@ -11,6 +11,7 @@ city hands edge these through an :class:`edge.web.Extension`, with its own templ
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -21,6 +22,7 @@ from central.fleetviews import FleetSettings
 from central.hub import Hub
 from central.metrics import Metrics, SyncTimer, scrape_token
 from central.upstream.store import UpstreamStore
+from central.upstream.views import UpstreamCollector, UpstreamPage, dossier_lines
 from edge.app import create_app
 from edge.settings import Settings
 from edge.web import Extension, audit
@@ -65,6 +67,11 @@ def create_central_app(
         *dashboard.routes(hub, fleet_settings),
         *metrics.routes(),
     ]
+    if upstream is not None:
+        page = UpstreamPage(upstream)
+        app.router.routes[0:0] = page.routes()
+        metrics.registry.register(UpstreamCollector(upstream, hub.now_ms))
+        app.state.motcua.templates.env.globals["upstream_lines"] = partial(dossier_lines, upstream)
     app.add_middleware(SyncTimer, histogram=metrics.sync_seconds)
     app.state.hub = hub
     app.state.upstream = upstream

@@ -57,6 +57,7 @@ CREATE TABLE IF NOT EXISTS receipt (
     id INTEGER PRIMARY KEY,
     adapter TEXT NOT NULL,
     dossier TEXT NOT NULL,
+    service TEXT NOT NULL,
     verdict TEXT NOT NULL,
     at_ms INTEGER NOT NULL,
     body BLOB NOT NULL,
@@ -79,11 +80,12 @@ def append(conn: sqlite3.Connection, receipt: Receipt, sign: Callable[[bytes], b
     digest = record_hash(prev, receipt)
     signature = sign(digest)
     cur = conn.execute(
-        "INSERT INTO receipt (adapter, dossier, verdict, at_ms, body, prev_hash, hash, signature) "
-        "VALUES (?,?,?,?,?,?,?,?)",
+        "INSERT INTO receipt (adapter, dossier, service, verdict, at_ms, body, prev_hash, hash, signature) "
+        "VALUES (?,?,?,?,?,?,?,?,?)",
         (
             receipt.adapter,
             receipt.dossier,
+            receipt.service,
             receipt.verdict,
             receipt.at_ms,
             msgspec.msgpack.encode(receipt),
@@ -110,6 +112,19 @@ def records(conn: sqlite3.Connection, dossier: str | None = None) -> list[Record
             (dossier,),
         ).fetchall()
     return [_from_row(r) for r in rows]
+
+
+SYNC_SERVICES = ("DongBoHoSoMC", "APICapNhatDongBoHoSoDVC")
+"""The services that put a dossier's record on the portal (DVCQG, LGSP)."""
+
+
+def accepted_dossiers(conn: sqlite3.Connection) -> set[str]:
+    """Dossiers whose record some portal accepted, by the receipts (Decision 766's "synced")."""
+    marks = ",".join("?" * len(SYNC_SERVICES))
+    rows = conn.execute(
+        f"SELECT DISTINCT dossier FROM receipt WHERE verdict = 'ok' AND service IN ({marks})", SYNC_SERVICES
+    )
+    return {row[0] for row in rows}
 
 
 def verify_receipts(records: Iterable[Record], public_raw: bytes) -> int:

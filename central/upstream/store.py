@@ -429,6 +429,6 @@ class UpstreamStore:
         return out
 
     def synced_dossiers(self) -> set[str]:
-        """Dossiers some adapter's portal acknowledged (from the portal table, which only an
-        accepted answer writes ``yes`` into)."""
-        return {row[0] for row in self._read("SELECT DISTINCT dossier FROM portal WHERE created = ?", (YES,))}
+        """Dossiers whose record a portal accepted, counted from the receipts."""
+        with self._lock:
+            return receipts.accepted_dossiers(self.conn)

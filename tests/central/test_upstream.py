@@ -11,8 +11,10 @@ import httpx
 import msgspec
 import pytest
 from centralkit import CAI_KHE, NINH_KIEU, World, serving, sync_round
-from edgekit import actor, receive_sample
+from edgekit import PASSWORD, actor, csrf_of, receive_sample
+from starlette.testclient import TestClient
 
+from central.app import create_central_app
 from central.upstream import mapping
 from central.upstream.adapter import Exchange
 from central.upstream.dvcqg import DvcqgAdapter
@@ -23,6 +25,7 @@ from central.upstream.sender import Sender
 from central.upstream.simulator import create_simulator
 from central.upstream.store import DEAD, UPSTREAM_FILE, AdapterConfig, UpstreamStore
 from edge.dossiers import perform
+from edge.settings import load
 from schema.procedures import PILOT_PROCEDURES
 from sync.errors import BadSignature
 
@@ -279,3 +282,44 @@ def test_mapping_dates_are_vietnam_time_and_codes_come_from_the_unit():
 
 def _unused(exchange: Exchange) -> None:
     pass
+
+
+def test_city_it_sees_the_upstream_page_and_sends_a_refused_dossier_again(world, portal):
+    url, control = portal
+    store = _store(world)
+    sender = _sender(world, store, url)
+    good = receive_sample(world.edges[NINH_KIEU])
+    bad = receive_sample(world.edges[NINH_KIEU], applicant_name="Người Bị Từ Chối")
+    _sync(world)
+    control.post("/_sim/faults", json={"refuse_names": ["Người Bị Từ Chối"]})
+    sender.round()
+    app = create_central_app(load(world.city.node.data_dir), world.hub, upstream=store)
+    with TestClient(app) as client:
+        form = client.get("/login")
+        client.post("/login", data={"username": "quantri", "password": PASSWORD, "csrf": csrf_of(form.text)})
+        page = client.get("/fleet/upstream")
+        assert page.status_code == 200
+        csrf = csrf_of(page.text)
+        assert "Đồng bộ lên Cổng Dịch vụ công quốc gia" in page.text
+        assert 'hx-get="/fleet/upstream/table"' in page.text
+        dead_row = page.text.split(f'data-dossier="{bad.id}"')[1].split("</tr>")[0]
+        assert "từ chối" in dead_row
+        assert "Gửi lại" in dead_row
+        # Decision 766's share, from receipts: one of the two dossiers is on the portal.
+        share = page.text.split('data-unit="31135"')[1].split("</tr>")[0]
+        assert "<td>2</td><td>1</td><td>50,0 %</td>" in share
+        assert "Đã đồng bộ lên Cổng DVCQG (dvcqg) lúc" in client.get(f"/dossiers/{good.id}").text
+        assert "Cổng DVCQG (dvcqg) từ chối: [02]" in client.get(f"/dossiers/{bad.id}").text
+        metrics = client.get("/metrics").text
+        assert 'motcua_upstream_dead_letters{adapter="dvcqg"} 1.0' in metrics
+        assert 'motcua_upstream_synced{adapter="dvcqg"} 1.0' in metrics
+        # A clerk may not see it; the form needs its CSRF token.
+        assert client.post("/fleet/upstream/retry", data={"dossier": bad.id}).status_code == 403
+        answer = client.post(
+            "/fleet/upstream/retry", data={"dossier": bad.id, "csrf": csrf}, follow_redirects=False
+        )
+        assert answer.status_code == 303
+    assert [i.state for i in store.items()] == ["wait"]
+    control.post("/_sim/faults", json={"refuse_names": []})
+    sender.round()
+    assert len(held(control)) == 2
