@@ -9,7 +9,10 @@ dossiers (generated Vietnamese names, never real people), some of them for the o
 servers run in this process; every commune syncs with the city in the background through a
 link that the landing page (or ``--offline-unit``) switches off, so a visitor sees dossiers
 queue, the badge turn offline, the transmission record fill with failures, and everything catch
-up when the link returns. Ctrl-C stops it all cleanly.
+up when the link returns. A simulated national portal (``central/upstream/simulator.py``) runs
+beside them: the city sends every dossier to it, and the portal refuses one (an applicant the
+demo marks), which city IT finds in the dead letters of ``/fleet/upstream``. Ctrl-C stops it all
+cleanly.
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ from starlette.routing import Route
 from central.app import create_central_app
 from central.city import City, init_central
 from central.hub import Hub
+from central.upstream.sender import Runner
+from central.upstream.simulator import create_simulator
+from central.upstream.store import UPSTREAM_FILE, AdapterConfig, UpstreamStore, write_secret
 from edge.accounts import add_account
 from edge.app import create_app
 from edge.auth import Actor
@@ -65,6 +71,11 @@ DEMO_SCAN = check_scan(
 """One small scan, the same for every demo dossier that has one (stored once: blobs are
 addressed by content)."""
 PASSWORD = "Demo2025"  # noqa: S105 (a published demo password)
+PORTAL_USER, PORTAL_PASSWORD = "motcua-demo", "demo-portal-password"  # the simulated portal's
+REFUSED_APPLICANT = "Lê Văn Từ Chối"
+"""A generated name; the simulated portal refuses this applicant's dossier (a dead letter)."""
+DEMO_UNIT_CODES = {"31135": "000.31.35.H13", "31120": "000.31.20.H13"}
+"""Electronic identifier codes in the portal's shape, made up for the demo."""
 KIT_PASSPHRASE = "demo-kit-passphrase"  # noqa: S105 (the demo's kits only)
 """The password of every demo account (generated data; never use it on a real box)."""
 
@@ -183,7 +194,34 @@ def build(
         other = next(u for u in COMMUNES if u != unit)
         made, routed = _generate(edge, other, dossiers, rnd)
         say(f"commune {unit}: {made} dossiers received ({routed} for {other}, non-territorial)")
+    who = person(rnd)
+    refused = Draft(
+        procedure=PILOT_PROCEDURES[0].code,
+        applicant_name=REFUSED_APPLICANT,
+        citizen_id=who.citizen_id,
+        dob=who.dob,
+        phone=who.phone,
+        address=who.address,
+        address_unit="31135",
+    )
+    ninh_kieu = Actor("canbo_ninhkieu", "Cán bộ ninhkieu", "31135", "clerk")
+    receive(edges["31135"], ninh_kieu, refused, [], CLOCK_TRUSTED)
     return World(directory, city, edges)
+
+
+def configure_portal(city: City, portal_url: str) -> None:
+    """The city's adapter to the simulated portal, as ``motcua upstream add`` makes it."""
+    data = city.node.data_dir
+    secret = write_secret(data, "dvcqg", PORTAL_PASSWORD)
+    store = UpstreamStore(data / UPSTREAM_FILE)
+    try:
+        store.add_adapter(
+            AdapterConfig("dvcqg", "dvcqg", portal_url, PORTAL_USER, str(secret.relative_to(data)), 50.0), 0
+        )
+        store.set_codes("unit", DEMO_UNIT_CODES, 0)
+        store.set_codes("sector", {p.sector: f"LV{i:03d}" for i, p in enumerate(PILOT_PROCEDURES, 1)}, 0)
+    finally:
+        store.close()
 
 
 # --- serving ------------------------------------------------------------------------------------
@@ -206,7 +244,9 @@ def _landing(world: World, urls: dict[str, str]) -> Starlette:
             "<!doctype html><html lang='vi'><meta charset='utf-8'><title>motcua demo</title>"
             "<h1>motcua demo — Thành phố Cần Thơ</h1>"
             f"<p>City (admin <code>quantri</code>): <a href='{urls['city']}'>{urls['city']}</a>"
-            f" — fleet dashboard at <a href='{urls['city']}/fleet'>/fleet</a></p>"
+            f" — fleet dashboard at <a href='{urls['city']}/fleet'>/fleet</a>, national portal "
+            f"at <a href='{urls['city']}/fleet/upstream'>/fleet/upstream</a></p>"
+            f"<p>Simulated national portal: <a href='{urls['portal']}/_sim/state'>what it received</a></p>"
             "<table border='1' cellpadding='6'><tr><th>Commune</th><th>Web app</th><th>Logins</th>"
             f"<th>Link to the city</th></tr>{''.join(rows)}</table>"
             f"<p>Every password: <code>{html.escape(PASSWORD)}</code> (generated demo data).</p></html>"
@@ -227,8 +267,12 @@ class Running:
     servers: list[uvicorn.Server]
     threads: list[threading.Thread]
     urls: dict[str, str]
+    upstream: tuple[Runner, UpstreamStore] | None = None
 
     def stop(self) -> None:
+        if self.upstream is not None:
+            self.upstream[0].stop()
+            self.upstream[1].close()
         for server in self.servers:
             server.should_exit = True
         for thread in self.threads:
@@ -237,9 +281,17 @@ class Running:
 
 def serve(world: World, host: str, base_port: int, sync_interval_s: int = 10) -> Running:
     backoff = 3 * sync_interval_s  # a visitor sees the catch-up soon after switching the link on
-    """Landing page on base_port, the city on base_port+1, the communes after it."""
+    """Landing page on base_port, the city on base_port+1, the communes after it, then the
+    simulated portal."""
     urls = {"landing": f"http://{host}:{base_port}", "city": f"http://{host}:{base_port + 1}"}
-    apps = {"city": create_central_app(load(world.city.node.data_dir), Hub(world.city))}
+    urls["portal"] = f"http://{host}:{base_port + 2 + len(world.edges)}"
+    configure_portal(world.city, urls["portal"])
+    store = UpstreamStore(world.city.node.data_dir / UPSTREAM_FILE)
+    runner = Runner(world.city.node.data_dir, store, world.city.node.replica, world.city.node.identity.sign)
+    apps = {"city": create_central_app(load(world.city.node.data_dir), Hub(world.city), upstream=store)}
+    portal = create_simulator("dvcqg", PORTAL_USER, PORTAL_PASSWORD)
+    portal.state.portal.set_faults({"refuse_names": [REFUSED_APPLICANT]})
+    apps["portal"] = portal
     for i, (unit, edge) in enumerate(world.edges.items()):
         urls[unit] = f"http://{host}:{base_port + 2 + i}"
 
@@ -249,7 +301,7 @@ def serve(world: World, host: str, base_port: int, sync_interval_s: int = 10) ->
         settings = load(edge.data_dir, sync_interval_s=sync_interval_s, sync_max_backoff_s=backoff)
         apps[unit] = create_app(settings, edge, sync_peer=factory, background=True)
     apps["landing"] = _landing(world, urls)
-    running = Running([], [], urls)
+    running = Running([], [], urls, (runner, store))
     for name, app in apps.items():
         port = int(urls[name].rsplit(":", 1)[1])
         server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))
@@ -263,6 +315,7 @@ def serve(world: World, host: str, base_port: int, sync_interval_s: int = 10) ->
             running.stop()
             raise RuntimeError("the demo's servers did not start (is a port in use? try --port)")
         time.sleep(0.05)
+    runner.start()
     return running
 
 
@@ -290,6 +343,7 @@ def run(
     for unit, name in COMMUNES.items():
         state = "" if world.links.up[unit] else "   (link DOWN)"
         say(f"  commune {unit}:           {running.urls[unit]}   login canbo_{name}, lanhdao_{name}{state}")
+    say(f"  simulated national portal: {running.urls['portal']}/_sim/state   (city IT: /fleet/upstream)")
     say(f"  password of every demo account: {PASSWORD}")
     say("  INSECURE DEMO: plain HTTP everywhere, boxes sync with insecure_lan_test (never on a real box)")
     say("  Ctrl-C stops the demo.")

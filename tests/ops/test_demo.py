@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -13,7 +14,7 @@ import httpx
 import pytest
 from ports import free_port
 
-from ops.demo import PASSWORD
+from ops.demo import PASSWORD, REFUSED_APPLICANT
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,19 +53,20 @@ def at_city(city: str, headers: dict[str, str], dossier: str) -> bool:
 
 @pytest.fixture
 def demo(tmp_path):
-    base = free_port(span=4)  # landing, city, two communes
+    base = free_port(span=5)  # landing, city, two communes, the simulated portal
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "ops.cli", "demo", "--dir", str(tmp_path / "demo"), "--port", str(base),
            "--dossiers", "30", "--sync-interval", "1", "--offline-unit", "31120"]  # fmt: skip
     log = (tmp_path / "demo.log").open("w")
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     urls = {
-        name: f"http://127.0.0.1:{base + i}" for i, name in enumerate(("landing", "city", "31135", "31120"))
+        name: f"http://127.0.0.1:{base + i}"
+        for i, name in enumerate(("landing", "city", "31135", "31120", "portal"))
     }
     try:
         wait_for(lambda: _answers(urls["landing"]) or proc.poll() is not None, "the demo to start")
         assert proc.poll() is None, (tmp_path / "demo.log").read_text()
-        yield proc, urls
+        yield proc, urls, tmp_path / "demo"
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
@@ -84,7 +86,7 @@ def _answers(url: str) -> bool:
 
 
 def test_demo_clerks_receive_sync_and_the_link_switch_queues_then_delivers(demo):
-    proc, urls = demo
+    proc, urls, _ = demo
     admin = token(urls["city"], "quantri")
     lan = token(urls["31135"], "canbo_ninhkieu")
     ha = token(urls["31120"], "canbo_caikhe")
@@ -104,3 +106,24 @@ def test_demo_clerks_receive_sync_and_the_link_switch_queues_then_delivers(demo)
 
     proc.send_signal(signal.SIGINT)
     assert proc.wait(30) == 0
+
+
+def test_demo_dossiers_arrive_at_the_simulated_portal_and_one_is_refused(demo):
+    _, urls, directory = demo
+
+    def portal() -> dict:
+        return dict(httpx.get(f"{urls['portal']}/_sim/state", timeout=10).json())
+
+    wait_for(lambda: len(portal()["dossiers"]) >= 10, "dossiers at the simulated portal")
+
+    def dead_letters() -> list:
+        command = [sys.executable, "-m", "ops.cli", "upstream", "status", "--data", str(directory / "city")]
+        answer = subprocess.run(
+            [*command, "--json"], capture_output=True, text=True, cwd=ROOT, check=True, timeout=60
+        )
+        return list(json.loads(answer.stdout)["dead_letters"])
+
+    wait_for(lambda: len(dead_letters()) == 1, "the refused dossier in the dead letters")
+    [dead] = dead_letters()
+    assert dead["error_code"] == "02"
+    assert REFUSED_APPLICANT not in {d["record"]["ChuHoSo"] for d in portal()["dossiers"].values()}
