@@ -41,6 +41,8 @@ from edge.node import BLOB_DIR, DB_FILE, KEY_FILE, NODE_FILE, SECRET_FILE
 from edge.sessions import SESSIONS_FILE
 
 FLEET_DB = "fleet.db"
+UPSTREAM_DB = "upstream.db"
+"""The city's upstream queue and receipts (central/upstream/store.py); credentials are not in it."""
 NODE_COPY = "node"
 IDENTITY_FILES = (NODE_FILE, KEY_FILE, SECRET_FILE, "edge.toml", CONFIG_FILE)
 MIRROR_INTERVAL_S = 3.0
@@ -61,9 +63,10 @@ def default_replica(data_dir: Path) -> str:
 
 
 def databases(data_dir: Path) -> list[Path]:
-    """The node's databases: its log, the city's fleet, and the audit log and logged-out sessions
-    (a restored box must still show who was refused, and must not reopen ended sessions)."""
-    names = (DB_FILE, FLEET_DB, AUDIT_FILE, SESSIONS_FILE)
+    """The node's databases: its log, the city's fleet and upstream receipts, the audit log and
+    logged-out sessions (a restored box must still show who was refused, and must not reopen ended
+    sessions)."""
+    names = (DB_FILE, FLEET_DB, AUDIT_FILE, SESSIONS_FILE, UPSTREAM_DB)
     return [data_dir.resolve() / name for name in names if (data_dir / name).exists()]
 
 

@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 
 from central.app import create_central_app
 from central.upstream import mapping
-from central.upstream.adapter import Exchange
+from central.upstream.adapter import Exchange, redact
 from central.upstream.dvcqg import DvcqgAdapter
 from central.upstream.lgsp import LgspAdapter
 from central.upstream.outbox import pending_after
@@ -34,7 +34,7 @@ SECTORS = {p.sector: f"LV{i:03d}" for i, p in enumerate(PILOT_PROCEDURES, start=
 LGSP_KEYS = "access-key-1\nsecret-key-1"
 
 
-_OPEN: list[UpstreamStore | Sender | LgspAdapter] = []
+_OPEN: list[UpstreamStore | Sender | LgspAdapter | DvcqgAdapter] = []
 
 
 @pytest.fixture(autouse=True)
@@ -147,6 +147,7 @@ def test_a_dossier_reaches_the_portal_created_once_then_updated_with_its_steps(w
     assert store.items() == []
     records = store.receipts()
     assert verify_receipts(records, world.city.node.identity.public_raw) == len(records)
+    assert all("mat-khau-cong" not in repr(r.receipt) for r in records)
     assert [r.receipt.service for r in store.receipts(received.id)] == [
         "auth",
         "DongBoHoSoMC",
@@ -323,3 +324,18 @@ def test_city_it_sees_the_upstream_page_and_sends_a_refused_dossier_again(world,
     control.post("/_sim/faults", json={"refuse_names": []})
     sender.round()
     assert len(held(control)) == 2
+
+
+def test_a_portal_message_that_echoes_a_credential_is_stored_without_it(world):
+    with serving(create_simulator("dvcqg", "motcua", "mat-khau-cong")) as url:
+        store = _store(world)
+        seen: list[Exchange] = []
+        adapter = DvcqgAdapter(url, "motcua", "mat-khau-sai", seen.append)
+        _OPEN.append(adapter)
+        answer = adapter.lookup("000.31.35.H13", "x")
+        assert answer.verdict == "denied"
+    # The login was refused: the exchange is recorded, the password is not.
+    assert [e.service for e in seen] == ["auth"]
+    assert all("mat-khau-sai" not in (e.message or "") for e in seen)
+    assert redact("sai mật khẩu mat-khau-sai cho motcua", "mat-khau-sai") == "sai mật khẩu *** cho motcua"
+    assert store.receipts() == []
