@@ -17,6 +17,7 @@ from starlette.testclient import TestClient
 from central.app import create_central_app
 from central.upstream import mapping
 from central.upstream.adapter import Exchange, redact
+from central.upstream.codes import parse_sector_codes, parse_unit_codes
 from central.upstream.dvcqg import DvcqgAdapter
 from central.upstream.lgsp import LgspAdapter
 from central.upstream.outbox import pending_after
@@ -25,6 +26,7 @@ from central.upstream.sender import Sender
 from central.upstream.simulator import create_simulator
 from central.upstream.store import DEAD, UPSTREAM_FILE, AdapterConfig, UpstreamStore
 from edge.dossiers import perform
+from edge.errors import ConfigError
 from edge.settings import load
 from schema.procedures import PILOT_PROCEDURES
 from sync.errors import BadSignature
@@ -339,3 +341,22 @@ def test_a_portal_message_that_echoes_a_credential_is_stored_without_it(world):
     assert all("mat-khau-sai" not in (e.message or "") for e in seen)
     assert redact("sai mật khẩu mat-khau-sai cho motcua", "mat-khau-sai") == "sai mật khẩu *** cho motcua"
     assert store.receipts() == []
+
+
+def test_code_files_are_checked_whole_and_every_problem_is_named():
+    text = "# codes\nunit,electronic_id\n31135,000.31.35.H13\n99999,000.99\n31120,bad code!\n"
+    text += "31135,000.31.35.H13\n"
+    with pytest.raises(ConfigError) as refused:
+        parse_unit_codes(text, {"31135", "31120"})
+    message = str(refused.value)
+    assert "line 4: unit '99999' is not a unit of the city" in message
+    assert "line 5: 'bad code!' is not an electronic identifier code" in message
+    assert "line 6: unit 31135 appears twice" in message
+    assert parse_unit_codes("unit,electronic_id\n31135,000.31.35.H13\n", {"31135"}) == {
+        "31135": "000.31.35.H13"
+    }
+    with pytest.raises(ConfigError, match="header sector,code"):
+        parse_sector_codes("name,code\nĐất đai,G09\n")
+    assert parse_sector_codes('sector,code\n"Đăng ký, quản lý cư trú",G01\n') == {
+        "Đăng ký, quản lý cư trú": "G01"
+    }
