@@ -1,7 +1,7 @@
 """Receipts: every request the city made upstream, hash-chained and signed by the city's key.
 
 The same construction as the box's attempt log (:mod:`sync.attempts`): each record commits to
-the one before (``prev_hash``, from :data:`sync.attempts.GENESIS`) and its hash is signed by the
+the one before (``prev_hash``, from :data:`GENESIS`) and its hash is signed by the
 city's node key, so removing, reordering or editing one breaks the chain
 (:func:`verify_receipts`), and anyone holding the city's public key can check a printout.
 """
@@ -15,11 +15,12 @@ from typing import Any
 
 import msgspec
 
-from sync.attempts import GENESIS
 from sync.errors import BadSignature
 from sync.identity import verify
 
 CONTEXT = b"motcua-upstream-receipt/1"
+GENESIS = b"\x00" * 32
+"""What the first receipt follows (as the attempt log's first record does)."""
 
 
 class Receipt(msgspec.Struct, array_like=True, frozen=True):
