@@ -1,6 +1,6 @@
 """Upstream: the city reports every dossier to the national public service portal (DVCQG).
 
-Boxes never talk upstream; the city does, from its own log (docs/decisions, "upstream")::
+Boxes never talk upstream; the city does, from its own log (docs/decisions/0011)::
 
     fold (replica transaction)  ->  upstream_outbox in motcua.db   (outbox.py: one row per
                                                                     (dossier, op), coalesced)

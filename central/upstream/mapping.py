@@ -6,7 +6,7 @@ What comes from where:
   the box's own code ``<unit>-YYMMDD-NNNN`` by putting the receiving unit's electronic
   identifier code (mã định danh điện tử, Circular 10/2016/TT-BTTTT) in front: the box already
   issues one counter per unit per day offline, so the portal code is as collision-free as the
-  box's, and every existing dossier code keeps working (docs/decisions, "upstream").
+  box's, and every existing dossier code keeps working (docs/decisions/0011).
 - ``madonvi``: the receiving unit's electronic identifier code. A unit without one is a
   configuration error (:class:`MissingCode`), shown on the upstream page, never a crash.
 - ``MaTTHC``/``TenTTHC``: the national procedure code and name; ``MaLinhVuc``/``TenLinhVuc``:
