@@ -18,7 +18,7 @@ sent (coalesced: a dossier that moved three times while the portal was down is s
 - a validation refusal is a dead letter with the portal's code and message, until someone
   sends it again (page, ``motcua upstream retry``) or a newer state of the dossier arrives;
 - a unit or sector without its portal code blocks the dossier (a configuration error shown on
-  the page) until codes are imported.
+  the page) until codes are imported; so does a portal code another dossier already went under.
 
 Every request, logins and lookups included, is a signed receipt (:mod:`.receipts`).
 """
@@ -187,6 +187,14 @@ class Sender:
                 self._failed(item, found)
                 return
         if created != YES:
+            owner = self.store.code_owner(name, code, item.dossier)
+            if owner is not None:
+                # Never let one dossier overwrite another on the portal (a box restored from an
+                # old backup could issue a code twice): city IT decides, from the page.
+                self._later(
+                    item, BLOCKED, "code", f"MaHoSo {code} is already the portal code of dossier {owner}"
+                )
+                return
             self.store.mark_created(name, item.dossier, code, UNKNOWN)
             self.limit.wait()
             answer = self.adapter.sync_dossier(unit, record, update=False)

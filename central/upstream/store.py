@@ -87,6 +87,7 @@ CREATE TABLE IF NOT EXISTS portal (
     progress_stamp INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (adapter, dossier)
 );
+CREATE INDEX IF NOT EXISTS portal_code ON portal (adapter, mahoso);
 """
     + receipts.SCHEMA
 )
@@ -307,6 +308,14 @@ class UpstreamStore:
             (adapter, dossier),
         )
         return Delivered(*rows[0]) if rows else None
+
+    def code_owner(self, adapter: str, mahoso: str, dossier: str) -> str | None:
+        """Another dossier that already went to this portal under ``mahoso``, if any."""
+        rows = self._read(
+            "SELECT dossier FROM portal WHERE adapter = ? AND mahoso = ? AND dossier != ? LIMIT 1",
+            (adapter, mahoso, dossier),
+        )
+        return str(rows[0][0]) if rows else None
 
     def mark_created(self, adapter: str, dossier: str, mahoso: str, created: str) -> None:
         """``unknown`` before a create is sent (so a crash before its answer leads to a lookup),

@@ -360,3 +360,23 @@ def test_code_files_are_checked_whole_and_every_problem_is_named():
     assert parse_sector_codes('sector,code\n"Đăng ký, quản lý cư trú",G01\n') == {
         "Đăng ký, quản lý cư trú": "G01"
     }
+
+
+def test_a_portal_code_another_dossier_went_under_blocks_instead_of_overwriting(world, portal):
+    url, control = portal
+    store = _store(world)
+    sender = _sender(world, store, url)
+    first = receive_sample(world.edges[NINH_KIEU])
+    _sync(world)
+    sender.round()
+    [code] = held(control)
+    # A second dossier whose clerk typed the first one's portal code.
+    second = receive_sample(world.edges[NINH_KIEU], applicant_name="Trần Văn Bình")
+    with world.edges[NINH_KIEU].replica.write() as w:
+        w.append("dossier", second.id, "set", {"portal_code": code})
+    _sync(world)
+    sender.round()
+    blocked = [i for i in store.items() if i.dossier == second.id]
+    assert [i.state for i in blocked] == ["blocked"]
+    assert first.id in (blocked[0].message or "")
+    assert held(control)[code]["record"]["ChuHoSo"] == "Nguyễn Văn An"
