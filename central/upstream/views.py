@@ -6,6 +6,8 @@
                                   the table every 15 s; without JavaScript, reload.
     GET  /fleet/upstream/table    the table alone (what the page polls)
     POST /fleet/upstream/retry    ``dossier`` (one) or ``all`` (every dead letter); CSRF
+    GET  /fleet/upstream/dossiers/{id}   every request sent upstream for one dossier (printable),
+                                  and whether the receipts' chain verifies with the city's key
 
 :func:`dossier_line` is what the city's dossier page shows under its header
 (``central/templates/_dossier_extra.html``, a Jinja global the city registers).
@@ -28,13 +30,18 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from central.dashboard import duration, short
+from central.upstream.receipts import verify_receipts
 from central.upstream.store import BLOCKED, DEAD, UpstreamStore
 from edge import queries
 from edge.auth import Actor
 from edge.dossiers import today
+from edge.errors import NotFound
 from edge.i18n import TIMEZONE
 from edge.views.reports import percent
 from edge.web import check_csrf, current_actor, render, require_role, state
+from schema.status import Status
+from sync.errors import BadSignature
+from sync.identity import fingerprint
 from sync.replica import Replica
 
 DEAD_SHOWN = 200
@@ -164,8 +171,36 @@ class UpstreamPage:
             self.store.retry(self.now_ms(), all_dead=True)
         return RedirectResponse("/fleet/upstream", status_code=303)
 
+    def receipts(self, request: Request) -> Response:
+        """Everything sent upstream for one dossier, printable, with the chain's verification."""
+        actor = self._admin(request)
+        dossier = request.path_params["dossier"]
+        node = state(request).node
+        found = node.replica.state("dossier", dossier)
+        if found is None:
+            raise NotFound("No dossier {id} here.", id=dossier)
+        chain = self.store.receipts()
+        try:
+            verified: int | None = verify_receipts(chain, node.identity.public_raw)
+            broken = None
+        except BadSignature as exc:
+            verified, broken = None, str(exc)
+        context = {
+            "actor": actor,
+            "section": "upstream",
+            "dossier": dossier,
+            "code": str(found.get("code", dossier)),
+            "records": [r for r in chain if r.receipt.dossier == dossier],
+            "verified": verified,
+            "broken": broken,
+            "city_key": fingerprint(node.identity.public_raw),
+            "status_label": lambda n: Status(n).vi if 1 <= n <= 10 else "",
+        }
+        return render(request, "upstream_receipts.html", context)
+
     def routes(self) -> list[BaseRoute]:
         return [
+            Route("/fleet/upstream/dossiers/{dossier}", self.receipts, name="upstream_receipts"),
             Route("/fleet/upstream", self.page, name="upstream"),
             Route("/fleet/upstream/table", self.table, name="upstream_table"),
             Route("/fleet/upstream/retry", self.retry, methods=["POST"], name="upstream_retry"),

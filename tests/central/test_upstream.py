@@ -380,3 +380,28 @@ def test_a_portal_code_another_dossier_went_under_blocks_instead_of_overwriting(
     assert [i.state for i in blocked] == ["blocked"]
     assert first.id in (blocked[0].message or "")
     assert held(control)[code]["record"]["ChuHoSo"] == "Nguyễn Văn An"
+
+
+def test_what_was_sent_for_a_dossier_is_printable_and_its_chain_verified(world, portal):
+    url, control = portal
+    store = _store(world)
+    sender = _sender(world, store, url)
+    received = receive_sample(world.edges[NINH_KIEU])
+    _sync(world)
+    control.post("/_sim/faults", json={"fail": 1})
+    sender.round()
+    store.retry(sender.now_ms(), dossier=received.id)
+    sender.round()
+    app = create_central_app(load(world.city.node.data_dir), world.hub, upstream=store)
+    with TestClient(app) as client:
+        form = client.get("/login")
+        client.post("/login", data={"username": "quantri", "password": PASSWORD, "csrf": csrf_of(form.text)})
+        assert f"/fleet/upstream/dossiers/{received.id}" in client.get(f"/dossiers/{received.id}").text
+        page = client.get(f"/fleet/upstream/dossiers/{received.id}").text
+        assert "nối tiếp nhau không đứt đoạn" in page
+        assert page.count('data-verdict="retry"') == 1
+        assert page.count('data-verdict="ok"') == 2  # the login and the record
+        assert "HTTP 500" in page
+        store.conn.execute("UPDATE receipt SET hash = zeroblob(32) WHERE id = 1")
+        assert "không kiểm chứng được" in client.get(f"/fleet/upstream/dossiers/{received.id}").text
+        assert client.get("/fleet/upstream/dossiers/nope").status_code == 404
