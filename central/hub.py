@@ -18,9 +18,9 @@ from central import scope
 from central.city import INCOMING_DIR, City
 from central.fleet import FleetNonces, Registration
 from central.incoming import Incoming
-from sync import ops as opcodec
+from edge.protocol import attachments, op_count
 from sync import wire
-from sync.batch import Batch, decode_batch, encode_batch
+from sync.batch import Batch, Verified, decode_batch, encode_batch
 from sync.blobs import BlobNotFound
 from sync.errors import RevokedNode, UnknownNode
 from sync.feed import EVERYWHERE
@@ -157,17 +157,22 @@ class Hub:
     def push(self, caller: Caller, body: bytes, counts: Counts) -> wire.Ack:
         """Merge one batch of the caller's own ops, all or nothing; the signed receipt."""
         batch = decode_batch(body)
-        counts.ops_in = sum(len(run.ops) for run in batch.runs)
-        strangers = sorted({run.seal.node for run in batch.runs if run.seal.node != caller.node})
-        if batch.sender != caller.node or strangers:
-            raise wire.ScopeViolation(
-                f"the batch carries ops under another node's id ({', '.join(strangers) or batch.sender}); "
-                f"node {caller.node} may only send its own"
-            )
+        counts.ops_in = op_count([batch])
+        check_sender(caller, batch)
+        return self.merge_own(caller, body, batch)
+
+    def merge_own(
+        self, caller: Caller, body: bytes, batch: Batch, verified: list[Verified] | None = None
+    ) -> wire.Ack:
+        """Merge ``batch`` (decoded from ``body``, its sender checked by :func:`check_sender`)
+        under the caller's write scope; the signed receipt. ``verified``: what
+        ``replica.verify(batch)`` returned, when the caller checked it already (a bundle)."""
         registration = self.fleet.registration(caller.node)
         if registration is not None:
             self._ensure_trusted(registration)
-        self.replica.merge(batch, admit=lambda ops, states: scope.check_batch(ops, caller.unit, states))
+        self.replica.merge(
+            batch, admit=lambda ops, states: scope.check_batch(ops, caller.unit, states), verified=verified
+        )
         have = self.replica.vector()[caller.node]
         ack = wire.sign_ack(self.identity, caller.node, have, body, self.now_ms())
         self.fleet.store_ack(ack)
@@ -186,7 +191,7 @@ class Hub:
             done=part.done,
             batches=[encode_batch(batch) for batch in batches],
             certs=self._certs_for(_origins(batches)),
-            blobs=[sha for sha in _attachments(batches) if self.node.blobs.has(sha)],
+            blobs=[sha for sha in attachments(batches) if self.node.blobs.has(sha)],
         )
 
     def _certs_for(self, origins: Iterable[str]) -> list[wire.Cert]:
@@ -227,18 +232,16 @@ class Hub:
         return row is not None
 
 
+def check_sender(caller: Caller, batch: Batch, carrier: str = "batch") -> None:
+    """A node sends its own ops only: the batch's sender and every run's origin are the caller
+    (``carrier`` names what carried the batch in the refusal: "batch", "bundle")."""
+    strangers = sorted({run.seal.node for run in batch.runs if run.seal.node != caller.node})
+    if batch.sender != caller.node or strangers:
+        raise wire.ScopeViolation(
+            f"the {carrier} carries ops under another node's id ({', '.join(strangers) or batch.sender}); "
+            f"node {caller.node} may only send its own"
+        )
+
+
 def _origins(batches: Iterable[Batch]) -> set[str]:
     return {run.seal.node for batch in batches for run in batch.runs}
-
-
-def _attachments(batches: Iterable[Batch]) -> list[str]:
-    found: dict[str, None] = {}
-    for batch in batches:
-        for run in batch.runs:
-            for body in run.ops:
-                op = opcodec.decode(body)
-                if op.kind == "dossier" and op.action == "attach":
-                    sha = op.payload.get("sha256")
-                    if isinstance(sha, str):
-                        found[sha] = None
-    return list(found)

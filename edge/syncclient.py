@@ -26,7 +26,6 @@ loop that runs rounds is :mod:`edge.syncloop`.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 import sqlite3
@@ -38,14 +37,15 @@ from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from edge import protocol
 from edge.backupstate import backup_age_s
 from edge.disk import is_disk_error
 from edge.node import Node
+from edge.protocol import RECORDED_KINDS
 from edge.settings import Settings
 from edge.syncstate import CENTRAL, SyncState
 from sync import attempts, restamp, wire
-from sync import ops as opcodec
-from sync.batch import decode_batch, encode_batch
+from sync.batch import encode_batch
 from sync.blobs import BlobNotFound, check_digest, digest_of
 from sync.errors import (
     BadSignature,
@@ -72,8 +72,6 @@ RESTAMP_CHANNEL = "restamp"
 """The attempt log's channel of a correction of this box's own stamps (no bytes moved)."""
 CORRECTED = attempts.Outcome.CORRECTED
 """Its outcome: not a sync ("last sync" counts only rounds whose outcome is "ok")."""
-RECORDED_KINDS = frozenset({"dossier"})
-"""Entities whose ids an attempt lists (a dossier's transmission record is looked up by them)."""
 MAX_BLOB_BYTES = 64 * 1024 * 1024
 """A scan fetched from the city larger than this is refused (uploads are capped far lower)."""
 PEER_TIMEOUT_S = 20.0
@@ -225,28 +223,11 @@ class RoundResult:
         return line
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Batch:
     data: bytes
-    ops: int
-    entities: set[str]
-    blobs: list[str]
-
-
-def _read_batch(data: bytes) -> _Batch:
-    entities: set[str] = set()
-    blobs: list[str] = []
-    count = 0
-    for run in decode_batch(data).runs:
-        for body in run.ops:
-            op = opcodec.decode(body)
-            count += 1
-            if op.kind in RECORDED_KINDS:
-                entities.add(op.entity)
-            sha = op.payload.get("sha256") if op.action == "attach" else None
-            if isinstance(sha, str):
-                blobs.append(sha)
-    return _Batch(data, count, entities, blobs)
+    """The encoded batch, as pushed (the city's acknowledgement names its sha256)."""
+    carried: protocol.Carried
 
 
 def _digest(sha: str) -> str:
@@ -297,7 +278,7 @@ class _Round:
             max_bytes=self.settings.batch_bytes,
             grow_to=self.settings.batch_bytes_max,
         )
-        return [_read_batch(encode_batch(batch)) for batch in batches]
+        return [_Batch(encode_batch(batch), protocol.carried([batch])) for batch in batches]
 
     def run(self) -> None:
         # What this round tries to send, known before any request: a round that cannot even
@@ -305,7 +286,7 @@ class _Round:
         known_have = self.replica.peer_vector(CENTRAL)[self.me]
         batches = self.pending(known_have)
         for batch in batches:
-            self.entities.update(batch.entities)
+            self.entities.update(batch.carried.entities)
         self._calibrate()
         reply = self._hello()
         self._apply_certs(reply.certs)
@@ -405,21 +386,9 @@ class _Round:
 
     def _apply_certs(self, certs: Iterable[wire.Cert]) -> None:
         since = SyncState.load(self.replica).certs_since_ms
-        newest = since
-        for cert in certs:
-            wire.check_cert(cert, self.city_key)
-            newest = max(newest, cert.issued_ms)
-            if cert.node == self.me:
-                continue  # our own revocation: the city refuses our requests, nothing to apply
-            try:
-                self.replica.public_key(cert.node)
-            except UnknownNode:
-                self.replica.trust(cert.node, cert.public_key)
-            revoked = cert.revoked_after
-            if revoked is not None and SyncState.revoked_after(self.replica, cert.node) != revoked:
-                self.replica.revoke(cert.node, revoked)
-                SyncState.set_revoked_after(self.replica, cert.node, revoked)
-                log.warning("node %s revoked after op #%d", cert.node, revoked)
+        checked = protocol.check_certs(certs, self.city_key)
+        protocol.apply_certs(self.replica, self.me, checked)
+        newest = max([since, *(cert.issued_ms for cert in checked)])
         if newest != since:
             SyncState.set_certs_since(self.replica, newest)
 
@@ -427,20 +396,17 @@ class _Round:
         self.pushed_head = have
         for batch in batches:
             self._check_stop()
-            self.entities.update(batch.entities)
-            if batch.blobs:
+            self.entities.update(batch.carried.entities)
+            if batch.carried.blobs:
                 # Queued before the push: once the city holds the ops, the scans must follow
                 # even if this round is cut right after.
                 up = SyncState.load(self.replica).blobs_up
-                SyncState.set_blobs_up(self.replica, [*up, *batch.blobs])
-            ack = self.peer.push(batch.data)
-            wire.check_ack(ack, self.city_key)
-            if ack.node != self.me or ack.batch_sha256 != hashlib.sha256(batch.data).digest():
-                raise BadSignature("the city's acknowledgement is not for the batch this box sent")
+                SyncState.set_blobs_up(self.replica, [*up, *batch.carried.blobs])
+            ack = protocol.check_ack(self.peer.push(batch.data), self.city_key, self.me, batch.data)
             self.result.acks.append(ack)
-            self.result.ops_sent += batch.ops
+            self.result.ops_sent += batch.carried.ops
             self.pushed_head = max(self.pushed_head, ack.have)
-            self.replica.remember_peer(CENTRAL, {self.me: ack.have})
+            protocol.remember_acks(self.replica, self.me, [ack])
 
     def _upload_blobs(self) -> None:
         chunk = self.settings.blob_chunk_bytes
@@ -638,25 +604,21 @@ def _sync_once(node: Node, peer: Peer, settings: Settings, stop: Callable[[], bo
 
 
 def _record(node: Node, result: RoundResult, at_ms: int) -> None:
-    attempt = attempts.Attempt(
-        at_ms=at_ms,
-        peer=CENTRAL,
-        channel=CHANNEL,
+    attempt = protocol.attempt(
+        CHANNEL,
+        at_ms,
+        result.outcome,
         ops_sent=result.ops_sent,
         ops_received=result.ops_received,
         bytes_sent=result.bytes_sent,
         bytes_received=result.bytes_received,
         duration_ms=result.duration_ms,
-        outcome=result.outcome,
         error=result.error,
         entities=result.entities,
-        acks=[wire.encode(ack) for ack in result.acks],
+        acks=result.acks,
     )
     try:
-        # One transaction under the replica's writer lock: the chain's "read the last hash,
-        # append after it" must not interleave with another appender (a shell round).
-        with node.replica.write() as w:
-            result.record_id = attempts.append(w.conn, attempt, node.identity.sign).id
+        result.record_id = protocol.record(node, attempt)
         detail = None if result.error is None else f"{result.error} ({result.detail or ''})"
         SyncState.set_last_error(node.replica, detail)
     except (OSError, sqlite3.Error) as exc:

@@ -41,13 +41,13 @@ import zstandard
 from central import scope
 from central.city import City
 from central.fleet import AttemptRow, RequestOutcome
-from central.hub import MAX_PULL_OPS, Caller, Counts, Hub
+from central.hub import MAX_PULL_OPS, Caller, Counts, Hub, check_sender
+from edge import protocol
 from edge.node import Node
-from edge.syncclient import RECORDED_KINDS, explain
+from edge.syncclient import explain
 from edge.syncstate import CENTRAL, SyncState
 from sync import attempts, restamp, wire
-from sync import ops as opcodec
-from sync.batch import Batch, decode_batch, decompress, encode_batch, verify_run
+from sync.batch import Batch, decode_batch, decompress, encode_batch
 from sync.blobs import digest_of
 from sync.errors import ClockDriftError, CorruptBatch, RevokedNode, SyncError, UnknownNode
 from sync.identity import Identity, verify
@@ -229,34 +229,6 @@ def read_since(path: str | Path, key: str) -> int:
 # --- what batches carry ------------------------------------------------------------------------
 
 
-def _attachments(batches: Iterable[Batch]) -> list[str]:
-    found: dict[str, None] = {}
-    for batch in batches:
-        for run in batch.runs:
-            for body in run.ops:
-                op = opcodec.decode(body)
-                sha = op.payload.get("sha256") if op.action == "attach" else None
-                if isinstance(sha, str):
-                    found[sha] = None
-    return list(found)
-
-
-def _entities(batches: Iterable[Batch]) -> list[str]:
-    return sorted(
-        {
-            op.entity
-            for batch in batches
-            for run in batch.runs
-            for op in map(opcodec.decode, run.ops)
-            if op.kind in RECORDED_KINDS
-        }
-    )
-
-
-def _op_count(batches: Iterable[Batch]) -> int:
-    return sum(len(run.ops) for batch in batches for run in batch.runs)
-
-
 def _decode_all(encoded: list[bytes], progress: Progress | None) -> list[Batch]:
     out = []
     for i, data in enumerate(encoded, 1):
@@ -314,7 +286,8 @@ def export_from_edge(node: Node, out: Path, since: int | None = None) -> ExportR
     at_ms = node.clock.wall_ms()
     base = replica.peer_vector(CENTRAL)[me] if since is None else since
     batches = list(replica.batches({me: base}, nodes=[me]))
-    shas = [*_attachments(batches), *_blobs_up(node)]
+    carried = protocol.carried(batches)
+    shas = [*carried.blobs, *_blobs_up(node)]
     blobs = {sha: node.blobs.get(sha) for sha in dict.fromkeys(shas) if node.blobs.has(sha)}
     contents = Contents(
         protocol=wire.PROTOCOL,
@@ -329,22 +302,18 @@ def export_from_edge(node: Node, out: Path, since: int | None = None) -> ExportR
     )
     data = seal(contents, node.identity)
     write_file(out, data)
-    report = ExportReport(out, TO_CITY, base, contents.head or 0, _op_count(batches), len(batches))
+    report = ExportReport(out, TO_CITY, base, contents.head or 0, carried.ops, len(batches))
     report.blobs, report.bytes = len(blobs), len(data)
-    _record_at_edge(
+    protocol.record(
         node,
-        attempts.Attempt(
-            at_ms=at_ms,
-            peer=CENTRAL,
-            channel=CHANNEL,
+        protocol.attempt(
+            CHANNEL,
+            at_ms,
+            attempts.Outcome.OK,
             ops_sent=report.ops,
-            ops_received=0,
             bytes_sent=len(data),
-            bytes_received=0,
             duration_ms=int((time.monotonic() - started) * 1000),
-            outcome=attempts.Outcome.OK,
-            error=None,
-            entities=_entities(batches),
+            entities=carried.entities,
         ),
     )
     return report
@@ -370,21 +339,17 @@ def import_at_edge(node: Node, path: Path, progress: Progress | None = None) -> 
             )
         raise
     finally:
-        _record_at_edge(
+        protocol.record(
             node,
-            attempts.Attempt(
-                at_ms=at_ms,
-                peer=CENTRAL,
-                channel=CHANNEL,
-                ops_sent=0,
+            protocol.attempt(
+                CHANNEL,
+                at_ms,
+                attempts.Outcome.FAILED if error else attempts.Outcome.OK,
                 ops_received=report.applied,
-                bytes_sent=0,
                 bytes_received=len(data),
                 duration_ms=int((time.monotonic() - started) * 1000),
-                outcome=attempts.Outcome.FAILED if error else attempts.Outcome.OK,
                 error=error,
-                entities=[],
-                acks=[wire.encode(ack) for ack in report.acks],
+                acks=report.acks,
             ),
         )
     return report
@@ -413,34 +378,21 @@ def _import_at_edge(node: Node, data: bytes, progress: Progress | None) -> Impor
         raise WrongBundle(f"the bundle is for node {contents.to}, not for this box ({me})")
 
     # Everything is checked before anything is applied.
-    certs = {cert.node: wire.check_cert(cert, city_key) for cert in contents.certs}
-    for ack in contents.acks:
-        wire.check_ack(ack, city_key)
-        if ack.node != me:
-            raise WrongBundle(f"the bundle carries a receipt for node {ack.node}")
+    certs = {cert.node: cert for cert in protocol.check_certs(contents.certs, city_key)}
+    acks = [protocol.check_ack(ack, city_key, me) for ack in contents.acks]
     batches = _decode_all(contents.batches, progress)
-
-    def key_verify(origin: str, signature: bytes, message: bytes) -> None:
-        cert = certs.get(origin)
-        verify(cert.public_key if cert else replica.public_key(origin), signature, message)
-
     for batch in batches:
-        for run in batch.runs:
-            verified = verify_run(run, key_verify)
-            cert = certs.get(run.seal.node)
-            after = cert.revoked_after if cert else None
-            if after is not None and verified and verified[-1].op.seq > after:
-                raise RevokedNode(f"node {run.seal.node} was revoked; its ops after #{after} are refused")
+        protocol.verify_with_certs(replica, certs, batch)
     _check_blobs(contents.blobs)
 
     # Apply: certificates, then batches in order (each all or nothing), cursor, receipts, scans.
-    _apply_certs(node, certs.values())
-    report = ImportReport(sender=contents.sender, acks=list(contents.acks))
+    protocol.apply_certs(replica, me, certs.values())
+    report = ImportReport(sender=contents.sender, acks=acks)
     for i, batch in enumerate(batches, 1):
         merged = replica.merge(batch)
         report.applied += merged.applied
         report.duplicates += merged.duplicates
-        report.ops += _op_count([batch])
+        report.ops += protocol.op_count([batch])
         _report(progress, len(batches), i, "batches merged")
     cursor = SyncState.load(replica).feed_cursor
     if contents.base is not None and contents.head is not None:
@@ -453,32 +405,9 @@ def _import_at_edge(node: Node, data: bytes, progress: Progress | None) -> Impor
                 "its ops were merged, the next sync brings what lies between"
             )
     report.cursor = cursor
-    if contents.acks:
-        replica.remember_peer(CENTRAL, {me: max(ack.have for ack in contents.acks)})
-    report.blobs = _store_blobs(node, contents.blobs, _attachments(batches))
+    protocol.remember_acks(replica, me, acks)
+    report.blobs = _store_blobs(node, contents.blobs, protocol.attachments(batches))
     return report
-
-
-def _apply_certs(node: Node, certs: Iterable[wire.Cert]) -> None:
-    replica = node.replica
-    for cert in certs:
-        if cert.node == node.identity.node:
-            continue
-        try:
-            known: bytes | None = replica.public_key(cert.node)
-        except UnknownNode:
-            known = None
-        if known != cert.public_key:
-            replica.trust(cert.node, cert.public_key)
-        revoked = cert.revoked_after
-        if revoked is not None and SyncState.revoked_after(replica, cert.node) != revoked:
-            replica.revoke(cert.node, revoked)
-            SyncState.set_revoked_after(replica, cert.node, revoked)
-
-
-def _record_at_edge(node: Node, attempt: attempts.Attempt) -> None:
-    with node.replica.write() as w:
-        attempts.append(w.conn, attempt, node.identity.sign)
 
 
 # --- at the city --------------------------------------------------------------------------------
@@ -607,16 +536,13 @@ def _import_at_city(
 
     # The network path checks one batch at a time; a bundle is refused whole, so every batch is
     # checked (origin, signatures, write scope over all its ops together) before any is merged.
+    # Each batch is decoded and verified once: the merges take what was verified here.
     batches = _decode_all(contents.batches, progress)
-    counts.ops_in = _op_count(batches)
+    counts.ops_in = protocol.op_count(batches)
     for batch in batches:
-        strangers = sorted({run.seal.node for run in batch.runs if run.seal.node != caller.node})
-        if batch.sender != caller.node or strangers:
-            raise wire.ScopeViolation(
-                f"the bundle carries ops under another node's id ({', '.join(strangers) or batch.sender}); "
-                f"node {caller.node} may only send its own"
-            )
-    ops = [v.op for batch in batches for v in replica.verify(batch)]
+        check_sender(caller, batch, "bundle")
+    verified = [replica.verify(batch) for batch in batches]
+    ops = [v.op for checked in verified for v in checked]
     states = {key: replica.state(*key) for key in scope.entities(ops)}
     scope.check_batch(ops, caller.unit, states)
     _check_blobs(contents.blobs)
@@ -625,8 +551,8 @@ def _import_at_city(
 
     report = ImportReport(sender=contents.sender, ops=counts.ops_in)
     before = replica.op_count()
-    for i, data in enumerate(contents.batches, 1):
-        report.acks.append(hub.push(caller, data, Counts()))
+    for i, (data, batch, checked) in enumerate(zip(contents.batches, batches, verified, strict=True), 1):
+        report.acks.append(hub.merge_own(caller, data, batch, checked))
         _report(progress, len(batches), i, "batches merged")
     report.applied = replica.op_count() - before
     report.duplicates = report.ops - report.applied
@@ -636,7 +562,7 @@ def _import_at_city(
             f"the box believed the city held its ops up to #{contents.base}, the city holds #{report.have}: "
             "the next sync (or bundle) sends what lies between"
         )
-    report.blobs = _store_blobs(city.node, contents.blobs, _attachments(batches))
+    report.blobs = _store_blobs(city.node, contents.blobs, protocol.attachments(batches))
     if contents.feed_cursor is not None:
         city.fleet.report(caller.node, have=report.have, cursor=contents.feed_cursor)
     return report

@@ -12,9 +12,11 @@ protocol's modules (``attempts``, ``ops``, ``restamp``, ``wire``) are imported a
 from sync.attempts import Outcome, latest
 from sync.batch import (
     Batch,
+    Verified,
     decode_batch,
     decompress,
     encode_batch,
+    verify_batch,
     verify_run,
 )
 from sync.blobs import (
@@ -103,6 +105,7 @@ __all__ = [
     "UnknownNode",
     "UntrustedPeer",
     "VerificationError",
+    "Verified",
     "Writer",
     "apply",
     "check_binding",
@@ -120,5 +123,6 @@ __all__ = [
     "open_side",
     "spki_pin",
     "verify",
+    "verify_batch",
     "verify_run",
 ]

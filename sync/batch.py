@@ -19,7 +19,7 @@ import msgspec
 import zstandard
 
 from sync import merkle, ops
-from sync.errors import BadSignature, CorruptBatch
+from sync.errors import BadSignature, CorruptBatch, RevokedNode
 from sync.ops import Op
 
 PROTOCOL = 1
@@ -158,4 +158,25 @@ def verify_run(run: Run, verify: Callable[[str, bytes, bytes], None]) -> list[Ve
     if got != seal.root:
         raise BadSignature(f"ops of {seal.node}#{seal.first}..{seal.last} do not match their seal")
     verify(seal.node, seal.signature, seal.message())
+    return out
+
+
+def verify_batch(
+    batch: Batch,
+    verify: Callable[[str, bytes, bytes], None],
+    revoked_after: Callable[[str], int | None],
+) -> list[Verified]:
+    """Check every run of a batch (:func:`verify_run`) and refuse a revoked origin's ops after
+    its revocation (``revoked_after(node)``: the last seq still accepted, None: not revoked);
+    raise on the first failure. Pure CPU, no writes: the one revocation rule, whether the keys
+    come from a replica or from certificates a bundle carries."""
+    out: list[Verified] = []
+    for run in batch.runs:
+        verified = verify_run(run, verify)
+        node = run.seal.node
+        after = revoked_after(node)
+        # Only the ops actually sent count: earlier ops sharing a seal with later ones stay valid.
+        if after is not None and verified and verified[-1].op.seq > after:
+            raise RevokedNode(f"node {node} was revoked; its ops after #{after} are refused")
+        out.extend(verified)
     return out

@@ -26,7 +26,7 @@ import msgspec
 
 from sync import feed, merkle, restamp
 from sync import ops as opcodec
-from sync.batch import PROTOCOL, Batch, Run, Seal, Verified, decode_batch, seal_run, verify_run
+from sync.batch import PROTOCOL, Batch, Run, Seal, Verified, decode_batch, seal_run, verify_batch
 from sync.checkpoint import Checkpointer
 from sync.clock import Clock, Stamp
 from sync.db import connect, install
@@ -439,28 +439,23 @@ class Replica:
     # --- merge ----------------------------------------------------------------------------
 
     def verify(self, batch: Batch) -> list[Verified]:
-        """Check every run of a batch; raise on the first failure. Pure CPU, no writes."""
-        out: list[Verified] = []
-        for run in batch.runs:
-            verified = verify_run(run, self._verify)
-            node = run.seal.node
-            revoked_after = self._revoked.get(node)
-            # Only the ops actually sent count: earlier ops sharing a seal with later ones stay valid.
-            if revoked_after is not None and verified and verified[-1].op.seq > revoked_after:
-                raise RevokedNode(f"node {node} was revoked; its ops after #{revoked_after} are refused")
-            out.extend(verified)
-        return out
+        """Check every run of a batch against the keys and revocations this replica holds."""
+        return verify_batch(batch, self._verify, self._revoked.get)
 
-    def merge(self, batch: Batch | bytes, *, admit: Admit | None = None) -> MergeReport:
+    def merge(
+        self, batch: Batch | bytes, *, admit: Admit | None = None, verified: list[Verified] | None = None
+    ) -> MergeReport:
         """Apply a batch: all of it or, on any error, nothing. Idempotent.
 
-        The batch is verified once. ``admit`` (a hub's write-scope check) sees the states this
-        replica holds of every entity the batch touches, read in one pass inside the
-        transaction; the fold then starts from those same states, so a merge reads each touched
-        entity once."""
+        The batch is verified once: here, or by the caller, who passes what :meth:`verify`
+        returned for this very batch (a bundle checks every batch before it merges any).
+        ``admit`` (a hub's write-scope check) sees the states this replica holds of every entity
+        the batch touches, read in one pass inside the transaction; the fold then starts from
+        those same states, so a merge reads each touched entity once."""
         if isinstance(batch, bytes):
             batch = decode_batch(batch)
-        verified = self.verify(batch)
+        if verified is None:
+            verified = self.verify(batch)
         report = MergeReport()
         if not verified:
             return report
