@@ -11,6 +11,7 @@ effect at once even while the server runs in another process.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -219,17 +220,22 @@ class Hub:
         return self.incoming.read(sha256, offset, size)
 
     def may_read(self, caller: Caller, sha256: str) -> bool:
-        """Only scans attached to a dossier the caller's unit has received or handled."""
         with self.node.reader() as conn:
-            row = conn.execute(
-                """SELECT 1 FROM attachments AS a JOIN dossiers AS d ON d.id = a.dossier_id
-                   WHERE a.sha256 = ? AND (d.receiving_unit = ? OR d.handling_unit = ? OR EXISTS (
-                       SELECT 1 FROM dossier_steps AS s
-                       WHERE s.dossier_id = d.id AND s.handling_unit = ?))
-                   LIMIT 1""",
-                (sha256, caller.unit, caller.unit, caller.unit),
-            ).fetchone()
-        return row is not None
+            return may_read(conn, caller.unit, sha256)
+
+
+def may_read(conn: sqlite3.Connection, unit: str, sha256: str) -> bool:
+    """Only scans attached to a dossier ``unit`` has received or handled (read in the hub's
+    projection)."""
+    row = conn.execute(
+        """SELECT 1 FROM attachments AS a JOIN dossiers AS d ON d.id = a.dossier_id
+           WHERE a.sha256 = ? AND (d.receiving_unit = ? OR d.handling_unit = ? OR EXISTS (
+               SELECT 1 FROM dossier_steps AS s
+               WHERE s.dossier_id = d.id AND s.handling_unit = ?))
+           LIMIT 1""",
+        (sha256, unit, unit, unit),
+    ).fetchone()
+    return row is not None
 
 
 def check_sender(caller: Caller, batch: Batch, carrier: str = "batch") -> None:

@@ -21,7 +21,7 @@ from starlette.applications import Starlette
 
 from central.app import create_central_app
 from central.city import City, init_central
-from central.hub import Hub
+from central.hub import Caller, Counts, Hub
 from central.registry import add_node, write_node_file
 from edge.node import Node, init_from_node_file
 from edge.settings import load
@@ -59,6 +59,50 @@ def serving(app: Starlette) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+class HubPeer:
+    """The :class:`sync.transport.Peer` contract over :class:`central.hub.Hub` in this process,
+    for one node: every request but ``time`` is signed and admitted (:meth:`Hub.admit`) as
+    :mod:`central.syncapi` admits it, then the hub's method is called; refusals are the typed
+    errors the HTTP layer would render. No HTTP, no fleet.db attempt rows."""
+
+    def __init__(self, hub: Hub, identity: Identity, clock: Clock) -> None:
+        self.hub = hub
+        self.identity = identity
+        self.clock = clock
+
+    def _caller(self, path: str, body: bytes = b"") -> Caller:
+        headers = wire.sign_request(self.identity, "POST", path, body, self.clock.wall_ms())
+        return self.hub.admit(headers, "POST", path, body)
+
+    def time(self, nonce: bytes = b"") -> wire.TimeReply:
+        return self.hub.time(nonce)
+
+    def hello(self, hello: wire.Hello) -> wire.HelloReply:
+        body = wire.encode(hello)
+        return self.hub.hello(self._caller("/sync/v1/hello", body), hello)
+
+    def push(self, batch: bytes) -> wire.Ack:
+        return self.hub.push(self._caller("/sync/v1/push", batch), batch, Counts())
+
+    def pull(self, request: wire.PullRequest) -> wire.PullReply:
+        body = wire.encode(request)
+        return self.hub.pull(self._caller("/sync/v1/pull", body), request, Counts())
+
+    def digest(self) -> wire.DigestReply:
+        return self.hub.digest(self._caller("/sync/v1/digest"))
+
+    def blob_size(self, sha256: str) -> int:
+        return self.hub.blob_size(self._caller(f"/sync/v1/blobs/{sha256}/size"), sha256)
+
+    def put_blob(self, sha256: str, offset: int, chunk: bytes) -> int:
+        caller = self._caller(f"/sync/v1/blobs/{sha256}/chunks/{offset}", chunk)
+        return self.hub.put_blob(caller, sha256, offset, chunk)
+
+    def get_blob(self, sha256: str, offset: int, size: int) -> bytes:
+        caller = self._caller(f"/sync/v1/blobs/{sha256}/read/{offset}/{size}")
+        return self.hub.get_blob(caller, sha256, offset, size)
 
 
 @dataclass

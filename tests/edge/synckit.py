@@ -6,6 +6,10 @@ authored as ops, the way central does. :class:`FakePeer` implements the
 :class:`sync.transport.Peer` contract over it for one node, counts bytes like ``HttpPeer``, and
 injects faults: the link down, a cut on the n-th call of a method (before the hub acts, or
 after it acted with the reply lost), a refusal.
+
+``tests/central/test_hub_contract.py`` holds it to the real city's answers (the same assertions
+run against ``central.hub.Hub``); what the city decides it decides with the city's own functions
+(the sender and write-scope checks, which scans a pull names, who may read a scan).
 """
 
 from __future__ import annotations
@@ -19,15 +23,17 @@ from pathlib import Path
 
 from edgekit import ACCOUNTS, PASSWORD
 
+from central import scope
+from central.hub import CERT_SLACK_MS, MAX_PULL_OPS, Caller, check_sender, may_read
 from edge.auth import hash_password
 from edge.node import Node, init_from_node_file
+from edge.protocol import attachments
 from schema import KINDS, PILOT_PROCEDURES, migrate, province_units
-from sync import ops as opcodec
 from sync import wire
 from sync.batch import decode_batch, encode_batch
 from sync.blobs import BlobNotFound, MemoryBlobStore
 from sync.clock import Clock
-from sync.errors import PeerUnreachable, RevokedNode, SyncError
+from sync.errors import PeerUnreachable, RevokedNode, SyncError, UnknownNode
 from sync.feed import EVERYWHERE
 from sync.identity import Identity
 from sync.replica import Replica
@@ -60,6 +66,9 @@ class FakeHub:
         self.units: dict[str, str] = {}
         self.store = MemoryBlobStore()
         self.parts: dict[str, bytearray] = {}
+        self.own_cert = wire.issue_cert(
+            self.identity, self.identity.node, self.identity.unit, self.identity.public_raw, self.now(), None
+        )
         with self.replica.write() as w:
             for unit in province_units(PROVINCE):
                 w.append("unit", unit.code, "upsert", unit.as_payload())
@@ -115,6 +124,10 @@ class FakeHub:
     def peer(self, node: Node, **kw: object) -> FakePeer:
         return FakePeer(self, node.identity.node, **kw)  # type: ignore[arg-type]
 
+    def peer_for(self, identity: Identity) -> FakePeer:
+        """A peer signing as ``identity``, registered or not (the city refuses a stranger)."""
+        return FakePeer(self, identity.node)
+
     def scope_digest(self, unit: str) -> bytes:
         return self.replica.scope_digest({unit, EVERYWHERE})
 
@@ -136,7 +149,7 @@ class FakePeer:
     def __init__(self, hub: FakeHub, node: str, max_ops: int | None = None) -> None:
         self.hub = hub
         self.node = node
-        self.unit = hub.units[node]
+        self.unit = hub.units.get(node, "")
         self.max_ops = max_ops
         self.sent = 0
         self.received = 0
@@ -158,6 +171,8 @@ class FakePeer:
                 raise b.error
         if signed and self.refuse is not None:
             raise self.refuse
+        if signed and self.node not in self.hub.certs:
+            raise UnknownNode(f"node {self.node} is not registered with the city")
         if signed and self.hub.certs[self.node].revoked_after is not None:
             raise RevokedNode(f"node {self.node} was revoked by the city; its requests are refused")
         self.log.append((method, detail))
@@ -185,7 +200,11 @@ class FakePeer:
             have=self.hub.replica.vector()[self.node],
             feed_head=self.hub.replica.feed_head(),
             drift_ms=now - hello.wall_ms,
-            certs=list(self.hub.certs.values()),
+            certs=[
+                cert
+                for cert in (*self.hub.certs.values(), self.hub.own_cert)
+                if cert.issued_ms > hello.certs_since_ms - CERT_SLACK_MS
+            ],
         )
         self._leave("hello", len(wire.encode(reply)))
         return reply
@@ -194,9 +213,8 @@ class FakePeer:
         self.sent += len(batch)
         self._enter("push", len(batch))
         decoded = decode_batch(batch)
-        if decoded.sender != self.node or any(run.seal.node != self.node for run in decoded.runs):
-            raise wire.ScopeViolation(f"node {self.node} may only send its own ops")
-        self.hub.replica.merge(decoded)
+        check_sender(Caller(self.node, self.unit, wire.PROTOCOL), decoded)
+        self.hub.replica.merge(decoded, admit=lambda ops, states: scope.check_batch(ops, self.unit, states))
         have = self.hub.replica.vector()[self.node]
         ack = wire.sign_ack(self.hub.identity, self.node, have, batch, self.hub.now())
         self._leave("push", len(wire.encode(ack)))
@@ -205,24 +223,20 @@ class FakePeer:
     def pull(self, request: wire.PullRequest) -> wire.PullReply:
         self.sent += len(wire.encode(request))
         self._enter("pull", request.cursor)
-        max_ops = min(request.max_ops, self.max_ops or request.max_ops)
+        max_ops = min(max(1, request.max_ops), MAX_PULL_OPS, self.max_ops or MAX_PULL_OPS)
         batches, part = self.hub.replica.pull(
-            {self.unit, EVERYWHERE}, request.cursor, exclude=self.node, max_ops=max_ops
+            {self.unit, EVERYWHERE}, max(0, request.cursor), exclude=self.node, max_ops=max_ops
         )
         origins = {run.seal.node for b in batches for run in b.runs}
-        shas = [
-            op.payload["sha256"]
-            for b in batches
-            for run in b.runs
-            for op in map(opcodec.decode, run.ops)
-            if op.action == "attach"
-        ]
+        certs = [c for n, c in self.hub.certs.items() if n in origins]
+        if self.hub.identity.node in origins:
+            certs.append(self.hub.own_cert)
         reply = wire.PullReply(
             cursor=part.cursor,
             done=part.done,
             batches=[encode_batch(b) for b in batches],
-            certs=[c for n, c in self.hub.certs.items() if n in origins],
-            blobs=[s for s in shas if self.hub.store.has(s)],
+            certs=certs,
+            blobs=[s for s in attachments(batches) if self.hub.store.has(s)],
         )
         self._leave("pull", len(wire.encode(reply)))
         return reply
@@ -261,7 +275,9 @@ class FakePeer:
 
     def get_blob(self, sha256: str, offset: int, size: int) -> bytes:
         self._enter("get_blob", offset)
-        if not self.hub.store.has(sha256):
+        with self.hub.replica.reading() as conn:
+            readable = may_read(conn, self.unit, sha256)
+        if not readable or not self.hub.store.has(sha256):
             raise BlobNotFound(f"the city does not hold attachment {sha256}")
         data = self.hub.store.get(sha256)[offset : offset + size]
         self._leave("get_blob", len(data))
