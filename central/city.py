@@ -20,13 +20,30 @@ from central.fleet import FLEET_FILE, FleetStore
 from central.upstream.outbox import CITY_KINDS, migrate_city
 from edge.accounts import add_account, check_password_strength
 from edge.errors import ConfigError, EdgeError
-from edge.node import NODE_FILE, Node, NodeConfig, create_node_dir, open_node
+from edge.node import EDGE_SHAPES, NODE_FILE, Node, NodeConfig, Shape, create_node_dir, open_node
 from schema import PILOT_PROCEDURES
 from schema.units import province_record, province_units
 from sync.clock import Clock
 from sync.identity import Identity
 
 ADMIN_USERNAME = "quantri"
+
+CITY_ROLE = "central"
+"""The role in the city node's ``node.json``."""
+CITY = Shape(
+    partial=False,
+    feed=True,
+    authors_reference_data=True,
+    watches_clock=False,
+    kinds=CITY_KINDS,
+    migrate=migrate_city,
+)
+"""The city's node is a hub: it holds everything, numbers every op on arrival for the boxes to
+follow, authors the reference data, its clock is the one the boxes are checked against, and it
+keeps the upstream outbox (central/upstream/outbox.py) beside the domain's projection."""
+CITY_SHAPES = {CITY_ROLE: CITY}
+ANY_SHAPES = {**EDGE_SHAPES, **CITY_SHAPES}
+"""For the commands that work on a box and on the city alike (``motcua user add``…)."""
 INCOMING_DIR = "blobs-incoming"
 
 
@@ -74,9 +91,9 @@ def init_central(
         admin_password = generated = generate_password()
     check_password_strength(admin_password)
     identity = Identity.generate(record.code)
-    config = NodeConfig(identity.node, record.code, record.code, role="central")
+    config = NodeConfig(identity.node, record.code, record.code, role=CITY_ROLE)
     create_node_dir(directory, identity, config)
-    node = Node(directory, config, identity, clock or Clock(), kinds=CITY_KINDS, migrate=migrate_city)
+    node = Node(directory, config, identity, clock or Clock(), CITY)
     with node.replica.write() as w:
         for unit in province_units(record.code):
             w.append("unit", unit.code, "upsert", unit.as_payload())
@@ -94,8 +111,5 @@ def open_central(data_dir: str | Path, clock: Clock | None = None) -> City:
             f"{directory} is not a city data directory (no {FLEET_FILE}); "
             "create one with: motcua central init --data DIR --province 92"
         )
-    node = open_node(directory, clock, kinds=CITY_KINDS, migrate=migrate_city)
-    if node.config.role != "central":
-        node.close()
-        raise ConfigError(f"{directory} holds an edge node, not the city's")
+    node = open_node(directory, clock, CITY_SHAPES)
     return City(node, FleetStore(directory / FLEET_FILE))

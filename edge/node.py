@@ -13,7 +13,7 @@ import json
 import os
 import secrets
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -56,12 +56,39 @@ class NodeConfig:
     central_node: str | None = None
     """The city node's id (its ops are verified with ``central_key``)."""
     role: str = "edge"
-    """"edge": a commune's partial replica; "central": the city's hub (holds everything)."""
+    """Which kind of node this is: ``"edge"``, a commune's box, is the one kind edge knows. An app
+    built on edge writes its own role here and opens its nodes with its :class:`Shape`."""
     tls_pin: str | None = None
     """Hex sha256 of the city's TLS certificate key (SubjectPublicKeyInfo), from the kit or the
     node file: the sync client refuses a city whose certificate carries another key."""
     insecure_lan_test: bool = False
     """Allow plain ``http://`` to the city: tests and the demo on one machine only."""
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What a node's role makes of it. Edge defines its own (:data:`EDGE`); an app built on edge
+    (the city's) passes the shape of its nodes to :func:`open_node`, so edge never branches on
+    another role's name."""
+
+    partial: bool = True
+    """Holds its scope only and follows a hub's feed (a commune's box)."""
+    feed: bool = False
+    """Numbers every op on arrival for partial replicas to follow (a hub)."""
+    authors_reference_data: bool = False
+    """Creates units, procedures and accounts even when it is connected to a hub."""
+    watches_clock: bool = True
+    """Notes, when opened, a wall clock that reads days past the node's last sign of life."""
+    kinds: Sequence[Kind] = tuple(KINDS)
+    """The entity kinds its replica folds: the domain's, or more (the city's upstream outbox)."""
+    migrate: Callable[[sqlite3.Connection], object] = migrate
+    """Its projection's migrations: the domain's, or more (the city's outbox tables)."""
+
+
+EDGE_ROLE = "edge"
+EDGE = Shape()
+EDGE_SHAPES: Mapping[str, Shape] = {EDGE_ROLE: EDGE}
+"""The roles :func:`open_node` opens unless told of others."""
 
 
 def _write_new(path: Path, data: bytes, mode: int = 0o600) -> None:
@@ -104,29 +131,21 @@ class Node:
     """An opened node. Close it when done (the CLI and the app do)."""
 
     def __init__(
-        self,
-        data_dir: Path,
-        config: NodeConfig,
-        identity: Identity,
-        clock: Clock,
-        *,
-        kinds: Sequence[Kind] = KINDS,
-        migrate: Callable[[sqlite3.Connection], object] = migrate,
+        self, data_dir: Path, config: NodeConfig, identity: Identity, clock: Clock, shape: Shape = EDGE
     ) -> None:
-        """``kinds`` and ``migrate``: the domain's unless the opener adds its own projection
-        (the city's upstream outbox, central/upstream/outbox.py)."""
         self.data_dir = data_dir
         self.config = config
+        self.shape = shape
         self.identity = identity
         self.upgrade_snapshot = snapshot_before_upgrade(data_dir)
         self.replica = Replica(
             data_dir / DB_FILE,
             identity,
-            kinds,
+            shape.kinds,
             clock=clock,
-            migrate=migrate,
-            partial=config.role == "edge",
-            feed=config.role == "central",
+            migrate=shape.migrate,
+            partial=shape.partial,
+            feed=shape.feed,
         )
         self.blobs = FileBlobStore(data_dir / BLOB_DIR)
         self.audit = open_audit(data_dir)
@@ -137,10 +156,11 @@ class Node:
 
     @property
     def authors_reference_data(self) -> bool:
-        """Whether reference data (units, procedures, accounts) may be created here: at the
-        city, or on a standalone node. An edge connected to the city receives it instead — its
-        own ops of that kind would be refused by the city and block its sync for good."""
-        return self.config.role == "central" or self.config.central_url is None
+        """Whether reference data (units, procedures, accounts) may be created here: on a node
+        whose shape authors it (the city's), or on a standalone node. An edge connected to the
+        city receives it instead — its own ops of that kind would be refused by the city and
+        block its sync for good."""
+        return self.shape.authors_reference_data or self.config.central_url is None
 
     def require_reference_author(self, what: str) -> None:
         if not self.authors_reference_data:
@@ -164,9 +184,9 @@ class Node:
         self.sessions.close()
 
 
-def _check_config(config: NodeConfig, path: Path) -> NodeConfig:
-    """Every field text (the optional ones text or null), a known role, a city key of 32 bytes:
-    a damaged node.json fails here, in words, not later at the first sync."""
+def _check_config(config: NodeConfig, path: Path, roles: Iterable[str] = (EDGE_ROLE,)) -> NodeConfig:
+    """Every field text (the optional ones text or null), a role the opener knows, a city key of
+    32 bytes: a damaged node.json fails here, in words, not later at the first sync."""
     for name, value in asdict(config).items():
         if name == "insecure_lan_test":
             if not isinstance(value, bool):
@@ -175,8 +195,12 @@ def _check_config(config: NodeConfig, path: Path) -> NodeConfig:
         optional = name in ("central_url", "central_key", "central_node", "tls_pin")
         if not (isinstance(value, str) and value) and not (optional and value is None):
             raise ConfigError(f"{path} is damaged: {name} must be text, not {value!r:.60}")
-    if config.role not in ("edge", "central"):
-        raise ConfigError(f"{path} is damaged: role must be edge or central, not {config.role!r:.40}")
+    known = tuple(roles)
+    if config.role not in known:
+        raise ConfigError(
+            f"{path} is a {config.role!r:.40} node, not one of {', '.join(known)}: "
+            "open it with the command of its kind"
+        )
     if config.central_key is not None:
         try:
             if len(bytes.fromhex(config.central_key)) != 32:
@@ -192,16 +216,14 @@ def _check_config(config: NodeConfig, path: Path) -> NodeConfig:
 
 
 def open_node(
-    data_dir: str | Path,
-    clock: Clock | None = None,
-    *,
-    kinds: Sequence[Kind] = KINDS,
-    migrate: Callable[[sqlite3.Connection], object] = migrate,
+    data_dir: str | Path, clock: Clock | None = None, shapes: Mapping[str, Shape] = EDGE_SHAPES
 ) -> Node:
+    """Open the node in ``data_dir``, whose role must be one of ``shapes``' (a commune's box
+    unless the caller says otherwise)."""
     directory = Path(data_dir)
     try:
         raw = json.loads((directory / NODE_FILE).read_text(encoding="utf-8"))
-        config = _check_config(NodeConfig(**raw), directory / NODE_FILE)
+        config = _check_config(NodeConfig(**raw), directory / NODE_FILE, shapes)
         key = (directory / KEY_FILE).read_bytes()
         identity = Identity.from_private_bytes(config.unit, key)
     except FileNotFoundError as exc:
@@ -213,8 +235,8 @@ def open_node(
         raise ConfigError(f"{directory / NODE_FILE} or {KEY_FILE} is damaged: {exc}") from exc
     if identity.node != config.node:
         raise ConfigError(f"{directory / KEY_FILE} is not the key of node {config.node}")
-    node = Node(directory, config, identity, clock or Clock(), kinds=kinds, migrate=migrate)
-    if config.role == "edge":
+    node = Node(directory, config, identity, clock or Clock(), shapes[config.role])
+    if node.shape.watches_clock:
         _note_time_off(node)
     return node
 

@@ -450,11 +450,12 @@ def _node_revoke(args: argparse.Namespace) -> int:
 
 
 def _user_add(args: argparse.Namespace) -> int:
+    from central.city import ANY_SHAPES
     from edge.accounts import add_account
     from edge.node import open_node
 
     password = Path(args.password_file).read_text(encoding="utf-8").rstrip("\r\n")
-    node = open_node(args.data)
+    node = open_node(args.data, shapes=ANY_SHAPES)  # a standalone box's accounts, or the city's
     try:
         add_account(node, args.username, args.full_name or args.username, args.role, password, args.unit)
     finally:
@@ -464,6 +465,7 @@ def _user_add(args: argparse.Namespace) -> int:
 
 
 def _catalogue_import(args: argparse.Namespace) -> int:
+    from central.city import ANY_SHAPES
     from edge.node import open_node
     from ops.catalogue import apply_catalogue, read_catalogue
     from schema.catalogue import InvalidCatalogue
@@ -479,7 +481,7 @@ def _catalogue_import(args: argparse.Namespace) -> int:
     def progress(done: int, total: int) -> None:
         print(f"  {done}/{total} procedures checked", file=sys.stderr, flush=True)
 
-    node = open_node(args.data)
+    node = open_node(args.data, shapes=ANY_SHAPES)
     try:
         report = apply_catalogue(node, records, progress if len(records) > 500 else None)
     finally:

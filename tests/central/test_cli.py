@@ -52,6 +52,33 @@ def test_central_init_makes_the_city_and_refuses_to_overwrite_it(city_dir, capsy
     assert "refusing to overwrite" in capsys.readouterr().err
 
 
+def test_each_kind_of_node_opens_with_its_own_shape_and_edge_names_no_other(city_dir, tmp_path):
+    """Edge opens commune boxes only; the city passes its own shape (a hub) to open its node."""
+    from edge.errors import ConfigError
+    from edge.node import init_node, open_node
+
+    with pytest.raises(ConfigError, match="'central' node, not one of edge"):
+        open_node(city_dir)
+    city = open_central(city_dir)
+    try:
+        assert city.node.shape.feed
+        assert not city.node.shape.partial
+        assert city.node.authors_reference_data
+        assert city.node.replica.feed
+        assert not city.node.replica.partial
+    finally:
+        city.close()
+    init_node(tmp_path / "box", "31135").close()
+    with pytest.raises(ConfigError, match="'edge' node, not one of central"):
+        open_node(tmp_path / "box", shapes={"central": city.node.shape}).close()
+    box = open_node(tmp_path / "box")
+    try:
+        assert box.replica.partial
+        assert not box.replica.feed
+    finally:
+        box.close()
+
+
 def test_central_init_generates_and_prints_the_admin_password_once(tmp_path, capsys):
     assert main(["central", "init", "--data", str(tmp_path / "c"), "--province", "92"]) == 0
     assert "password of quantri:" in capsys.readouterr().out
