@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from edge.queries import unit_names
-from schema.indicators import indicators
+from schema.indicators import Counts, indicators
 from sync.feed import EVERYWHERE
 from sync.replica import Replica
 
@@ -114,16 +114,11 @@ BY_UNIT = {"receiving": "received", "handling": "handled"}
 
 @dataclass(frozen=True)
 class UnitIndicators:
+    """A unit's name and its figures (the box's own report's :class:`~schema.indicators.Counts`)."""
+
     unit: str
     name: str
-    received: int
-    on_time: int
-    overdue: int
-    digitised: int
-    online: int
-
-    def share(self, part: int) -> float | None:
-        return part / self.received if self.received else None
+    counts: Counts
 
 
 def unit_indicators(conn: sqlite3.Connection, year: int, today: date, by: str) -> list[UnitIndicators]:
@@ -132,8 +127,5 @@ def unit_indicators(conn: sqlite3.Connection, year: int, today: date, by: str) -
     ``by`` ("receiving": received at the unit, "handling": handled by it). Units in name order."""
     found = indicators(conn, date(year, 1, 1), date(year, 12, 31), today, BY_UNIT[by], ("unit",))
     names = unit_names(conn, [unit for (unit,), _ in found])
-    rows = [
-        UnitIndicators(unit, names.get(unit, unit), c.received, c.on_time, c.overdue, c.digitised, c.online)
-        for (unit,), c in found
-    ]
+    rows = [UnitIndicators(unit, names.get(unit, unit), counts) for (unit,), counts in found]
     return sorted(rows, key=lambda u: (u.name, u.unit))

@@ -38,6 +38,7 @@ from edge.dossiers import today
 from edge.errors import InvalidInput, NotFound
 from edge.views.reports import percent
 from edge.web import check_csrf, current_actor, render, require_role, state
+from schema.indicators import Counts
 from schema.units import COMMUNE, SPECIAL_ZONE, WARD
 from sync.identity import fingerprint
 
@@ -50,7 +51,6 @@ ERROR_CHARS = 40
 """Errors are cut to this length in the fleet table (the node page shows them whole)."""
 IN_COLOUR, OUT_COLOUR, LAG_COLOUR = "#1f5fa3", "#b86e00", "#a3001b"
 ON_TIME, OVERDUE, OTHER = "#1f7a33", "#a3001b", "#9aa3ad"
-COUNTED = ("received", "on_time", "overdue", "digitised", "online")
 
 
 def duration(ms: int | float | None) -> str:
@@ -302,7 +302,7 @@ class Dashboard:
             raise InvalidInput("Count dossiers by the receiving or the handling unit.", field="by")
         with state(request).node.reader() as conn:
             units = cityviews.unit_indicators(conn, year, day, by)
-        total = UnitIndicators("", "", *(sum(getattr(u, f) for u in units) for f in COUNTED))
+        total = Counts.total(u.counts for u in units)
         context = {
             **self._common(request, actor, "indicators"),
             "year": year,
@@ -318,7 +318,9 @@ class Dashboard:
 
     def _indicators_chart(self, units: list[UnitIndicators], year: int) -> Markup:
         _ = i18n.gettext_
-        worst = sorted(units, key=lambda u: (-(u.share(u.overdue) or 0.0), -u.received, u.name))[:CHART_UNITS]
+        worst = sorted(
+            units, key=lambda u: (-(u.counts.share(u.counts.overdue) or 0.0), -u.counts.received, u.name)
+        )[:CHART_UNITS]
         svg = share_bars(
             "chart-units",
             _("Dossiers received in {year}: share on time and overdue, per unit", year=year),
@@ -327,7 +329,11 @@ class Dashboard:
                 Part(_("Overdue"), OVERDUE),
                 Part(_("Not yet due or closed without a result"), OTHER),
             ],
-            [Row(u.name, [u.on_time, u.overdue, u.received - u.on_time - u.overdue]) for u in worst],
+            [
+                Row(u.name, [c.on_time, c.overdue, c.received - c.on_time - c.overdue])
+                for u in worst
+                for c in [u.counts]
+            ],
             description=_("Units with the largest overdue share first; every unit is in the table below."),
             empty=_("No dossiers received in this year."),
         )

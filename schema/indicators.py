@@ -30,8 +30,8 @@ withdrawn) is in ``received`` only.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import astuple, dataclass
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
@@ -61,6 +61,20 @@ class Counts:
 
     def share(self, part: int) -> float | None:
         return part / self.received if self.received else None
+
+    @property
+    def unfinished(self) -> int:
+        """Neither on time nor overdue: not yet due, or closed without a result."""
+        return self.received - self.on_time - self.overdue
+
+    @classmethod
+    def total(cls, many: Iterable[Counts]) -> Counts:
+        """The sum of ``many`` (zeros when there are none): a region's figures from its units'."""
+        sums = [0, 0, 0, 0, 0]
+        for counts in many:
+            for i, value in enumerate(astuple(counts)):
+                sums[i] += value
+        return cls(*sums)
 
 
 def _ms(day: date, end: bool = False) -> int:

@@ -30,6 +30,7 @@ from central.fleetviews import (
 from central.registry import NODE_KINDS, add_node
 from edge import i18n
 from edge.accounts import add_account
+from schema.indicators import Counts
 from schema.units import province_units
 from sync import wire
 from sync.errors import RevokedNode
@@ -330,7 +331,7 @@ def test_pages_stay_under_60_kb_for_120_nodes(world, admin, monkeypatch):
             contact=True,
         )
     many = [
-        cityviews.UnitIndicators(f"u{i}", f"Xã Thạnh Phú Đông số {i}", 5000, 4000, 700, 3000, 1000)
+        cityviews.UnitIndicators(f"u{i}", f"Xã Thạnh Phú Đông số {i}", Counts(5000, 4000, 700, 3000, 1000))
         for i in range(120)
     ]
     monkeypatch.setattr(cityviews, "unit_indicators", lambda *args: many)
