@@ -23,7 +23,7 @@ from edge.node import Node
 from edge.uploads import Scan
 from schema.calendar import add_working_days, holidays_of, is_working_day
 from schema.codes import format_dossier_code, parse_citizen_id, parse_phone
-from schema.dossier import DOCUMENT_FORMS, DRAFT_FIELDS, ApplicantType, Document, Draft
+from schema.dossier import DOCUMENT_FORMS, DRAFT_FIELDS, ApplicantType, Document, Draft, Registers, max_length
 from schema.errors import InvalidCitizenId
 from schema.status import DEADLINE_RUNNING, OPEN, Status, check_transition
 from sync.fold import Rejected
@@ -122,6 +122,10 @@ def available_actions(actor: Actor, status: int, handling_unit: str) -> list[Act
 # --- receiving a dossier ----------------------------------------------------------------------
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+# The record's bounds (schema.dossier.Registers), which the fold holds every payload to as well.
+_NAME_LENGTH = max_length(Registers, "applicant_name")
+_EMAIL_LENGTH = max_length(Registers, "applicant_email")
+_ADDRESS_LENGTH = max_length(Registers, "applicant_address")
 
 
 @dataclass(frozen=True)
@@ -203,7 +207,7 @@ def check_draft(
     name = " ".join(data.applicant_name.split())
     if not name:
         refuse(InvalidInput("Enter the applicant's full name.", field="applicant_name"))
-    elif len(name) > 120:
+    elif len(name) > _NAME_LENGTH:
         refuse(InvalidInput("The name is too long.", field="applicant_name"))
     citizen_id = data.citizen_id.strip() or None
     if data.applicant_type == ApplicantType.CITIZEN:
@@ -239,9 +243,9 @@ def check_draft(
             )
         )
     email = data.email.strip()
-    if email and (len(email) > 120 or not _EMAIL.fullmatch(email)):
+    if email and (len(email) > _EMAIL_LENGTH or not _EMAIL.fullmatch(email)):
         refuse(InvalidInput("The email address is not valid.", field="email"))
-    if len(data.address) > 300:
+    if len(data.address) > _ADDRESS_LENGTH:
         refuse(InvalidInput("The address is too long.", field="address"))
     handling = data.handling_unit.strip() or node.config.unit
     if not _unit_exists(w, handling):

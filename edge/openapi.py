@@ -17,7 +17,16 @@ from typing import Any
 import msgspec
 
 from edge.dossiers import ACTIONS
-from schema.dossier import APPLICANT_TYPES, CHANNELS, DOCUMENT_FORMS, ENUMS, Document, Draft
+from schema.dossier import (
+    APPLICANT,
+    APPLICANT_TYPES,
+    CHANNELS,
+    DOCUMENT_FORMS,
+    ENUMS,
+    Document,
+    Draft,
+    Registers,
+)
 
 try:
     VERSION = version("motcua")
@@ -79,6 +88,14 @@ def from_struct(struct: type[msgspec.Struct], **extra: Any) -> Schema:
     return closed(properties, required=own.get("required", []), **extra)
 
 
+def _plain_record(name: str) -> Schema:
+    """A register's schema in a response: its type and bounds (a response always has it, so
+    its default says nothing)."""
+    return {key: value for key, value in _RECORD["properties"][name].items() if key != "default"}
+
+
+_RECORD = from_struct(Registers)
+
 STRING: Schema = {"type": "string"}
 INTEGER: Schema = {"type": "integer"}
 BOOLEAN: Schema = {"type": "boolean"}
@@ -105,14 +122,9 @@ _SUMMARY: dict[str, Schema] = {
     "receiving_unit": STRING,
     "handling_unit": STRING,
     "channel": CHANNEL,
-    "applicant_type": APPLICANT_TYPE,
-    "applicant_name": STRING,
-    "applicant_citizen_id": _nullable("string"),
-    "applicant_dob": _nullable("string", format="date"),
-    "applicant_phone": _nullable("string"),
-    "applicant_email": _nullable("string"),
-    "applicant_address": _nullable("string"),
-    "applicant_address_unit": _nullable("string"),
+    # The applicant's fields as the record types them (schema.dossier.Registers): a new one
+    # appears here by itself.
+    **{name: _plain_record(name) for name in APPLICANT},
     "status": STATUS,
     "received_at": MS,
     "due_date": _nullable("string", format="date"),

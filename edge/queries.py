@@ -18,6 +18,7 @@ from edge.errors import NotFound
 from edge.i18n import TIMEZONE
 from schema.calendar import add_working_days
 from schema.codes import fold_text, is_dossier_code
+from schema.dossier import APPLICANT
 from schema.indicators import indicators
 from schema.procedures import short_name
 from schema.search import fts_query
@@ -30,11 +31,13 @@ without counting: counting a ward's whole history was a third of a list page's c
 RUNNING_CODES = tuple(sorted(int(s) for s in DEADLINE_RUNNING))
 """schema.status.DEADLINE_RUNNING as SQL parameters: the statuses a dossier can be overdue in."""
 
-_COLUMNS = (
-    "id, code, portal_code, procedure_code, receiving_unit, handling_unit, channel, "
-    "applicant_type, applicant_name, applicant_citizen_id, applicant_dob, applicant_phone, "
-    "applicant_email, applicant_address, applicant_address_unit, status, received_at, due_date, "
-    "processed_at, closed_at, fee, documents, digitised, attachment_count, conflict_count"
+_COLUMNS = ", ".join(
+    (
+        "id, code, portal_code, procedure_code, receiving_unit, handling_unit, channel",
+        *APPLICANT,  # schema.dossier.Registers' applicant_* fields
+        "status, received_at, due_date, processed_at, closed_at, fee, documents, digitised",
+        "attachment_count, conflict_count",
+    )
 )
 
 

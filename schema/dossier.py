@@ -12,24 +12,33 @@ Everything that names what a dossier may hold is defined here once and read ever
   JSON API decodes a request body straight into it (``msgspec.json.decode(body, type=Draft)``)
   and the receive form's parser builds one.
 
+- :class:`Registers` and :class:`Created`, the dossier as its ops store it (the payload's names,
+  ``applicant_phone`` for the draft's ``phone``), with the record's bounds: the fold's payload
+  checks (:mod:`schema.fields`) are derived from these types, field by field, and the checking
+  function reads its length limits from them.
+
 A Draft that decodes is well-formed, not yet valid: whether the procedure exists, the units are
 known, the citizen id fits the date of birth, is decided by the one check that reads the
-database (``edge.dossiers.check_draft``), which turns a Draft into the op payload that the fold's
-checks (:data:`schema.fields.DOSSIER_CREATE_CHECKS`) accept. The fold keeps its own, looser
-checks on purpose: it must go on accepting every payload an older version wrote.
+database (``edge.dossiers.check_draft``), which turns a Draft into the op payload (a
+:class:`Created`). The Draft's text bounds are the wire's, looser than the record's: a name is
+bounded after its spaces are collapsed. The record's bounds are those the checking function has
+enforced since the first version, so the fold goes on accepting every payload a version wrote.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
-from typing import Annotated
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
 import msgspec
 
 from schema.status import CLOSED, DEADLINE_RUNNING, OPEN
 
 __all__ = [
+    "APPLICANT",
     "APPLICANT_TYPES",
     "CHANNELS",
     "CLOSED",
@@ -40,9 +49,14 @@ __all__ = [
     "OPEN",
     "ApplicantType",
     "Channel",
+    "Created",
     "Document",
     "DocumentForm",
     "Draft",
+    "Registers",
+    "Unpacked",
+    "max_length",
+    "unpack",
 ]
 
 
@@ -85,7 +99,25 @@ CHANNELS: tuple[str, ...] = tuple(channel.value for channel in Channel)
 Short = Annotated[str, msgspec.Meta(max_length=200)]
 Long = Annotated[str, msgspec.Meta(max_length=2000)]
 Count = Annotated[int, msgspec.Meta(ge=1, le=99)]
-Fee = Annotated[int, msgspec.Meta(ge=0, le=10**12)]
+
+# --- the record's field types: each written once, read by the Draft, the fold and the checks ---
+
+Text = Annotated[str, msgspec.Meta(pattern=r"\S")]
+"""Text with something in it (not only spaces)."""
+Name = Annotated[Text, msgspec.Meta(max_length=120)]
+"""A person's or an organisation's name, its spaces collapsed."""
+Email = Annotated[str, msgspec.Meta(max_length=120)]
+Address = Annotated[str, msgspec.Meta(max_length=300)]
+Day = date
+"""Stored as ISO text (YYYY-MM-DD); msgspec reads that text as a date."""
+Money = Annotated[int, msgspec.Meta(ge=0)]
+"""Whole dong."""
+Fee = Annotated[Money, msgspec.Meta(le=10**12)]
+"""What the API accepts: no 30-digit integers reaching SQLite."""
+Millis = Annotated[int, msgspec.Meta(ge=0)]
+"""A wall time in milliseconds since the epoch."""
+Records = list[dict[str, Any]]
+"""The documents as received (name, form, count), each a record."""
 
 
 def _about(text: str) -> msgspec.Meta:
@@ -135,3 +167,94 @@ class Draft(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 DRAFT_FIELDS: tuple[str, ...] = Draft.__struct_fields__
 """The draft's fields in the receive form's order: the order its errors are listed in."""
+
+
+# --- the record: a dossier as its ops store it --------------------------------------------------
+
+
+class Registers(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The dossier's last-writer-wins registers under their stored names: what a ``set`` op may
+    change, and (with their defaults) what a ``create`` that omits them leaves. The fold's
+    checks are derived from these types (:func:`schema.fields.checks_of`)."""
+
+    portal_code: str | None = None
+    channel: Channel = Channel.DIRECT
+    applicant_type: ApplicantType = ApplicantType.CITIZEN
+    applicant_name: Name
+    applicant_citizen_id: str | None = None
+    applicant_dob: Day | None = None
+    applicant_phone: str | None = None
+    applicant_email: Email | None = None
+    applicant_address: Address | None = None
+    applicant_address_unit: str | None = None
+    due_date: Day | None = None
+    fee: Money = 0
+    documents: Records = []
+    digitised: bool = False
+
+
+APPLICANT: tuple[str, ...] = tuple(
+    name for name in Registers.__struct_fields__ if name.startswith("applicant_")
+)
+"""The applicant's registers, in order: the projection's columns, the API's response fields and
+the list queries' columns are these names."""
+
+
+class Created(Registers, kw_only=True):
+    """A ``create`` op's payload: the registers and what only the creation sets. Who created it
+    (``by``, ``role``, ``note``) is checked as every action's actor is
+    (:data:`schema.fields.ACTOR_CHECKS`)."""
+
+    code: Text
+    procedure: Text
+    receiving_unit: Text
+    handling_unit: Text
+    received_at: Millis
+    clock_confirmed: Text | msgspec.UnsetType = msgspec.UNSET
+    """Present when the box's clock was suspect and the clerk confirmed the date anyway: why
+    it was suspect (English), so the appointment date's basis is on the record."""
+
+
+@dataclass(frozen=True)
+class Unpacked:
+    """A field's annotation taken apart: its base type, its constraints, whether it may be null."""
+
+    base: Any
+    metas: tuple[msgspec.Meta, ...]
+    nullable: bool
+
+    def bound(self, key: str) -> Any:
+        """The tightest of the constraint ``key`` (``max_length``…), or None."""
+        values = [getattr(meta, key) for meta in self.metas if getattr(meta, key) is not None]
+        return min(values) if values else None
+
+
+def unpack(annotation: Any) -> Unpacked:
+    metas: list[msgspec.Meta] = []
+    nullable = False
+    while True:
+        if get_origin(annotation) is Annotated:
+            base, *extras = get_args(annotation)
+            metas.extend(extra for extra in extras if isinstance(extra, msgspec.Meta))
+            annotation = base
+        elif get_origin(annotation) in (Union, UnionType):
+            options = get_args(annotation)
+            nullable = nullable or type(None) in options
+            rest = [a for a in options if a is not type(None) and a is not msgspec.UnsetType]
+            if len(rest) != 1:
+                raise TypeError(f"a record field is one type, maybe null: {annotation!r}")
+            annotation = rest[0]
+        else:
+            return Unpacked(annotation, tuple(metas), nullable)
+
+
+def max_length(struct: type[msgspec.Struct], name: str) -> int:
+    """The longest text ``struct``'s field ``name`` may hold: the checking function's limit
+    (``edge.dossiers.check_draft``) and the fold's are this one number."""
+    for field in msgspec.structs.fields(struct):
+        if field.name == name:
+            bound = unpack(field.type).bound("max_length")
+            if bound is None:
+                raise KeyError(f"{struct.__name__}.{name} has no length bound")
+            return int(bound)
+    raise KeyError(name)

@@ -11,10 +11,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date
-from typing import Any
+from enum import StrEnum
+from typing import Any, get_origin
+
+import msgspec
 
 from schema import reasons
-from schema.dossier import APPLICANT_TYPES, CHANNELS
+from schema.dossier import Created, Registers, unpack
 from schema.status import ROLES
 from schema.units import KINDS as UNIT_KINDS
 
@@ -105,58 +108,76 @@ def check_payload(
 
 # --- dossier ------------------------------------------------------------------------------------
 
-# The word lists are schema.dossier's enums. Their payload keys are the stored names
-# (applicant_phone, not the draft's phone); these checks stay looser than the draft's bounds on
-# purpose: the fold must accept every payload an older version wrote.
-DOSSIER_CHECKS: Mapping[str, Check] = {
-    "portal_code": optional_text,
-    "channel": one_of(*CHANNELS),
-    "applicant_type": one_of(*APPLICANT_TYPES),
-    "applicant_name": text,
-    "applicant_citizen_id": optional_text,
-    "applicant_dob": optional_date,
-    "applicant_phone": optional_text,
-    "applicant_email": optional_text,
-    "applicant_address": optional_text,
-    "applicant_address_unit": optional_text,
-    "due_date": optional_date,
-    "fee": count,
-    "documents": records,
-    "digitised": flag,
-}
+
+def check_of(annotation: Any) -> Check:
+    """The fold's check of one field, derived from its type in :mod:`schema.dossier`: msgspec
+    decides whether the value fits (type, enum, pattern, bounds) and the reason is written from
+    the field's shape, in the words older versions wrote (:data:`schema.reasons.PROBLEMS`)."""
+    field = unpack(annotation)
+    base = field.base
+    longest = field.bound("max_length")
+    if isinstance(base, type) and issubclass(base, StrEnum):
+        problem = reasons.NOT_ONE_OF.format(choices=", ".join(member.value for member in base))
+    elif base is bool:
+        problem = reasons.NOT_A_FLAG
+    elif base is int:
+        problem = reasons.NOT_A_COUNT
+    elif base is date:
+        problem = reasons.NOT_A_DATE
+    elif get_origin(base) is list:
+        problem = reasons.NOT_RECORDS
+    elif base is str:
+        must_have_text = field.bound("pattern") is not None
+        problem = (
+            reasons.NOT_TEXT_OR_NULL
+            if field.nullable
+            else reasons.NOT_TEXT
+            if must_have_text
+            else reasons.NOT_ANY_TEXT
+        )
+    else:
+        raise TypeError(f"no fold check for a field of type {annotation!r}")
+
+    def check(value: Any) -> str | None:
+        try:
+            msgspec.convert(value, annotation, strict=True)
+        except msgspec.ValidationError:
+            if longest is not None and isinstance(value, str) and len(value) > longest:
+                return reasons.TOO_LONG.format(limit=longest)
+            return problem
+        return None
+
+    return check
+
+
+def checks_of(struct: type[msgspec.Struct]) -> dict[str, Check]:
+    return {field.name: check_of(field.type) for field in msgspec.structs.fields(struct)}
+
+
+def _plain(value: Any) -> Any:
+    return value.value if isinstance(value, StrEnum) else value
+
+
+def _defaults(struct: type[msgspec.Struct]) -> dict[str, Any]:
+    found = {}
+    for field in msgspec.structs.fields(struct):
+        if field.default is not msgspec.NODEFAULT:
+            found[field.name] = _plain(field.default)
+        elif field.default_factory is not msgspec.NODEFAULT:
+            found[field.name] = field.default_factory()
+    return found
+
+
+DOSSIER_CHECKS: Mapping[str, Check] = checks_of(Registers)
 DOSSIER_FIELDS = frozenset(DOSSIER_CHECKS)
 """The dossier's last-writer-wins registers: what a ``set`` op may change."""
 
-DOSSIER_DEFAULTS: Mapping[str, Any] = {
-    "portal_code": None,
-    "channel": "direct",
-    "applicant_type": "citizen",
-    "applicant_citizen_id": None,
-    "applicant_dob": None,
-    "applicant_phone": None,
-    "applicant_email": None,
-    "applicant_address": None,
-    "applicant_address_unit": None,
-    "due_date": None,
-    "fee": 0,
-    "documents": [],
-    "digitised": False,
-}
+DOSSIER_DEFAULTS: Mapping[str, Any] = _defaults(Registers)
+"""What a ``create`` that omits a register leaves in it."""
 
 ACTOR_CHECKS: Mapping[str, Check] = {"by": text, "role": one_of(*ROLES), "note": optional_text}
 
-DOSSIER_CREATE_CHECKS: Mapping[str, Check] = {
-    **DOSSIER_CHECKS,
-    **ACTOR_CHECKS,
-    "code": text,
-    "procedure": text,
-    "receiving_unit": text,
-    "handling_unit": text,
-    "received_at": count,
-    # Present when the box's clock was suspect and the clerk confirmed the date anyway: why it
-    # was suspect (English), so the appointment date's basis is on the record.
-    "clock_confirmed": text,
-}
+DOSSIER_CREATE_CHECKS: Mapping[str, Check] = {**checks_of(Created), **ACTOR_CHECKS}
 DOSSIER_CREATE_REQUIRED = (
     "code",
     "procedure",
@@ -167,6 +188,9 @@ DOSSIER_CREATE_REQUIRED = (
     "by",
     "role",
 )
+""":class:`~schema.dossier.Created`'s required fields and the actor's, in the order a refusal
+has always named them (the reason is on the record); tests/schema/test_dossier.py holds that
+they are the Struct's."""
 
 TRANSITION_CHECKS: Mapping[str, Check] = {**ACTOR_CHECKS, "to": count}
 TRANSFER_CHECKS: Mapping[str, Check] = {**ACTOR_CHECKS, "handling_unit": text}

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from schema.codes import fold_text
+from schema.dossier import APPLICANT
 
 Changed = Sequence[tuple[str, dict[str, Any]]]
 
@@ -140,16 +141,7 @@ def project_accounts(conn: sqlite3.Connection, changed: Changed) -> None:
 
 # --- dossiers -----------------------------------------------------------------------------------
 
-_APPLICANT = (
-    "applicant_type",
-    "applicant_name",
-    "applicant_citizen_id",
-    "applicant_dob",
-    "applicant_phone",
-    "applicant_email",
-    "applicant_address",
-    "applicant_address_unit",
-)
+_APPLICANT = APPLICANT  # schema.dossier.Registers' applicant_* fields
 _DOSSIER_COLUMNS = (
     "id",
     "code",

@@ -64,6 +64,7 @@ NOT_A_FLAG = N_("must be true or false")
 NOT_ONE_OF = N_("must be one of: {choices}")
 NOT_RECORDS = N_("must be a list of records")
 NOT_A_DIGEST = N_("must be a sha256 digest (64 lowercase hex digits)")
+TOO_LONG = N_("must be at most {limit} characters")
 
 # --- sync's own word (sync.fold.apply): an action no kind of this version knows -----------------
 UNKNOWN_ACTION = N_("unknown action")
@@ -78,6 +79,7 @@ PROBLEMS = (
     NOT_ONE_OF,
     NOT_RECORDS,
     NOT_A_DIGEST,
+    TOO_LONG,
 )
 """What :data:`BAD_FIELD`'s ``problem`` may be."""
 

@@ -6,16 +6,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edge import openapi, receipt
-from schema import catalogue, fields, status
+from schema import catalogue, fields, reasons, status
 from schema.dossier import (
     APPLICANT_TYPES,
     CHANNELS,
     DOCUMENT_FORMS,
     ApplicantType,
     Channel,
+    Created,
     Document,
     DocumentForm,
     Draft,
+    Registers,
+    max_length,
 )
 
 
@@ -138,3 +141,60 @@ def test_the_openapi_request_schema_is_the_structs_own(name, struct):
             assert documented["properties"][field].get(key) == expected.get(key), (field, key)
         if "enum" in expected:
             assert sorted(documented["properties"][field]["enum"]) == sorted(expected["enum"]), field
+
+
+def test_the_folds_checks_are_the_records_types():
+    """One definition of each stored field: the fold checks exactly Registers' and Created's
+    fields, with the defaults and bounds written on them."""
+    registers = {field.name: field for field in msgspec.structs.fields(Registers)}
+    assert set(fields.DOSSIER_CHECKS) == set(registers)
+    assert set(fields.DOSSIER_DEFAULTS) == {n for n, f in registers.items() if not f.required}
+    created = {field.name for field in msgspec.structs.fields(Created) if field.required}
+    assert set(fields.DOSSIER_CREATE_REQUIRED) == created | {"by", "role"}
+    assert set(fields.DOSSIER_CREATE_CHECKS) == {
+        field.name for field in msgspec.structs.fields(Created)
+    } | set(fields.ACTOR_CHECKS)
+    for name, value in fields.DOSSIER_DEFAULTS.items():
+        assert fields.DOSSIER_CHECKS[name](value) is None, name
+
+
+@pytest.mark.parametrize(
+    ("name", "longest"),
+    [("applicant_name", 120), ("applicant_email", 120), ("applicant_address", 300)],
+)
+def test_a_records_bound_is_one_number_for_the_fold_and_the_form(name, longest):
+    from edge import dossiers
+
+    assert max_length(Registers, name) == longest
+    check = fields.DOSSIER_CHECKS[name]
+    assert check("A" * longest) is None
+    assert check("A" * (longest + 1)) == f"must be at most {longest} characters"
+    reason = fields.check_payload({name: "A" * (longest + 1)}, fields.DOSSIER_CHECKS)
+    assert reason == f"{name} must be at most {longest} characters"
+    template, params = reasons.explain(reason) or ("", {})
+    assert template == reasons.BAD_FIELD
+    assert reasons.explain_problem(params["problem"]) == (reasons.TOO_LONG, {"limit": str(longest)})
+    limits = {
+        "applicant_name": dossiers._NAME_LENGTH,
+        "applicant_email": dossiers._EMAIL_LENGTH,
+        "applicant_address": dossiers._ADDRESS_LENGTH,
+    }
+    assert limits[name] == longest
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("applicant_name", "   "),
+        ("applicant_dob", "2026-02-30"),
+        ("applicant_dob", "1990-01-01T00:00:00"),
+        ("fee", True),
+        ("fee", -1),
+        ("documents", ["a"]),
+        ("digitised", 1),
+        ("channel", "fax"),
+        ("portal_code", 5),
+    ],
+)
+def test_the_fold_refuses_what_the_type_refuses(name, value):
+    assert fields.DOSSIER_CHECKS[name](value) is not None

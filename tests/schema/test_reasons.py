@@ -62,7 +62,7 @@ def test_a_role_that_may_not_move_names_who_may():
     assert params["who"].split(reasons.ROLES_OR) == ["leader", "admin"]
 
 
-BAD_VALUES = [None, "", " ", "x", 0, -1, 1.5, True, [], [1], {}, "2026-02-30", "A" * 64]
+BAD_VALUES = [None, "", " ", "x", 0, -1, 1.5, True, [], [1], {}, "2026-02-30", "A" * 64, "A" * 400]
 
 
 def test_every_field_check_is_explained():
