@@ -102,7 +102,7 @@ CREATE TABLE sync_seal_hash (
 ) STRICT, WITHOUT ROWID;
 
 -- Folded state of every entity, the fold position (stamp, node) of its newest op, and refs:
--- the (node id, seq) of each of its ops, packed as unsigned 32-bit pairs (sync.replica).
+-- the (node id, seq) of each of its ops, packed as unsigned 32-bit pairs (sync.replica.entities).
 CREATE TABLE sync_entity (
     kind TEXT NOT NULL,
     entity TEXT NOT NULL,

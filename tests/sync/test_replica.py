@@ -9,7 +9,6 @@ import pytest
 from toydoc import DOC, batches_of, model_fold, open_replica, snapshot, sync, without_conflicts, write
 
 from sync import merkle
-from sync import replica as replica_module
 from sync.batch import PROTOCOL, Batch, Run, decode_batch, encode_batch, seal_run
 from sync.errors import (
     BadSignature,
@@ -22,6 +21,7 @@ from sync.errors import (
 from sync.fold import Rejected, fold
 from sync.identity import Identity
 from sync.ops import decode, encode
+from sync.replica import log as replica_log
 
 
 def held_seqs(r, node: str) -> list[int]:
@@ -71,7 +71,7 @@ def test_rejected_local_write_rolls_back_the_whole_write(make_replicas) -> None:
 
 
 def test_remembered_values_commit_with_the_ops_and_the_newest_are_kept(make_replicas, monkeypatch) -> None:
-    monkeypatch.setattr(replica_module, "REMEMBERED", 300)
+    monkeypatch.setattr(replica_log, "REMEMBERED", 300)
     (a,) = make_replicas("a")
     with contextlib.suppress(Rejected), a.write() as w:
         w.remember("receive:k0", "lost")

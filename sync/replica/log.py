@@ -1,0 +1,329 @@
+"""The log: local writes (:class:`Writer`), merges, and ops waiting behind a gap."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+
+from sync import feed, merkle
+from sync import ops as opcodec
+from sync.batch import Batch, Verified, decode_batch
+from sync.clock import Stamp
+from sync.errors import EquivocationError
+from sync.fold import Conflict, Rejected, State, apply
+from sync.ops import Op, Payload
+from sync.replica.core import (
+    _CHUNK,
+    EntityKey,
+)
+from sync.replica.entities import _REF, Entities, MergeReport, _Row
+from sync.replica.trust import Trust
+
+REMEMBERED = 10_000
+"""Local values kept by :meth:`Writer.remember` (a ward receives a few hundred dossiers a day)."""
+
+Admit = Callable[[Sequence[Op], Mapping[EntityKey, "State | None"]], None]
+"""A check a merge runs on every verified op of a batch and the state held of each entity they
+touch (None: not held), inside its transaction, before it writes: it raises to refuse the batch."""
+
+
+class Writer:
+    """Appends this node's ops inside one transaction (see :meth:`Replica.write`)."""
+
+    def __init__(self, replica: Log) -> None:
+        self._replica = replica
+        self.conn = replica.conn
+        self._rows: dict[EntityKey, _Row] = {}
+        self._ops: list[Op] = []
+
+    def append(self, kind: str, entity: str, action: str, payload: Payload | None = None) -> Op:
+        """Append one op and fold it; raise :class:`Rejected` (rolling back the whole write) if
+        the kind's reducer refuses it here — a local write is checked before it is kept."""
+        replica = self._replica
+        k = replica.registry[kind]
+        me = replica.identity.node
+        seq = replica._heads.get(me, 0) + len(self._ops) + 1
+        op = Op(me, seq, replica.clock.now().pack(), kind, entity, action, payload or {})
+        key = (kind, entity)
+        row = self._rows.get(key) or replica._load_rows([key]).get(key)
+        state: State = dict(row.state) if row else {}
+        conflicts: list[Conflict] = []
+        apply(k, state, [op], conflicts)
+        if conflicts:
+            raise Rejected(conflicts[0].reason)
+        node_id = replica._node_id(me)
+        self.conn.execute(
+            "INSERT INTO sync_op (node, seq, body) VALUES (?,?,?)", (node_id, seq, opcodec.encode(op))
+        )
+        refs = (row.refs if row else b"") + _REF.pack(node_id, seq)
+        self._rows[key] = _Row(state, op.key, refs)
+        self._ops.append(op)
+        return op
+
+    def state(self, kind: str, entity: str) -> State | None:
+        key = (kind, entity)
+        row = self._rows.get(key) or self._replica._load_rows([key]).get(key)
+        return row.state if row else None
+
+    def remember(self, key: str, value: str) -> None:
+        """Keep a local, unreplicated value in the same transaction as the ops (committed with
+        them or not at all): what a request's idempotency key created, say. The newest
+        :data:`REMEMBERED` values are kept (a retry comes within minutes or days, not years)."""
+        cursor = self.conn.execute(
+            "INSERT INTO sync_meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (f"local:{key}", value),
+        )
+        if cursor.lastrowid and cursor.lastrowid % 256 == 0:
+            self.conn.execute(
+                """DELETE FROM sync_meta WHERE key >= 'local:' AND key < 'local;' AND rowid < (
+                       SELECT rowid FROM sync_meta WHERE key >= 'local:' AND key < 'local;'
+                       ORDER BY rowid DESC LIMIT 1 OFFSET ?)""",
+                (REMEMBERED,),
+            )
+
+    def recall(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM sync_meta WHERE key = ?", (f"local:{key}",)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _finish(self) -> None:
+        if not self._ops:
+            return
+        replica = self._replica
+        if replica.feed:
+            feed.record(self.conn, replica._ids, self._ops)
+        replica._store_rows(self._rows)
+        me = replica.identity.node
+        head = self._ops[-1].seq
+        self.conn.execute("UPDATE sync_node SET head = ? WHERE node = ?", (head, me))
+        replica._heads[me] = head
+        replica._save_clock()
+
+
+class Log(Trust, Entities):
+    """The log: local writes and merges, ops waiting behind a gap."""
+
+    _writer: Writer | None = None
+
+    # --- local writes ---------------------------------------------------------------------
+
+    @contextmanager
+    def write(self) -> Iterator[Writer]:
+        """One atomic local change: every op appended inside commits with its state, or none.
+
+        Nested ``write()`` blocks of the same thread join the outer transaction; another
+        thread waits for the lock (one writer per file)."""
+        with self._lock:
+            if self._writer is not None:
+                yield self._writer
+                return
+            with self._transaction():
+                writer = Writer(self)
+                self._writer = writer
+                try:
+                    yield writer
+                    writer._finish()
+                finally:
+                    self._writer = None
+
+    # --- merge ----------------------------------------------------------------------------
+
+    def merge(
+        self, batch: Batch | bytes, *, admit: Admit | None = None, verified: list[Verified] | None = None
+    ) -> MergeReport:
+        """Apply a batch: all of it or, on any error, nothing. Idempotent.
+
+        The batch is verified once: here, or by the caller, who passes what :meth:`verify`
+        returned for this very batch (a bundle checks every batch before it merges any).
+        ``admit`` (a hub's write-scope check) sees the states this replica holds of every entity
+        the batch touches, read in one pass inside the transaction; the fold then starts from
+        those same states, so a merge reads each touched entity once."""
+        if isinstance(batch, bytes):
+            batch = decode_batch(batch)
+        if verified is None:
+            verified = self.verify(batch)
+        report = MergeReport()
+        if not verified:
+            return report
+        newest = max(v.op.stamp for v in verified)
+        if newest > self.clock.last.pack():
+            self.clock.observe(Stamp.unpack(newest))
+        with self._transaction():
+            rows: dict[EntityKey, _Row | None] | None = None
+            if admit is not None:
+                keys = list({(v.op.kind, v.op.entity): None for v in verified})
+                found = self._load_rows(keys)
+                rows = {key: found.get(key) for key in keys}  # None: read, and not held
+                admit(
+                    [v.op for v in verified], {key: row.state if row else None for key, row in rows.items()}
+                )
+            self._merge(batch, verified, report, rows)
+            self._save_clock()
+        return report
+
+    def _merge(
+        self,
+        batch: Batch,
+        verified: list[Verified],
+        report: MergeReport,
+        rows: Mapping[EntityKey, _Row | None] | None = None,
+    ) -> None:
+        conn = self.conn
+        for run in batch.runs:
+            s = run.seal
+            conn.execute(
+                "INSERT OR IGNORE INTO sync_seal (node, first, last, root, signature) VALUES (?,?,?,?,?)",
+                (self._node_id(s.node), s.first, s.last, s.root, s.signature),
+            )
+            if run.chosen is not None:
+                # Keep the subtree roots this proof taught us, to prove these ops onward later.
+                conn.executemany(
+                    "INSERT OR IGNORE INTO sync_seal_hash (node, first, lo, hi, hash) VALUES (?,?,?,?,?)",
+                    [
+                        (self._ids[s.node], s.first, lo, hi, h)
+                        for (lo, hi), h in zip(
+                            merkle.proof_ranges(s.size, run.chosen), run.proof, strict=True
+                        )
+                    ],
+                )
+        by_node: dict[str, list[Verified]] = defaultdict(list)
+        for v in verified:
+            by_node[v.op.node].append(v)
+        fresh: list[Verified] = []
+        for node, received in by_node.items():
+            node_id = self._node_id(node)
+            before = head = self._heads.get(node, 0)
+            first = received[0].op.seq
+            if self.partial and node != self.identity.node:
+                chain = self._sort_out_partial(node, node_id, received, report)
+                head = max([head, *(v.op.seq for v in chain)])
+                waiting = []
+            elif first == head + 1 and all(v.op.seq == first + i for i, v in enumerate(received)):
+                # The common case: exactly the next ops, in order.
+                chain, waiting = received, list[Verified]()
+                head = received[-1].op.seq
+            else:
+                chain, waiting, head = self._sort_out(node, node_id, head, received, report)
+            head = self._drain_pending(node_id, head, chain)
+            report.pending += sum(1 for v in waiting if v.op.seq > head)
+            fresh.extend(chain)
+            if head != before:
+                conn.execute("UPDATE sync_node SET head = ? WHERE id = ?", (head, node_id))
+                self._heads[node] = head
+        if not fresh:
+            return
+        ids = self._ids
+        conn.executemany(
+            "INSERT INTO sync_op (node, seq, body) VALUES (?,?,?)",
+            [(ids[v.op.node], v.op.seq, v.body) for v in fresh],
+        )
+        report.applied = len(fresh)
+        if self.feed:
+            feed.record(conn, ids, [v.op for v in fresh])
+        self._fold([v.op for v in fresh], report, rows)
+
+    def _sort_out_partial(
+        self, node: str, node_id: int, received: list[Verified], report: MergeReport
+    ) -> list[Verified]:
+        """A partial replica takes every op it does not hold yet, whatever the gaps."""
+        items: dict[int, Verified] = {}
+        for v in received:
+            seen = items.get(v.op.seq)
+            if seen is not None and seen.body != v.body:
+                raise EquivocationError(f"batch holds two different ops {node}#{v.op.seq}")
+            items[v.op.seq] = v
+        held: dict[int, bytes] = {}
+        seqs = sorted(items)
+        for i in range(0, len(seqs), _CHUNK):
+            chunk = seqs[i : i + _CHUNK]
+            held.update(
+                self.conn.execute(
+                    f"SELECT seq, body FROM sync_op WHERE node = ? AND seq IN ({','.join('?' * len(chunk))})",
+                    (node_id, *chunk),
+                ).fetchall()
+            )
+        for seq, body in held.items():
+            if items[seq].body != body:
+                raise EquivocationError(f"node {node} sent a different op #{seq} than the one already held")
+        report.duplicates += len(held)
+        return [items[seq] for seq in seqs if seq not in held]
+
+    def _sort_out(
+        self, node: str, node_id: int, head: int, received: list[Verified], report: MergeReport
+    ) -> tuple[list[Verified], list[Verified], int]:
+        """Split one node's received ops into held (checked), next in line, and waiting."""
+        items: dict[int, Verified] = {}
+        for v in received:
+            seen = items.get(v.op.seq)
+            if seen is not None and seen.body != v.body:
+                raise EquivocationError(f"batch holds two different ops {node}#{v.op.seq}")
+            items[v.op.seq] = v
+        old = [seq for seq in items if seq <= head]
+        if old:
+            self._check_duplicates(node, node_id, old, items)
+            report.duplicates += len(old)
+        ahead = sorted(seq for seq in items if seq > head)
+        chain: list[Verified] = []
+        for seq in ahead:
+            if seq == head + 1:
+                chain.append(items[seq])
+                head = seq
+        waiting = [items[seq] for seq in ahead if seq > head]
+        if waiting:
+            self._stash(node, node_id, waiting)
+        return chain, waiting, head
+
+    def _stash(self, node: str, node_id: int, waiting: list[Verified]) -> None:
+        """Keep verified ops that arrived ahead of a gap; a different body for a seq already
+        waiting is equivocation, exactly as for a seq already applied."""
+        held = self._held("sync_pending", node_id, [v.op.seq for v in waiting])
+        for v in waiting:
+            if v.op.seq in held and held[v.op.seq] != v.body:
+                raise EquivocationError(
+                    f"node {node} sent a different op #{v.op.seq} than the one waiting behind a gap"
+                )
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO sync_pending (node, seq, body) VALUES (?,?,?)",
+            [(node_id, v.op.seq, v.body) for v in waiting],
+        )
+
+    def _held(self, table: str, node_id: int, seqs: Sequence[int]) -> dict[int, bytes]:
+        """Bodies of ``table`` (sync_op or sync_pending) for a node's seqs in min..max."""
+        rows = self.conn.execute(
+            f"SELECT seq, body FROM {table} WHERE node = ? AND seq BETWEEN ? AND ?",
+            (node_id, min(seqs), max(seqs)),
+        )
+        return dict(rows.fetchall())
+
+    def _check_duplicates(
+        self, node: str, node_id: int, seqs: list[int], items: Mapping[int, Verified]
+    ) -> None:
+        held = self._held("sync_op", node_id, seqs)
+        for seq in seqs:
+            if held.get(seq) != items[seq].body:
+                raise EquivocationError(f"node {node} sent a different op #{seq} than the one already held")
+
+    def _drain_pending(self, node_id: int, head: int, run: list[Verified]) -> int:
+        rows = self.conn.execute(
+            "SELECT seq, body FROM sync_pending WHERE node = ? AND seq > ? ORDER BY seq",
+            (node_id, head - len(run)),
+        ).fetchall()
+        if not rows:
+            return head
+        have = {v.op.seq: v.body for v in run}
+        limit = self._revoked.get(self._node_name(node_id))
+        for seq, body in rows:
+            if seq in have:
+                if have[seq] != body:
+                    raise EquivocationError(
+                        f"node {self._node_name(node_id)} sent a different op #{seq} "
+                        "than the one waiting behind a gap"
+                    )
+                continue
+            if seq != head + 1 or (limit is not None and seq > limit):
+                break
+            run.append(Verified(opcodec.decode(body), body))
+            head = seq
+        self.conn.execute("DELETE FROM sync_pending WHERE node = ? AND seq <= ?", (node_id, head))
+        return head
