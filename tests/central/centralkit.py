@@ -23,6 +23,7 @@ from central.app import create_central_app
 from central.city import City, init_central
 from central.hub import Caller, Counts, Hub
 from central.registry import add_node, write_node_file
+from edge import protocol
 from edge.node import Node, init_from_node_file
 from edge.settings import load
 from sync import wire
@@ -115,19 +116,9 @@ class Round:
 
 
 def trust_certs(node: Node, certs: list[wire.Cert]) -> None:
+    """The certificates a reply brings, checked and applied as the sync client does."""
     central_key = bytes.fromhex(node.config.central_key or "")
-    for cert in certs:
-        wire.check_cert(cert, central_key)
-        if cert.node == node.identity.node:
-            continue
-        try:
-            known = node.replica.public_key(cert.node)
-        except Exception:
-            known = None
-        if known != cert.public_key:
-            node.replica.trust(cert.node, cert.public_key)
-        if cert.revoked_after is not None:
-            node.replica.revoke(cert.node, cert.revoked_after)
+    protocol.apply_certs(node.replica, node.identity.node, protocol.check_certs(certs, central_key))
 
 
 def sync_round(node: Node, peer: HttpPeer, max_ops: int = 2000, backup_age_s: int | None = 60) -> Round:

@@ -30,11 +30,11 @@ from typing import Any, Protocol
 from central.city import City, init_central, open_central
 from central.hub import Caller, Counts, Hub
 from central.registry import add_node
+from edge import protocol
 from schema import KINDS, migrate
 from sync import wire
 from sync.batch import encode_batch
 from sync.clock import Clock
-from sync.errors import UnknownNode
 from sync.feed import EVERYWHERE
 from sync.fold import Conflict, State
 from sync.identity import Identity
@@ -238,17 +238,9 @@ class Box:
         return self.replica.vector()[self.node]
 
     def trust(self, certs: Iterable[wire.Cert], city_key: bytes) -> None:
-        """The certificates a pull brings, checked against the city key (as the sync client)."""
-        for cert in certs:
-            wire.check_cert(cert, city_key)
-            if cert.node == self.node:
-                continue
-            try:
-                known: bytes | None = self.replica.public_key(cert.node)
-            except UnknownNode:
-                known = None
-            if known != cert.public_key:
-                self.replica.trust(cert.node, cert.public_key)
+        """The certificates a pull brings, checked against the city key and applied as the sync
+        client does (:mod:`edge.protocol`)."""
+        protocol.apply_certs(self.replica, self.node, protocol.check_certs(certs, city_key))
 
     def restart(self) -> None:
         self.replica.close()
