@@ -9,9 +9,10 @@ until the gap fills, and a late op re-folds only its own entity.
 The replica is one facade over one module per concept: :mod:`~sync.replica.core` (connections,
 lock, caches, the write transaction), :mod:`~sync.replica.trust` (keys, revocations),
 :mod:`~sync.replica.entities` (folded states and the fold), :mod:`~sync.replica.log` (local
-writes and merges), :mod:`~sync.replica.export` (seals, batches, serving a hub's feed),
-:mod:`~sync.replica.tail` (re-stamping a future tail), :mod:`~sync.replica.reads` (reads and
-digests) and :mod:`~sync.replica.meta` (small values, peers). Other packages use
+writes and merges), :mod:`~sync.replica.writer` (a local write, through the narrow
+:class:`~sync.replica.writer.Appends`), :mod:`~sync.replica.export` (seals, batches, serving a
+hub's feed), :mod:`~sync.replica.tail` (re-stamping a future tail), :mod:`~sync.replica.reads`
+(reads and digests) and :mod:`~sync.replica.meta` (small values, peers). Other packages use
 :class:`Replica` and :class:`Writer` only.
 """
 
@@ -29,10 +30,11 @@ from sync.identity import Identity
 from sync.replica.core import _REVOCATION_HOLDS, READERS_KEPT, EntityKey
 from sync.replica.entities import MergeReport
 from sync.replica.export import DEFAULT_BATCH_BYTES, SEAL_MAX_OPS, Export
-from sync.replica.log import REMEMBERED, Admit, Log, Writer
+from sync.replica.log import Admit, Log
 from sync.replica.meta import Meta
 from sync.replica.reads import Reads
 from sync.replica.tail import Tail
+from sync.replica.writer import REMEMBERED, Writer
 
 __all__ = [
     "DEFAULT_BATCH_BYTES",

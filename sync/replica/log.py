@@ -11,7 +11,7 @@ from sync import ops as opcodec
 from sync.batch import Batch, Verified, decode_batch
 from sync.clock import Stamp
 from sync.errors import EquivocationError
-from sync.fold import Conflict, Rejected, State, apply
+from sync.fold import Kind, State
 from sync.ops import Op, Payload
 from sync.replica.core import (
     _CHUNK,
@@ -19,86 +19,49 @@ from sync.replica.core import (
 )
 from sync.replica.entities import _REF, Entities, MergeReport, _Row
 from sync.replica.trust import Trust
-
-REMEMBERED = 10_000
-"""Local values kept by :meth:`Writer.remember` (a ward receives a few hundred dossiers a day)."""
+from sync.replica.writer import Writer
 
 Admit = Callable[[Sequence[Op], Mapping[EntityKey, "State | None"]], None]
 """A check a merge runs on every verified op of a batch and the state held of each entity they
 touch (None: not held), inside its transaction, before it writes: it raises to refuse the batch."""
 
 
-class Writer:
-    """Appends this node's ops inside one transaction (see :meth:`Replica.write`)."""
+class _Appends:
+    """A write's view of its replica: :class:`~sync.replica.writer.Appends`, and no more."""
 
-    def __init__(self, replica: Log) -> None:
-        self._replica = replica
-        self.conn = replica.conn
-        self._rows: dict[EntityKey, _Row] = {}
-        self._ops: list[Op] = []
+    def __init__(self, log: Log) -> None:
+        self._log = log
+        self.conn = log.conn
 
-    def append(self, kind: str, entity: str, action: str, payload: Payload | None = None) -> Op:
-        """Append one op and fold it; raise :class:`Rejected` (rolling back the whole write) if
-        the kind's reducer refuses it here — a local write is checked before it is kept."""
-        replica = self._replica
-        k = replica.registry[kind]
-        me = replica.identity.node
-        seq = replica._heads.get(me, 0) + len(self._ops) + 1
-        op = Op(me, seq, replica.clock.now().pack(), kind, entity, action, payload or {})
-        key = (kind, entity)
-        row = self._rows.get(key) or replica._load_rows([key]).get(key)
-        state: State = dict(row.state) if row else {}
-        conflicts: list[Conflict] = []
-        apply(k, state, [op], conflicts)
-        if conflicts:
-            raise Rejected(conflicts[0].reason)
-        node_id = replica._node_id(me)
+    def kind(self, name: str) -> Kind:
+        return self._log.registry[name]
+
+    def next_op(self, kind: str, entity: str, action: str, payload: Payload, written: int) -> Op:
+        log = self._log
+        me = log.identity.node
+        seq = log._heads.get(me, 0) + written + 1
+        return Op(me, seq, log.clock.now().pack(), kind, entity, action, payload)
+
+    def rows(self, keys: Sequence[EntityKey]) -> dict[EntityKey, _Row]:
+        return self._log._load_rows(keys)
+
+    def insert(self, op: Op) -> bytes:
+        node_id = self._log._node_id(op.node)
         self.conn.execute(
-            "INSERT INTO sync_op (node, seq, body) VALUES (?,?,?)", (node_id, seq, opcodec.encode(op))
+            "INSERT INTO sync_op (node, seq, body) VALUES (?,?,?)", (node_id, op.seq, opcodec.encode(op))
         )
-        refs = (row.refs if row else b"") + _REF.pack(node_id, seq)
-        self._rows[key] = _Row(state, op.key, refs)
-        self._ops.append(op)
-        return op
+        return _REF.pack(node_id, op.seq)
 
-    def state(self, kind: str, entity: str) -> State | None:
-        key = (kind, entity)
-        row = self._rows.get(key) or self._replica._load_rows([key]).get(key)
-        return row.state if row else None
-
-    def remember(self, key: str, value: str) -> None:
-        """Keep a local, unreplicated value in the same transaction as the ops (committed with
-        them or not at all): what a request's idempotency key created, say. The newest
-        :data:`REMEMBERED` values are kept (a retry comes within minutes or days, not years)."""
-        cursor = self.conn.execute(
-            "INSERT INTO sync_meta (key, value) VALUES (?, ?) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (f"local:{key}", value),
-        )
-        if cursor.lastrowid and cursor.lastrowid % 256 == 0:
-            self.conn.execute(
-                """DELETE FROM sync_meta WHERE key >= 'local:' AND key < 'local;' AND rowid < (
-                       SELECT rowid FROM sync_meta WHERE key >= 'local:' AND key < 'local;'
-                       ORDER BY rowid DESC LIMIT 1 OFFSET ?)""",
-                (REMEMBERED,),
-            )
-
-    def recall(self, key: str) -> str | None:
-        row = self.conn.execute("SELECT value FROM sync_meta WHERE key = ?", (f"local:{key}",)).fetchone()
-        return None if row is None else str(row[0])
-
-    def _finish(self) -> None:
-        if not self._ops:
-            return
-        replica = self._replica
-        if replica.feed:
-            feed.record(self.conn, replica._ids, self._ops)
-        replica._store_rows(self._rows)
-        me = replica.identity.node
-        head = self._ops[-1].seq
+    def finish(self, ops: Sequence[Op], rows: Mapping[EntityKey, _Row]) -> None:
+        log = self._log
+        if log.feed:
+            feed.record(self.conn, log._ids, ops)
+        log._store_rows(rows)
+        me = log.identity.node
+        head = ops[-1].seq
         self.conn.execute("UPDATE sync_node SET head = ? WHERE node = ?", (head, me))
-        replica._heads[me] = head
-        replica._save_clock()
+        log._heads[me] = head
+        log._save_clock()
 
 
 class Log(Trust, Entities):
@@ -119,7 +82,7 @@ class Log(Trust, Entities):
                 yield self._writer
                 return
             with self._transaction():
-                writer = Writer(self)
+                writer = Writer(_Appends(self))
                 self._writer = writer
                 try:
                     yield writer

@@ -21,7 +21,7 @@ from sync.errors import (
 from sync.fold import Rejected, fold
 from sync.identity import Identity
 from sync.ops import decode, encode
-from sync.replica import log as replica_log
+from sync.replica import writer as replica_writer
 
 
 def held_seqs(r, node: str) -> list[int]:
@@ -71,7 +71,7 @@ def test_rejected_local_write_rolls_back_the_whole_write(make_replicas) -> None:
 
 
 def test_remembered_values_commit_with_the_ops_and_the_newest_are_kept(make_replicas, monkeypatch) -> None:
-    monkeypatch.setattr(replica_log, "REMEMBERED", 300)
+    monkeypatch.setattr(replica_writer, "REMEMBERED", 300)
     (a,) = make_replicas("a")
     with contextlib.suppress(Rejected), a.write() as w:
         w.remember("receive:k0", "lost")
