@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from central import cityviews, fleetviews
+from central import cityviews, fleetviews, tls
 from central.charts import Part, Row, share_bars
 from central.cityviews import BY_UNIT, Target, UnitIndicators
 from central.fleet import Status
@@ -167,7 +167,18 @@ class Dashboard:
 
     def fleet(self, request: Request) -> Response:
         actor = self._admin(request)
-        return render(request, "fleet.html", self._table_context(request, actor))
+        revoked = {r.node for r in self.hub.fleet.registrations() if r.revoked}
+        expiring = [
+            (node, at)
+            for node, at in tls.expiring(state(request).node.data_dir, self.hub.now_ms())
+            if node not in revoked
+        ]
+        context = {
+            **self._table_context(request, actor),
+            "certs_expiring": expiring,
+            "renew_days": tls.RENEW_DAYS,
+        }
+        return render(request, "fleet.html", context)
 
     def table(self, request: Request) -> Response:
         actor = self._admin(request)

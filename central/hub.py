@@ -15,7 +15,7 @@ import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from central import scope
+from central import scope, tls
 from central.city import INCOMING_DIR, City
 from central.fleet import FleetNonces, Registration
 from central.incoming import Incoming
@@ -148,6 +148,7 @@ class Hub:
                 if cert.issued_ms > hello.certs_since_ms - CERT_SLACK_MS
             ],
             protocol=caller.protocol,
+            tls_cert=tls.renewal(self.node.data_dir, caller.node, now),
         )
 
     def backlog(self, caller: Caller, cursor: int) -> int:

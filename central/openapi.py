@@ -101,6 +101,10 @@ SCHEMAS: dict[str, Schema] = {
             "drift_ms": {**INT, "description": "City time minus the sender's wall clock."},
             "certs": {"type": "array", "items": ref("Cert")},
             "protocol": {"type": "integer", "enum": sorted(wire.SUPPORTED)},
+            "tls_cert": {
+                **BIN,
+                "description": "A renewed HTTPS certificate chain (PEM) for the box's LAN; empty: none.",
+            },
         }
     ),
     "Ack": _tuple(

@@ -162,3 +162,59 @@ def issue_server_cert(
 
 def expires_ms(cert_pem: bytes) -> int:
     return int(x509.load_pem_x509_certificate(cert_pem).not_valid_after_utc.timestamp() * 1000)
+
+
+BOXES = "boxes"
+"""DIR/tls/boxes/NODE.pem: each box's current LAN certificate, as the city issued it."""
+
+
+def box_certs(data_dir: str | Path) -> dict[str, bytes]:
+    """Each box's current LAN certificate (PEM) by node id."""
+    directory = Path(data_dir) / TLS_DIR / BOXES
+    return {p.stem: p.read_bytes() for p in sorted(directory.glob("*.pem"))} if directory.is_dir() else {}
+
+
+def expiring(data_dir: str | Path, now_ms: int, within_days: int = RENEW_DAYS) -> list[tuple[str, int]]:
+    """(node, expiry ms) of the boxes whose LAN certificate ends within ``within_days`` (or has
+    ended), soonest first."""
+    horizon = now_ms + within_days * 86_400_000
+    found = [(node, expires_ms(pem)) for node, pem in box_certs(data_dir).items()]
+    return sorted(((n, e) for n, e in found if e <= horizon), key=lambda item: item[1])
+
+
+def renewal(data_dir: str | Path, node: str, now_ms: int) -> bytes:
+    """The box's LAN certificate chain (PEM) to hand it with its hello, or b"".
+
+    A box certificate that ends within :data:`RENEW_DAYS` is renewed here, over the same public
+    key (the city never held the box's private key after the kit) and for the same names. The
+    chain goes with every hello while the certificate is less than :data:`RENEW_DAYS` old, so a
+    reply lost on the way is made up at the next hello; the box ignores one it already has."""
+    path = Path(data_dir) / TLS_DIR / BOXES / f"{node}.pem"
+    if not path.is_file():
+        return b""
+    cert = x509.load_pem_x509_certificate(path.read_bytes())
+    now = datetime.datetime.fromtimestamp(now_ms / 1000, datetime.UTC)
+    renew = datetime.timedelta(days=RENEW_DAYS)
+    ca = open_ca(data_dir)
+    if cert.not_valid_after_utc - now <= renew:
+        public_key = cert.public_key()
+        if not isinstance(public_key, ec.EllipticCurvePublicKey):
+            return b""
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names = [str(v) for v in san.get_values_for_type(x509.IPAddress)]
+        names = [*san.get_values_for_type(x509.DNSName), *names]
+        common = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        renewed = issue_server_cert(
+            ca,
+            public_key,
+            names,
+            common_name=str(common[0].value) if common else node,
+            not_before=now - datetime.timedelta(minutes=5),
+        )
+        temporary = path.with_suffix(".pem.new")
+        temporary.write_bytes(renewed)
+        os.replace(temporary, path)
+        cert = x509.load_pem_x509_certificate(renewed)
+    if now - cert.not_valid_before_utc > renew:
+        return b""
+    return cert.public_bytes(Encoding.PEM) + ca.pem

@@ -22,6 +22,7 @@ from edge import api, i18n, syncclient, syncloop, views
 from edge.auth import Throttle, Tokens
 from edge.disk import DiskWatch
 from edge.errors import EdgeError
+from edge.lantls import HSTS
 from edge.node import Node
 from edge.settings import Settings
 from edge.web import AppState, Extension, handle_error, make_templates
@@ -67,14 +68,16 @@ class SecurityHeaders:
         ),
     )
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, hsts: bool = False) -> None:
         self.app = app
+        self.headers = [*self.HEADERS, *([(b"strict-transport-security", HSTS)] if hsts else [])]
+        """HSTS only from a box that serves HTTPS (its cookies are Secure)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], *self.HEADERS]
+                message["headers"] = [*message["headers"], *self.headers]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -101,7 +104,7 @@ def create_app(
             Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
         ],
         middleware=[
-            Middleware(SecurityHeaders),
+            Middleware(SecurityHeaders, hsts=settings.secure_cookies),
             Middleware(
                 SessionMiddleware,
                 secret_key=node.secret.hex(),

@@ -41,7 +41,11 @@ class Settings:
     lockout_minutes: int = 5
     """How long a locked account waits before it may try again."""
     secure_cookies: bool = False
-    """Mark cookies Secure (only when the box serves HTTPS)."""
+    """Mark cookies Secure and send HSTS (turned on by itself when the box serves HTTPS)."""
+    https: bool = True
+    """Serve HTTPS with the city-issued certificate in tls/ when the box has one."""
+    http_redirect_port: int = 8080
+    """Port where plain HTTP answers only with a redirect to HTTPS (0: none)."""
     sync_interval_s: int = 60
     """Seconds between two syncs with the city while the link works."""
     sync_max_backoff_s: int = 900
@@ -103,6 +107,10 @@ def _check(settings: Settings) -> Settings:
         raise ConfigError(
             f"batch_bytes_max ({settings.batch_bytes_max}) must be at least "
             f"batch_bytes ({settings.batch_bytes})"
+        )
+    if not 0 <= settings.http_redirect_port <= 65535 or settings.http_redirect_port == settings.port:
+        raise ConfigError(
+            f"http_redirect_port must be 0 or a port other than port, not {settings.http_redirect_port}"
         )
     if settings.digest_interval_s < 0:
         raise ConfigError(f"digest_interval_s must be 0 or more, not {settings.digest_interval_s}")

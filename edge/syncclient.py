@@ -40,6 +40,7 @@ from pathlib import Path
 from edge import protocol
 from edge.backupstate import backup_age_s
 from edge.disk import is_disk_error
+from edge.lantls import install_renewed
 from edge.node import Node
 from edge.protocol import RECORDED_KINDS
 from edge.settings import Settings
@@ -290,6 +291,7 @@ class _Round:
         self._calibrate()
         reply = self._hello()
         self._apply_certs(reply.certs)
+        _install_lan_cert(self.node, reply.tls_cert)
         if self._restamp(reply.have) or reply.have != known_have:
             batches = self.pending(reply.have)
         self._push(batches, reply.have)
@@ -534,6 +536,18 @@ class _Round:
                 SyncState.set_feed_cursor(self.replica, 0)
                 self.problem = self.problem or MISMATCH
             return
+
+
+def _install_lan_cert(node: Node, chain: bytes) -> None:
+    """A renewed HTTPS certificate for the office LAN, from the city (edge.lantls): installed
+    for the server's next start; one that does not check out is logged and the round goes on."""
+    try:
+        if install_renewed(node.data_dir, chain):
+            log.warning(
+                "a renewed HTTPS certificate from the city is installed: restart the box's server to use it"
+            )
+    except (ValueError, OSError) as exc:
+        log.error("the city sent an HTTPS certificate this box does not accept: %s", exc)
 
 
 _round_locks: weakref.WeakKeyDictionary[Node, threading.Lock] = weakref.WeakKeyDictionary()

@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import sqlite3
 import sys
+import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -253,6 +255,13 @@ def _add_provision(sub: _Commands) -> None:
         action="store_true",
         help="TESTS/DEMO ONLY: let the box sync over plain http://",
     )
+    create.add_argument(
+        "--lan-name",
+        action="append",
+        default=None,
+        help="a name or address clerks reach the box by, for its HTTPS certificate (repeat; "
+        "default motcua-UNIT and localhost)",
+    )
     create.set_defaults(func=_provision_create)
     apply = provision_sub.add_parser("apply", help="on the box: verify a kit and create the node from it")
     apply.add_argument("kit", metavar="KIT_DIR", help="the kit directory (on the USB stick)")
@@ -325,6 +334,7 @@ def _serve_edge(args: argparse.Namespace, settings: Settings, disk: DiskState | 
     import uvicorn
 
     from edge.app import create_app
+    from edge.lantls import RedirectToHttps, box_tls
     from edge.node import open_node
 
     try:
@@ -342,11 +352,43 @@ def _serve_edge(args: argparse.Namespace, settings: Settings, disk: DiskState | 
         # It opened: clerks can find and print what was saved, writes answer "disk full" until
         # space is freed, and then work without a restart.
         print(f"motcua: warning: the disk of {args.data} is full: nothing can be saved", file=sys.stderr)
+    tls = box_tls(args.data) if settings.https else None
+    if tls is not None:
+        settings = replace(settings, secure_cookies=True)
     app = create_app(settings, node)
-    print(f"serving {node.identity.node} on http://{settings.host}:{settings.port}/", flush=True)
+    redirect = None
+    if tls is not None and settings.http_redirect_port:
+        redirect = uvicorn.Server(
+            uvicorn.Config(
+                RedirectToHttps(settings.port),
+                host=settings.host,
+                port=settings.http_redirect_port,
+                log_level="warning",
+                lifespan="off",
+            )
+        )
+        # Off the main thread uvicorn installs no signal handlers: the main server owns SIGTERM.
+        threading.Thread(target=redirect.run, name="http-redirect", daemon=True).start()
+        print(
+            f"plain HTTP on port {settings.http_redirect_port} answers with a redirect to HTTPS", flush=True
+        )
+    scheme = "https" if tls is not None else "http"
+    print(f"serving {node.identity.node} on {scheme}://{settings.host}:{settings.port}/", flush=True)
+    if tls is None and settings.https:
+        print(f"motcua: warning: no certificate in {args.data}/tls: serving plain HTTP", file=sys.stderr)
     try:
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", workers=1)
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            workers=1,
+            ssl_certfile=tls[0] if tls else None,
+            ssl_keyfile=tls[1] if tls else None,
+        )
     finally:
+        if redirect is not None:
+            redirect.should_exit = True
         node.close()
     return 0
 

@@ -7,6 +7,9 @@ A kit is a directory (copied to a USB stick) made at the city by :func:`create_k
     node.key.p8            the node's private key, PKCS#8, encrypted with the kit's passphrase
     snapshot.msgpack       the unit's scope as the city holds it: its signed batches and the
                            certificates of the nodes that authored them
+    tls/box.pem            the box's HTTPS certificate for the office LAN, issued by the city's CA
+                           (followed by the CA's certificate); tls/city-ca.pem the CA's alone
+    tls/box.key.p8         its private key, sealed with the kit's passphrase like node.key.p8
     litestream.yml         backup config of the node's database (file replica on a second disk)
     systemd/*.service      the edge server and the backup, as services
     install.sh             venv + offline install from wheelhouse/, then ``provision apply``
@@ -61,7 +64,9 @@ from cryptography.hazmat.primitives.serialization import (
 
 from central.city import City
 from central.registry import add_node
+from central.tls import BOXES, TLS_DIR, issue_server_cert, key_pem, new_key, open_ca
 from edge.errors import ConfigError
+from edge.lantls import BOX_CERT, BOX_KEY, CITY_CA
 from edge.node import NODE_FILE, Node, NodeConfig, create_node_dir
 from edge.syncstate import SyncState
 from ops import kitfiles
@@ -84,6 +89,8 @@ MAX_SCRYPT_N, MAX_SCRYPT_R, MAX_SCRYPT_P = 2**17, 8, 2
 """The key file names its scrypt cost; a damaged or hostile one must not make an old box spend
 gigabytes of memory or minutes deriving (at most twice the memory and time of today's cost)."""
 KEY_PEM_LABEL = "MOTCUA SCRYPT AES-GCM ENCRYPTED PKCS8 KEY"
+TLS_KEY_LABEL = "MOTCUA SCRYPT AES-GCM ENCRYPTED TLS KEY"
+KIT_TLS_CERT, KIT_TLS_KEY, KIT_CITY_CA = "tls/box.pem", "tls/box.key.p8", "tls/city-ca.pem"
 
 
 class KitRefused(ConfigError):
@@ -163,6 +170,51 @@ def decrypt_key(data: bytes, unit: str, passphrase: str) -> Identity:
     )
 
 
+def seal_tls_key(key_pem: bytes, node: str, passphrase: str) -> bytes:
+    """The box's TLS key, sealed like the node key (scrypt + AES-256-GCM, the node id bound in)."""
+    salt, nonce = os.urandom(16), os.urandom(12)
+    key = _kdf(salt, SCRYPT_N, SCRYPT_R, SCRYPT_P).derive(passphrase.encode())
+    sealed = AESGCM(key).encrypt(nonce, key_pem, f"tls:{node}".encode())
+    headers = f"Node: {node}\nKDF: scrypt,{SCRYPT_N},{SCRYPT_R},{SCRYPT_P},{salt.hex()}\n"
+    headers += f"Cipher: AES-256-GCM,{nonce.hex()}\n\n"
+    body = base64.encodebytes(sealed).decode()
+    return f"-----BEGIN {TLS_KEY_LABEL}-----\n{headers}{body}-----END {TLS_KEY_LABEL}-----\n".encode()
+
+
+def open_tls_key(data: bytes, node: str, passphrase: str) -> bytes:
+    try:
+        text = data.decode("ascii")
+        head, _, rest = text.partition("\n\n")
+        fields = dict(line.split(": ", 1) for line in head.splitlines()[1:])
+        _, n, r, p, salt = fields["KDF"].split(",")
+        cost = int(n), int(r), int(p)
+        if not (
+            2 <= cost[0] <= MAX_SCRYPT_N and 1 <= cost[1] <= MAX_SCRYPT_R and 1 <= cost[2] <= MAX_SCRYPT_P
+        ):
+            raise ValueError(f"scrypt parameters {cost} are outside what a kit uses")
+        nonce = bytes.fromhex(fields["Cipher"].split(",")[1])
+        sealed = base64.decodebytes(rest.split("-----END", 1)[0].encode())
+        kdf = _kdf(bytes.fromhex(salt), *cost)
+    except (ValueError, KeyError, IndexError) as exc:
+        raise KitRefused(f"{KIT_TLS_KEY} is not a motcua key file; ask city IT for a new kit") from exc
+    try:
+        return AESGCM(kdf.derive(passphrase.encode())).decrypt(nonce, sealed, f"tls:{node}".encode())
+    except (InvalidTag, ValueError):
+        raise KitRefused(f"{KIT_TLS_KEY} did not open with the kit's passphrase; ask city IT") from None
+
+
+def issue_box_tls(city: City, node: str, names: list[str]) -> tuple[bytes, bytes, bytes]:
+    """(certificate chain, private key, CA certificate) PEM of a box's LAN HTTPS; the city keeps
+    the certificate in DIR/tls/boxes/NODE.pem (never the key)."""
+    ca = open_ca(city.node.data_dir)
+    key = new_key()
+    cert = issue_server_cert(ca, key.public_key(), names, common_name=f"motcua {node}")
+    boxes = city.node.data_dir / TLS_DIR / BOXES
+    boxes.mkdir(parents=True, exist_ok=True)
+    (boxes / f"{node}.pem").write_bytes(cert)
+    return cert + ca.pem, key_pem(key), ca.pem
+
+
 def check_passphrase(passphrase: str) -> None:
     if len(passphrase) < MIN_PASSPHRASE:
         raise ConfigError(f"the passphrase must have at least {MIN_PASSPHRASE} characters")
@@ -227,6 +279,7 @@ def create_kit(
     valid_days: int = DEFAULT_VALID_DAYS,
     tls_pin: str | None = None,
     insecure_lan_test: bool = False,
+    lan_names: list[str] | None = None,
     wheelhouse_from: Path | None = None,
     progress: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
@@ -260,6 +313,11 @@ def create_kit(
         config["format"] = KIT_FORMAT
         (work / NODE_JSON).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         (work / KEY_FILE).write_bytes(encrypt_key(new.identity, passphrase))
+        chain, tls_key, ca_pem = issue_box_tls(city, node_id, lan_names or [f"motcua-{unit}", "localhost"])
+        (work / "tls").mkdir()
+        (work / KIT_TLS_CERT).write_bytes(chain)
+        (work / KIT_TLS_KEY).write_bytes(seal_tls_key(tls_key, node_id, passphrase))
+        (work / KIT_CITY_CA).write_bytes(ca_pem)
         snapshot = city_snapshot(city, unit, node_id)
         (work / SNAPSHOT).write_bytes(wire.encode(snapshot))
         progress(f"snapshot: {len(snapshot.batches)} signed batches, {len(snapshot.certs)} certificates")
@@ -428,6 +486,7 @@ def apply_kit(
     try:
         ops = _build(work, identity, config, verified.city_key, snapshot, clock)
         shutil.copyfile(verified.kit / LITESTREAM, work / LITESTREAM)
+        _install_tls(verified.kit, work, config.node, passphrase)
         if data.exists():
             data.rmdir()  # empty, checked above: a mount point or a directory made for the node
         work.rename(data)
@@ -435,6 +494,20 @@ def apply_kit(
         shutil.rmtree(work, ignore_errors=True)
         raise
     return Applied(config.node, config.unit, fp, already=False, ops=ops)
+
+
+def _install_tls(kit: Path, work: Path, node: str, passphrase: str) -> None:
+    """The box's LAN certificate into DIR/tls (a kit made before it had one: nothing)."""
+    if not (kit / KIT_TLS_CERT).exists():
+        return
+    key = open_tls_key((kit / KIT_TLS_KEY).read_bytes(), node, passphrase)
+    target = work / TLS_DIR
+    target.mkdir(mode=0o700)
+    fd = os.open(target / BOX_KEY, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(key)
+    shutil.copyfile(kit / KIT_TLS_CERT, target / BOX_CERT)
+    shutil.copyfile(kit / KIT_CITY_CA, target / CITY_CA)
 
 
 def _build(

@@ -56,6 +56,7 @@ def create(args: argparse.Namespace) -> int:
             valid_days=args.valid_days,
             tls_pin=args.tls_pin,
             insecure_lan_test=args.insecure_lan_test,
+            lan_names=args.lan_name,
             wheelhouse_from=wheels,
             progress=_say,
         )

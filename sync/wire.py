@@ -122,6 +122,9 @@ class HelloReply(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     """hub time - sender's wall clock at receipt (positive: the sender is behind)."""
     certs: list[Cert] = []
     protocol: int = PROTOCOL
+    tls_cert: bytes = b""
+    """A renewed TLS certificate chain (PEM) for the sender's own server, when the hub has one
+    for it; empty otherwise. The sender checks it against its own key and CA before using it."""
 
 
 class Ack(msgspec.Struct, array_like=True, frozen=True):

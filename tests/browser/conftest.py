@@ -115,6 +115,23 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
     browser.close()
 
 
+@pytest.fixture(scope="module")
+def launch(playwright: Playwright) -> Iterator[Callable[..., Browser]]:
+    """Launch Debian's Chromium with flags of the test's own beside the usual ones; every
+    browser launched is closed at the end of the module."""
+    launched: list[Browser] = []
+
+    def start(*extra: str) -> Browser:
+        launched.append(
+            playwright.chromium.launch(executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, *extra])
+        )
+        return launched[-1]
+
+    yield start
+    for browser in launched:
+        browser.close()
+
+
 class Watch:
     """What the browser did that a clerk's box must never do: reach past the box (every
     request but those to 127.0.0.1 is aborted and noted), throw a script error, or break its

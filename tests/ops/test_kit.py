@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 from centralkit import PASSWORD, serving
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from central.app import create_central_app
 from central.city import init_central, open_central
@@ -132,6 +134,9 @@ def test_create_writes_every_file_of_the_kit_and_signs_the_manifest(made):
         "snapshot.msgpack",
         "systemd/motcua-backup.service",
         "systemd/motcua-edge.service",
+        "tls/box.key.p8",
+        "tls/box.pem",
+        "tls/city-ca.pem",
     ]
     manifest = json.loads((kit_dir / "MANIFEST.json").read_text(encoding="utf-8"))
     assert {f["path"] for f in manifest["files"]} == set(names) - {"MANIFEST.json", "MANIFEST.sig"}
@@ -209,6 +214,34 @@ def city_fingerprint(city_dir: Path) -> str:
         city.close()
 
 
+def test_the_kit_carries_a_lan_certificate_from_the_citys_ca_and_its_key_sealed(
+    made, fresh_kit, tmp_path, capsys
+):
+    city_dir, _, secret = made
+    manifest = json.loads((fresh_kit / "MANIFEST.json").read_text(encoding="utf-8"))
+    sealed = (fresh_kit / "tls" / "box.key.p8").read_bytes()
+    assert b"PRIVATE KEY" not in sealed
+    assert PASSPHRASE.encode() not in sealed
+    ca_pem = (city_dir / "tls" / "ca.pem").read_bytes()
+    assert (fresh_kit / "tls" / "city-ca.pem").read_bytes() == ca_pem
+    data = tmp_path / "box" / "motcua"
+    assert apply(fresh_kit, data, secret) == 0
+    capsys.readouterr()
+    assert (data / "tls" / "box.key").stat().st_mode & 0o777 == 0o600
+    chain = x509.load_pem_x509_certificates((data / "tls" / "box.pem").read_bytes())
+    leaf, ca = chain[0], x509.load_pem_x509_certificate(ca_pem)
+    assert chain[1] == ca
+    leaf.verify_directly_issued_by(ca)
+    key = load_pem_private_key((data / "tls" / "box.key").read_bytes(), password=None)
+    assert key.public_key() == leaf.public_key()
+    names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == [f"motcua-{UNIT}", "localhost"]
+    # The city keeps the certificate (for the fleet page and renewals), never the key.
+    kept = city_dir / "tls" / "boxes" / f"{manifest['node']}.pem"
+    assert x509.load_pem_x509_certificate(kept.read_bytes()) == leaf
+    assert sorted(p.name for p in (city_dir / "tls").rglob("*key*")) == ["ca.key"]
+
+
 def test_applying_the_same_kit_twice_is_harmless(made, fresh_kit, tmp_path, capsys):
     _, _, secret = made
     data = tmp_path / "box" / "motcua"
@@ -235,6 +268,9 @@ KIT_FILES = [
     "snapshot.msgpack",
     "systemd/motcua-backup.service",
     "systemd/motcua-edge.service",
+    "tls/box.key.p8",
+    "tls/box.pem",
+    "tls/city-ca.pem",
 ]
 
 
