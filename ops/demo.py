@@ -10,8 +10,8 @@ servers run in this process; every commune syncs with the city in the background
 link that the landing page (or ``--offline-unit``) switches off, so a visitor sees dossiers
 queue, the badge turn offline, the transmission record fill with failures, and everything catch
 up when the link returns. A simulated national portal (``central/upstream/simulator.py``) runs
-beside them: the city sends every dossier to it, and the portal refuses one (an applicant the
-demo marks), which city IT finds in the dead letters of ``/fleet/upstream``. Ctrl-C stops it all
+beside them: the city sends every dossier to it, and the portal refuses one (Ninh Kiều's first),
+which city IT finds in the dead letters of ``/fleet/upstream``. Ctrl-C stops it all
 cleanly.
 """
 
@@ -72,8 +72,6 @@ DEMO_SCAN = check_scan(
 addressed by content)."""
 PASSWORD = "Demo2025"  # noqa: S105 (a published demo password)
 PORTAL_USER, PORTAL_PASSWORD = "motcua-demo", "demo-portal-password"  # the simulated portal's
-REFUSED_APPLICANT = "Lê Văn Từ Chối"
-"""A generated name; the simulated portal refuses this applicant's dossier (a dead letter)."""
 DEMO_UNIT_CODES = {"31135": "000.31.35.H13", "31120": "000.31.20.H13"}
 """Electronic identifier codes in the portal's shape, made up for the demo."""
 KIT_PASSPHRASE = "demo-kit-passphrase"  # noqa: S105 (the demo's kits only)
@@ -114,6 +112,8 @@ class World:
     city: City
     edges: dict[str, Node]
     links: Links = field(default_factory=Links)
+    refused: str | None = None
+    """The portal code of the one dossier the simulated portal refuses (a dead letter)."""
 
     def close(self) -> None:
         for edge in self.edges.values():
@@ -194,19 +194,16 @@ def build(
         other = next(u for u in COMMUNES if u != unit)
         made, routed = _generate(edge, other, dossiers, rnd)
         say(f"commune {unit}: {made} dossiers received ({routed} for {other}, non-territorial)")
-    who = person(rnd)
-    refused = Draft(
-        procedure=PILOT_PROCEDURES[0].code,
-        applicant_name=REFUSED_APPLICANT,
-        citizen_id=who.citizen_id,
-        dob=who.dob,
-        phone=who.phone,
-        address=who.address,
-        address_unit="31135",
-    )
-    ninh_kieu = Actor("canbo_ninhkieu", "Cán bộ ninhkieu", "31135", "clerk")
-    receive(edges["31135"], ninh_kieu, refused, [], CLOCK_TRUSTED)
-    return World(directory, city, edges)
+    world = World(directory, city, edges)
+    with edges["31135"].reader() as conn:
+        row = conn.execute(
+            "SELECT code FROM dossiers WHERE receiving_unit = '31135' ORDER BY code LIMIT 1"
+        ).fetchone()
+    if row is not None:
+        unit, day, seq = str(row[0]).rsplit("-", 2)
+        world.refused = f"{DEMO_UNIT_CODES[unit]}-{day}-{seq}"
+        say(f"the simulated portal will refuse dossier {row[0]} (on the portal {world.refused})")
+    return world
 
 
 def configure_portal(city: City, portal_url: str) -> None:
@@ -290,7 +287,7 @@ def serve(world: World, host: str, base_port: int, sync_interval_s: int = 10) ->
     runner = Runner(world.city.node.data_dir, store, world.city.node.replica, world.city.node.identity.sign)
     apps = {"city": create_central_app(load(world.city.node.data_dir), Hub(world.city), upstream=store)}
     portal = create_simulator("dvcqg", PORTAL_USER, PORTAL_PASSWORD)
-    portal.state.portal.set_faults({"refuse_names": [REFUSED_APPLICANT]})
+    portal.state.portal.set_faults({"refuse": [world.refused] if world.refused else []})
     apps["portal"] = portal
     for i, (unit, edge) in enumerate(world.edges.items()):
         urls[unit] = f"http://{host}:{base_port + 2 + i}"
