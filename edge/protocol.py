@@ -111,9 +111,10 @@ def apply_certs(replica: Replica, me: str, certs: Iterable[wire.Cert]) -> None:
 
 
 def verify_with_certs(replica: Replica, certs: Mapping[str, wire.Cert], batch: Batch) -> list[Verified]:
-    """Verify a batch as the replica will once ``certs`` are applied: an origin's key and
-    revocation from its certificate, else the key the replica trusts. For a bundle, whose
-    certificates are applied only if everything in it verifies."""
+    """Verify a batch as the replica will once ``certs`` are applied (:func:`apply_certs`): an
+    origin's key from its certificate, else the key the replica trusts; its revocation from its
+    certificate, else the replica's. For a bundle, whose certificates are applied only if
+    everything in it verifies; the merges then take what this returned."""
 
     def key_verify(origin: str, signature: bytes, message: bytes) -> None:
         cert = certs.get(origin)
@@ -121,7 +122,9 @@ def verify_with_certs(replica: Replica, certs: Mapping[str, wire.Cert], batch: B
 
     def revoked_after(origin: str) -> int | None:
         cert = certs.get(origin)
-        return cert.revoked_after if cert else None
+        if cert is not None and cert.revoked_after is not None:
+            return cert.revoked_after
+        return replica.revoked_after(origin)
 
     return verify_batch(batch, key_verify, revoked_after)
 

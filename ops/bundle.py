@@ -381,15 +381,14 @@ def _import_at_edge(node: Node, data: bytes, progress: Progress | None) -> Impor
     certs = {cert.node: cert for cert in protocol.check_certs(contents.certs, city_key)}
     acks = [protocol.check_ack(ack, city_key, me) for ack in contents.acks]
     batches = _decode_all(contents.batches, progress)
-    for batch in batches:
-        protocol.verify_with_certs(replica, certs, batch)
+    verified = [protocol.verify_with_certs(replica, certs, batch) for batch in batches]
     _check_blobs(contents.blobs)
 
     # Apply: certificates, then batches in order (each all or nothing), cursor, receipts, scans.
     protocol.apply_certs(replica, me, certs.values())
     report = ImportReport(sender=contents.sender, acks=acks)
     for i, batch in enumerate(batches, 1):
-        merged = replica.merge(batch)
+        merged = replica.merge(batch, verified=verified[i - 1])
         report.applied += merged.applied
         report.duplicates += merged.duplicates
         report.ops += protocol.op_count([batch])

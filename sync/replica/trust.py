@@ -33,6 +33,10 @@ class Trust(Core):
         self._revoked[node] = after
         return after
 
+    def revoked_after(self, node: str) -> int | None:
+        """The last of ``node``'s seqs this replica accepts; None: not revoked."""
+        return self._revoked.get(node)
+
     def public_key(self, node: str) -> bytes:
         key = self._keys.get(node)
         if key is None:
@@ -48,4 +52,4 @@ class Trust(Core):
 
     def verify(self, batch: Batch) -> list[Verified]:
         """Check every run of a batch against the keys and revocations this replica holds."""
-        return verify_batch(batch, self._verify, self._revoked.get)
+        return verify_batch(batch, self._verify, self.revoked_after)

@@ -299,3 +299,32 @@ def test_a_bundle_written_before_the_box_corrected_its_clock_is_refused_whole(st
         assert "superseded by the box's corrected log" in refused.value.message
         assert stick.city_log() == held
     assert city.fleet.attempts(me)[0].error_code == "bundle_superseded"
+
+
+def test_a_city_bundle_carrying_ops_of_a_node_the_box_holds_revoked_is_refused_whole(stick: Stick) -> None:
+    """The box checks every batch of a city bundle with the keys and revocations it will hold
+    once the bundle's certificates are applied, the revocations it already holds included; the
+    merges then take what that check verified."""
+    from edgekit import CLOCK_OK, actor, sample_input
+
+    new = add_node(stick.city, OTHER, "http://127.0.0.1:1")
+    write_node_file(stick.tmp / "other.node.json", new.node_file)
+    other = init_from_node_file(stick.tmp / "other", stick.tmp / "other.node.json")
+    try:
+        path = stick.tmp / "provision-other.bundle"
+        bundle.export_from_city(stick.city, other.identity.node, path)
+        bundle.import_at_edge(other, path)
+        draft = sample_input(handling_unit=UNIT, address_unit=OTHER)
+        dossier = receive(other, actor("canbo_caikhe"), draft, [], CLOCK_OK).id
+        path = stick.tmp / "from-other.bundle"
+        bundle.export_from_edge(other, path)
+        bundle.import_at_city(stick.city, path)
+    finally:
+        other.close()
+    stick.edge.replica.trust(new.identity.node, new.identity.public_raw)
+    stick.edge.replica.revoke(new.identity.node, 0)  # learnt before; the city's bundle does not say so
+    before = stick.edge_log()
+    with pytest.raises(RevokedNode):
+        stick.to_edge()
+    assert stick.edge_log() == before
+    assert stick.edge.replica.state("dossier", dossier) is None
