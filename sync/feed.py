@@ -42,6 +42,11 @@ def update_scopes(
     conn: sqlite3.Connection, registry: Registry, states: Mapping[tuple[str, str], State]
 ) -> None:
     """Add the scope keys the changed entities have now (never remove: scopes only grow)."""
+    add_scope_keys(conn, scope_keys(registry, states))
+
+
+def scope_keys(registry: Registry, states: Mapping[tuple[str, str], State]) -> list[tuple[str, str, str]]:
+    """(kind, entity, scope key) of every scope key these entities' states have."""
     wanted: list[tuple[str, str, str]] = []
     for (kind_name, entity), state in states.items():
         if kind_name not in registry:
@@ -50,6 +55,11 @@ def update_scopes(
         if scope_of is None:
             continue
         wanted.extend((kind_name, entity, key) for key in scope_of(state))
+    return wanted
+
+
+def add_scope_keys(conn: sqlite3.Connection, wanted: Sequence[tuple[str, str, str]]) -> None:
+    """Add (kind, entity, scope key) rows entered at the feed's head now (kept if held)."""
     if not wanted:
         return
     position = head(conn)

@@ -33,6 +33,7 @@ from sync.replica.export import DEFAULT_BATCH_BYTES, SEAL_MAX_OPS, Export
 from sync.replica.log import Admit, Log
 from sync.replica.meta import Meta
 from sync.replica.reads import Reads
+from sync.replica.sqlite import SqliteStore
 from sync.replica.tail import Tail
 from sync.replica.writer import REMEMBERED, Writer
 
@@ -82,6 +83,7 @@ class Replica(Log, Tail, Export, Reads, Meta):
         self._idle_lock = threading.Lock()
         self._closed = False
         self.conn = connect(self.path)
+        self.store = SqliteStore(self.conn)
         install(self.conn)
         if migrate is not None:
             migrate(self.conn)

@@ -16,6 +16,7 @@ from sync.db import connect
 from sync.errors import RevokedNode
 from sync.fold import Registry
 from sync.identity import Identity
+from sync.storage import Store
 from sync.vector import Vector
 
 READERS_KEPT = 4
@@ -64,6 +65,7 @@ class Core:
     registry: Registry
     clock: Clock
     conn: sqlite3.Connection
+    store: Store
     _lock: threading.RLock
     _idle: list[sqlite3.Connection]
     _idle_lock: threading.Lock
@@ -144,20 +146,19 @@ class Core:
         keys: dict[str, bytes | None] = {}
         revoked: dict[str, int] = {}
         heads: dict[str, int] = {}
-        rows = self.conn.execute("SELECT id, node, public_key, head, revoked_after FROM sync_node").fetchall()
-        for node_id, node, key, head, revoked_after in rows:
-            ids[node] = node_id
-            keys[node] = key
-            heads[node] = head
-            if revoked_after is not None:
-                revoked[node] = revoked_after
+        for row in self.store.nodes():
+            ids[row.node] = row.id
+            keys[row.node] = row.public_key
+            heads[row.node] = row.head
+            if row.revoked_after is not None:
+                revoked[row.node] = row.revoked_after
         self._ids, self._keys, self._revoked, self._heads = ids, keys, revoked, heads
-        row = self.conn.execute("SELECT value FROM sync_meta WHERE key = 'hlc'").fetchone()
-        if row is not None:
-            self.clock.advance_to(Stamp.unpack(int(row[0])))
+        hlc = self.store.get_meta("hlc")
+        if hlc is not None:
+            self.clock.advance_to(Stamp.unpack(int(hlc)))
 
     def _version(self) -> int:
-        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+        return self.store.version()
 
     def _refresh(self) -> None:
         """Reload the caches if another connection (another process: a CLI beside the server)
@@ -169,26 +170,19 @@ class Core:
             self._load()
 
     def _save_clock(self) -> None:
-        self.conn.execute(
-            "INSERT INTO sync_meta (key, value) VALUES ('hlc', ?) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (self.clock.last.pack(),),
-        )
+        self.store.set_meta("hlc", self.clock.last.pack())
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
         with self._lock:
-            self.conn.execute("BEGIN IMMEDIATE")
+            self.store.begin()
             try:
                 self._refresh()
                 yield
-                self.conn.execute("COMMIT")
+                self.store.commit()
             except BaseException as exc:
-                # SQLite may already have rolled back itself (a full disk at COMMIT does): a
-                # second ROLLBACK would fail and hide the real error, and the heads kept in
-                # memory must be reloaded either way, or the next op would leave a gap.
-                if self.conn.in_transaction:
-                    self.conn.execute("ROLLBACK")
+                # The heads kept in memory must be reloaded, or the next op would leave a gap.
+                self.store.rollback()
                 self._load()
                 if isinstance(exc, sqlite3.IntegrityError) and str(exc) == _REVOKED_MESSAGE:
                     raise RevokedNode(
@@ -207,8 +201,7 @@ class Core:
     def _node_id(self, node: str) -> int:
         node_id = self._ids.get(node)
         if node_id is None:
-            cur = self.conn.execute("INSERT INTO sync_node (node) VALUES (?)", (node,))
-            node_id = int(cur.lastrowid or 0)
+            node_id = self.store.add_node(node)
             self._ids[node] = node_id
             self._heads[node] = 0
         return node_id

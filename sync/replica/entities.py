@@ -7,22 +7,16 @@ import struct
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-import msgspec
 
 from sync import feed
 from sync import ops as opcodec
 from sync.fold import Conflict, Kind, State, apply
 from sync.ops import Op
 from sync.replica.core import (
-    _CHUNK,
     Core,
     EntityKey,
 )
-
-_state_encoder = msgspec.json.Encoder(order="sorted")
-_state_decoder = msgspec.json.Decoder(dict[str, Any])
+from sync.storage import EntityRow
 
 
 @dataclass
@@ -35,12 +29,8 @@ class MergeReport:
     unknown_kinds: int = 0
 
 
-@dataclass
-class _Row:
-    state: State
-    last: tuple[int, str]
-    refs: bytes
-    """(node id, seq) of every op of the entity, packed by :func:`_pack_refs`."""
+_Row = EntityRow
+"""What is held of one entity (its refs packed by :func:`_pack_refs`)."""
 
 
 def _pack_refs(pairs: Sequence[tuple[int, int]]) -> bytes:
@@ -101,11 +91,7 @@ class Entities(Core):
         self._store_rows(changed)
 
     def _bodies(self, refs: bytes) -> list[bytes]:
-        get = self.conn.execute
-        return [
-            get("SELECT body FROM sync_op WHERE node = ? AND seq = ?", ref).fetchone()[0]
-            for ref in _unpack_refs(refs)
-        ]
+        return self.store.ref_bodies(_unpack_refs(refs))
 
     def _refold(self, kind: Kind, entity: str, refs: bytes, conflicts: list[Conflict]) -> _Row:
         """Fold an entity's whole history again: the price of a late op, paid by its entity only."""
@@ -113,7 +99,7 @@ class Entities(Core):
         state = apply(kind, {}, ops, conflicts)
         if conflicts:
             state["_conflicts"] = [[c.node, c.seq, c.action, c.reason] for c in conflicts]
-        self.conn.execute("DELETE FROM sync_conflict WHERE kind = ? AND entity = ?", (kind.name, entity))
+        self.store.clear_conflicts(kind.name, entity)
         return _Row(state, ops[-1].key, refs)
 
     def _load_rows(self, keys: Sequence[EntityKey]) -> dict[EntityKey, _Row]:
@@ -121,43 +107,22 @@ class Entities(Core):
         by_kind: dict[str, list[str]] = defaultdict(list)
         for kind, entity in keys:
             by_kind[kind].append(entity)
-        decode = _state_decoder.decode
         for kind, entities in by_kind.items():
-            for i in range(0, len(entities), _CHUNK):
-                chunk = entities[i : i + _CHUNK]
-                marks = ",".join("?" * len(chunk))
-                for entity, state, stamp, node, refs in self.conn.execute(
-                    "SELECT entity, state, last_stamp, last_node, refs FROM sync_entity "
-                    f"WHERE kind = ? AND entity IN ({marks})",
-                    (kind, *chunk),
-                ):
-                    out[(kind, entity)] = _Row(decode(state), (stamp, node), refs)
+            for entity, row in self.store.entity_rows(kind, entities).items():
+                out[(kind, entity)] = row
         return out
 
     def _store_rows(self, rows: Mapping[EntityKey, _Row]) -> None:
-        conn = self.conn
-        encode = _state_encoder.encode
-        conn.executemany(
-            "INSERT INTO sync_entity (kind, entity, state, last_stamp, last_node, refs) "
-            "VALUES (?,?,?,?,?,?) ON CONFLICT (kind, entity) DO UPDATE SET state = excluded.state, "
-            "last_stamp = excluded.last_stamp, last_node = excluded.last_node, refs = excluded.refs",
-            [
-                (kind, entity, encode(row.state), row.last[0], row.last[1], row.refs)
-                for (kind, entity), row in rows.items()
-            ],
-        )
-        feed.update_scopes(conn, self.registry, {key: row.state for key, row in rows.items()})
-        conflict_rows = [
-            (kind, entity, c[0], c[1], c[2], c[3])
+        store = self.store
+        store.put_entities(rows)
+        store.add_scope_keys(feed.scope_keys(self.registry, {key: row.state for key, row in rows.items()}))
+        conflicts = [
+            Conflict(kind, entity, *c)
             for (kind, entity), row in rows.items()
             for c in row.state.get("_conflicts", ())
         ]
-        if conflict_rows:
-            conn.executemany(
-                "INSERT OR IGNORE INTO sync_conflict (kind, entity, node, seq, action, reason) "
-                "VALUES (?,?,?,?,?,?)",
-                conflict_rows,
-            )
+        if conflicts:
+            store.add_conflicts(conflicts)
         by_kind: dict[str, list[tuple[str, State]]] = defaultdict(list)
         for (kind, entity), row in rows.items():
             by_kind[kind].append((entity, row.state))
@@ -167,14 +132,14 @@ class Entities(Core):
                 if project is not None:
                     self._projecting = True
                     try:
-                        project(conn, items)
+                        project(self.conn, items)
                     finally:
                         self._projecting = False
 
     def refold_all(self) -> int:
         """Re-fold every entity from the log (after an upgrade that registers new kinds)."""
         with self._transaction():
-            rows = self.conn.execute("SELECT kind, entity, refs FROM sync_entity").fetchall()
+            rows = self.store.all_refs()
             changed = {
                 (kind_name, entity): self._refold(self.registry[kind_name], entity, refs, [])
                 for kind_name, entity, refs in rows

@@ -12,6 +12,7 @@ from sync.replica.core import (
     Core,
     _locked,
 )
+from sync.storage import SealRow
 
 SEAL_MAX_OPS = 1024
 DEFAULT_BATCH_BYTES = 256 * 1024
@@ -31,23 +32,13 @@ class Export(Core):
         me = self.identity.node
         made = 0
         node_id = self._node_id(me)
-        row = self.conn.execute("SELECT max(last) FROM sync_seal WHERE node = ?", (node_id,)).fetchone()
-        sealed = int(row[0] or 0)
+        sealed = self.store.last_sealed(node_id)
         head = self._heads.get(me, 0)
         while sealed < head:
             last = min(head, sealed + max_ops)
-            bodies = [
-                b
-                for (b,) in self.conn.execute(
-                    "SELECT body FROM sync_op WHERE node = ? AND seq BETWEEN ? AND ? ORDER BY seq",
-                    (node_id, sealed + 1, last),
-                )
-            ]
+            bodies = [b for _, b in self.store.op_range(node_id, sealed + 1, last)]
             seal = seal_run(me, sealed + 1, bodies, self.identity.sign)
-            self.conn.execute(
-                "INSERT INTO sync_seal (node, first, last, root, signature) VALUES (?,?,?,?,?)",
-                (node_id, seal.first, seal.last, seal.root, seal.signature),
-            )
+            self.store.add_seal(node_id, SealRow(seal.first, seal.last, seal.root, seal.signature))
             sealed = last
             made += 1
         return made
@@ -89,11 +80,7 @@ class Export(Core):
         node_id = self._ids[node]
         keep = None if only is None else frozenset(only)
         with self._lock:
-            seals = self.conn.execute(
-                "SELECT first, last, root, signature FROM sync_seal "
-                "WHERE node = ? AND last >= ? AND first <= ? ORDER BY first",
-                (node_id, first, last),
-            ).fetchall()
+            seals = self.store.seals(node_id, first, last)
         for index, (s_first, s_last, root, signature) in enumerate(seals):
             seal = Seal(node, s_first, s_last, root, signature)
             lo, hi = max(first, s_first), min(last, s_last)
@@ -102,10 +89,7 @@ class Export(Core):
             # old leaves here are known hashes. Without re-stamps this list is empty.
             newer = [(f, s) for f, s, _, _ in seals[index + 1 :] if f <= s_last]
             with self._lock:
-                rows = self.conn.execute(
-                    "SELECT seq, body FROM sync_op WHERE node = ? AND seq BETWEEN ? AND ? ORDER BY seq",
-                    (node_id, s_first, s_last),
-                ).fetchall()
+                rows = self.store.op_range(node_id, s_first, s_last)
             wanted = [(seq, body) for seq, body in rows if lo <= seq <= hi and (keep is None or seq in keep)]
             if newer:
                 wanted = [(seq, b) for seq, b in wanted if not any(f <= seq <= s for f, s in newer)]
@@ -174,7 +158,7 @@ class Export(Core):
         with self._transaction():
             self._seal(SEAL_MAX_OPS)
             exclude_id = self._ids.get(exclude) if exclude else None
-            part = feed.pull(self.conn, keys, cursor, exclude_id, max_ops)
+            part = self.store.feed_slice(keys, cursor, exclude_id, max_ops)
             runs = (
                 run
                 for node, seqs in sorted(part.ops.items())
@@ -195,18 +179,12 @@ class Export(Core):
         unsent = [(node, seq) for node, seqs in part.ops.items() for seq in seqs if (node, seq) not in sent]
         if not unsent:
             return part
-        first = min(
-            int(row[0])
-            for node, seq in unsent
-            for row in self.conn.execute(
-                "SELECT min(pos) FROM sync_feed WHERE node = ? AND seq = ?", (self._ids[node], seq)
-            )
-        )
+        first = min(self.store.feed_position(self._ids[node], seq) for node, seq in unsent)
         return feed.Slice(part.ops, max(cursor, min(part.cursor, first - 1)), False)
 
     @_locked
     def feed_head(self) -> int:
-        return feed.head(self.conn)
+        return self.store.feed_head()
 
     def backlog(
         self, keys: Iterable[str], cursor: int, *, exclude: str | None = None, cap: int = 100_000
@@ -220,15 +198,9 @@ class Export(Core):
         """Leaf hashes of a seal's ops held here, in the log or still waiting behind a gap."""
         leaves = {seq - seal.first: merkle.leaf_hash(body) for seq, body in rows}
         if len(leaves) < seal.size:
-            for seq, body in self.conn.execute(
-                "SELECT seq, body FROM sync_pending WHERE node = ? AND seq BETWEEN ? AND ?",
-                (node_id, seal.first, seal.last),
-            ):
+            for seq, body in self.store.pending_range(node_id, seal.first, seal.last).items():
                 leaves[seq - seal.first] = merkle.leaf_hash(body)
         return leaves
 
     def _seal_knowledge(self, node_id: int, first: int) -> dict[tuple[int, int], bytes]:
-        rows = self.conn.execute(
-            "SELECT lo, hi, hash FROM sync_seal_hash WHERE node = ? AND first = ?", (node_id, first)
-        )
-        return {(lo, hi): h for lo, hi, h in rows}
+        return self.store.seal_hashes(node_id, first)

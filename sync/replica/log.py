@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
-from sync import feed, merkle
+from sync import merkle
 from sync import ops as opcodec
 from sync.batch import Batch, Verified, decode_batch
 from sync.clock import Stamp
@@ -14,12 +14,12 @@ from sync.errors import EquivocationError
 from sync.fold import Kind, State
 from sync.ops import Op, Payload
 from sync.replica.core import (
-    _CHUNK,
     EntityKey,
 )
 from sync.replica.entities import _REF, Entities, MergeReport, _Row
 from sync.replica.trust import Trust
 from sync.replica.writer import Writer
+from sync.storage import SealRow
 
 Admit = Callable[[Sequence[Op], Mapping[EntityKey, "State | None"]], None]
 """A check a merge runs on every verified op of a batch and the state held of each entity they
@@ -47,19 +47,17 @@ class _Appends:
 
     def insert(self, op: Op) -> bytes:
         node_id = self._log._node_id(op.node)
-        self.conn.execute(
-            "INSERT INTO sync_op (node, seq, body) VALUES (?,?,?)", (node_id, op.seq, opcodec.encode(op))
-        )
+        self._log.store.insert_ops([(node_id, op.seq, opcodec.encode(op))])
         return _REF.pack(node_id, op.seq)
 
     def finish(self, ops: Sequence[Op], rows: Mapping[EntityKey, _Row]) -> None:
         log = self._log
         if log.feed:
-            feed.record(self.conn, log._ids, ops)
+            log.store.feed_append(log._ids, ops)
         log._store_rows(rows)
         me = log.identity.node
         head = ops[-1].seq
-        self.conn.execute("UPDATE sync_node SET head = ? WHERE node = ?", (head, me))
+        log.store.set_head(log._node_id(me), head)
         log._heads[me] = head
         log._save_clock()
 
@@ -132,23 +130,17 @@ class Log(Trust, Entities):
         report: MergeReport,
         rows: Mapping[EntityKey, _Row | None] | None = None,
     ) -> None:
-        conn = self.conn
+        store = self.store
         for run in batch.runs:
             s = run.seal
-            conn.execute(
-                "INSERT OR IGNORE INTO sync_seal (node, first, last, root, signature) VALUES (?,?,?,?,?)",
-                (self._node_id(s.node), s.first, s.last, s.root, s.signature),
-            )
+            node_id = self._node_id(s.node)
+            store.add_seal(node_id, SealRow(s.first, s.last, s.root, s.signature), known=True)
             if run.chosen is not None:
                 # Keep the subtree roots this proof taught us, to prove these ops onward later.
-                conn.executemany(
-                    "INSERT OR IGNORE INTO sync_seal_hash (node, first, lo, hi, hash) VALUES (?,?,?,?,?)",
-                    [
-                        (self._ids[s.node], s.first, lo, hi, h)
-                        for (lo, hi), h in zip(
-                            merkle.proof_ranges(s.size, run.chosen), run.proof, strict=True
-                        )
-                    ],
+                store.add_seal_hashes(
+                    node_id,
+                    s.first,
+                    dict(zip(merkle.proof_ranges(s.size, run.chosen), run.proof, strict=True)),
                 )
         by_node: dict[str, list[Verified]] = defaultdict(list)
         for v in verified:
@@ -172,18 +164,15 @@ class Log(Trust, Entities):
             report.pending += sum(1 for v in waiting if v.op.seq > head)
             fresh.extend(chain)
             if head != before:
-                conn.execute("UPDATE sync_node SET head = ? WHERE id = ?", (head, node_id))
+                store.set_head(node_id, head)
                 self._heads[node] = head
         if not fresh:
             return
         ids = self._ids
-        conn.executemany(
-            "INSERT INTO sync_op (node, seq, body) VALUES (?,?,?)",
-            [(ids[v.op.node], v.op.seq, v.body) for v in fresh],
-        )
+        store.insert_ops([(ids[v.op.node], v.op.seq, v.body) for v in fresh])
         report.applied = len(fresh)
         if self.feed:
-            feed.record(conn, ids, [v.op for v in fresh])
+            store.feed_append(ids, [v.op for v in fresh])
         self._fold([v.op for v in fresh], report, rows)
 
     def _sort_out_partial(
@@ -196,16 +185,8 @@ class Log(Trust, Entities):
             if seen is not None and seen.body != v.body:
                 raise EquivocationError(f"batch holds two different ops {node}#{v.op.seq}")
             items[v.op.seq] = v
-        held: dict[int, bytes] = {}
         seqs = sorted(items)
-        for i in range(0, len(seqs), _CHUNK):
-            chunk = seqs[i : i + _CHUNK]
-            held.update(
-                self.conn.execute(
-                    f"SELECT seq, body FROM sync_op WHERE node = ? AND seq IN ({','.join('?' * len(chunk))})",
-                    (node_id, *chunk),
-                ).fetchall()
-            )
+        held = self.store.op_bodies(node_id, seqs)
         for seq, body in held.items():
             if items[seq].body != body:
                 raise EquivocationError(f"node {node} sent a different op #{seq} than the one already held")
@@ -240,38 +221,25 @@ class Log(Trust, Entities):
     def _stash(self, node: str, node_id: int, waiting: list[Verified]) -> None:
         """Keep verified ops that arrived ahead of a gap; a different body for a seq already
         waiting is equivocation, exactly as for a seq already applied."""
-        held = self._held("sync_pending", node_id, [v.op.seq for v in waiting])
+        seqs = [v.op.seq for v in waiting]
+        held = self.store.pending_range(node_id, min(seqs), max(seqs))
         for v in waiting:
             if v.op.seq in held and held[v.op.seq] != v.body:
                 raise EquivocationError(
                     f"node {node} sent a different op #{v.op.seq} than the one waiting behind a gap"
                 )
-        self.conn.executemany(
-            "INSERT OR IGNORE INTO sync_pending (node, seq, body) VALUES (?,?,?)",
-            [(node_id, v.op.seq, v.body) for v in waiting],
-        )
-
-    def _held(self, table: str, node_id: int, seqs: Sequence[int]) -> dict[int, bytes]:
-        """Bodies of ``table`` (sync_op or sync_pending) for a node's seqs in min..max."""
-        rows = self.conn.execute(
-            f"SELECT seq, body FROM {table} WHERE node = ? AND seq BETWEEN ? AND ?",
-            (node_id, min(seqs), max(seqs)),
-        )
-        return dict(rows.fetchall())
+        self.store.add_pending([(node_id, v.op.seq, v.body) for v in waiting])
 
     def _check_duplicates(
         self, node: str, node_id: int, seqs: list[int], items: Mapping[int, Verified]
     ) -> None:
-        held = self._held("sync_op", node_id, seqs)
+        held = dict(self.store.op_range(node_id, min(seqs), max(seqs)))
         for seq in seqs:
             if held.get(seq) != items[seq].body:
                 raise EquivocationError(f"node {node} sent a different op #{seq} than the one already held")
 
     def _drain_pending(self, node_id: int, head: int, run: list[Verified]) -> int:
-        rows = self.conn.execute(
-            "SELECT seq, body FROM sync_pending WHERE node = ? AND seq > ? ORDER BY seq",
-            (node_id, head - len(run)),
-        ).fetchall()
+        rows = self.store.pending_after(node_id, head - len(run))
         if not rows:
             return head
         have = {v.op.seq: v.body for v in run}
@@ -288,5 +256,5 @@ class Log(Trust, Entities):
                 break
             run.append(Verified(opcodec.decode(body), body))
             head = seq
-        self.conn.execute("DELETE FROM sync_pending WHERE node = ? AND seq <= ?", (node_id, head))
+        self.store.drop_pending_through(node_id, head)
         return head

@@ -19,16 +19,12 @@ class Meta(Core):
     @_locked
     def meta(self, key: str, default: int | str | None = None) -> int | str | None:
         """A value this node keeps next to its log (a feed cursor, a clock offset …)."""
-        row = self.conn.execute("SELECT value FROM sync_meta WHERE key = ?", (f"app:{key}",)).fetchone()
-        return default if row is None else row[0]
+        value = self.store.get_meta(f"app:{key}")
+        return default if value is None else value
 
     def set_meta(self, key: str, value: int | str) -> None:
         with self._transaction():
-            self.conn.execute(
-                "INSERT INTO sync_meta (key, value) VALUES (?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (f"app:{key}", value),
-            )
+            self.store.set_meta(f"app:{key}", value)
 
     # --- peers ----------------------------------------------------------------------------
 

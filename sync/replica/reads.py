@@ -13,7 +13,7 @@ from sync.replica.core import (
     EntityKey,
     _locked,
 )
-from sync.replica.entities import Entities, _state_decoder
+from sync.replica.entities import Entities
 
 
 class Reads(Entities):
@@ -21,40 +21,23 @@ class Reads(Entities):
 
     @_locked
     def state(self, kind: str, entity: str) -> State | None:
-        row = self.conn.execute(
-            "SELECT state FROM sync_entity WHERE kind = ? AND entity = ?", (kind, entity)
-        ).fetchone()
-        return None if row is None else _state_decoder.decode(row[0])
+        return self.store.state(kind, entity)
 
     @_locked
     def states(self, kind: str | None = None) -> dict[EntityKey, State]:
-        query = "SELECT kind, entity, state FROM sync_entity"
-        rows = self.conn.execute(query + " WHERE kind = ?", (kind,)) if kind else self.conn.execute(query)
-        return {(k, e): _state_decoder.decode(s) for k, e, s in rows}
+        return self.store.states(kind)
 
     @_locked
     def ops_of(self, kind: str, entity: str) -> list[Op]:
         """Every op of an entity held here, in fold order."""
-        row = self.conn.execute(
-            "SELECT refs FROM sync_entity WHERE kind = ? AND entity = ?", (kind, entity)
-        ).fetchone()
-        if row is None:
+        refs = self.store.entity_refs(kind, entity)
+        if refs is None:
             return []
-        return sorted((opcodec.decode(b) for b in self._bodies(row[0])), key=lambda op: op.key)
+        return sorted((opcodec.decode(b) for b in self._bodies(refs)), key=lambda op: op.key)
 
     @_locked
     def conflicts(self, kind: str | None = None, entity: str | None = None) -> list[Conflict]:
-        query = "SELECT kind, entity, node, seq, action, reason FROM sync_conflict WHERE 1=1"
-        params: list[str] = []
-        if kind is not None:
-            query += " AND kind = ?"
-            params.append(kind)
-        if entity is not None:
-            query += " AND entity = ?"
-            params.append(entity)
-        return [
-            Conflict(*row) for row in self.conn.execute(query + " ORDER BY kind, entity, node, seq", params)
-        ]
+        return self.store.conflicts(kind, entity)
 
     @_locked
     def op(self, node: str, seq: int) -> Op | None:
@@ -63,18 +46,16 @@ class Reads(Entities):
         node_id = self._ids.get(node)
         if node_id is None:
             return None
-        row = self.conn.execute(
-            "SELECT body FROM sync_op WHERE node = ? AND seq = ?", (node_id, seq)
-        ).fetchone()
-        return None if row is None else opcodec.decode(row[0])
+        body = self.store.op_body(node_id, seq)
+        return None if body is None else opcodec.decode(body)
 
     @_locked
     def op_count(self) -> int:
-        return int(self.conn.execute("SELECT count(*) FROM sync_op").fetchone()[0])
+        return self.store.op_count()
 
     @_locked
     def pending_count(self) -> int:
-        return int(self.conn.execute("SELECT count(*) FROM sync_pending").fetchone()[0])
+        return self.store.pending_count()
 
     @_locked
     def digest(self) -> bytes:

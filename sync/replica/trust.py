@@ -20,16 +20,15 @@ class Trust(Core):
         check_binding(node, public_raw)
         with self._transaction():
             self._node_id(node)
-            self.conn.execute("UPDATE sync_node SET public_key = ? WHERE node = ?", (public_raw, node))
+            self.store.set_key(node, public_raw)
         self._keys[node] = public_raw
 
     def revoke(self, node: str, after_seq: int | None = None) -> int:
         """Refuse ``node``'s ops after ``after_seq`` (default: what this replica holds now)."""
         with self._transaction():
-            self._node_id(node)
+            node_id = self._node_id(node)
             after = self._heads.get(node, 0) if after_seq is None else after_seq
-            self.conn.execute("UPDATE sync_node SET revoked_after = ? WHERE node = ?", (after, node))
-            self.conn.execute("DELETE FROM sync_pending WHERE node = ? AND seq > ?", (self._ids[node], after))
+            self.store.set_revoked(node_id, after)
         self._revoked[node] = after
         return after
 
