@@ -38,7 +38,7 @@ from edge.dossiers import (
 from edge.errors import EdgeError, InvalidInput, NotAuthenticated, NotFound, TooLarge
 from edge.syncstate import badge
 from edge.uploads import Scan, check_scan, whole_multipart
-from edge.web import audit_refusal, current_actor, state
+from edge.web import audit_refusal, current_actor, log_read, state
 from schema.dossier import Document, Draft, Long, Short
 
 PREFIX = "/api/v1"
@@ -293,7 +293,9 @@ async def list_dossiers(request: Request) -> Response:
 
 async def get_dossier(request: Request) -> Response:
     actor = current_actor(request)
-    return _json(await _read_dossier(request, actor, request.path_params["id"]))
+    found = await _read_dossier(request, actor, request.path_params["id"])
+    log_read(request, actor, "api", found)
+    return _json(found)
 
 
 async def act_on_dossier(request: Request) -> Response:

@@ -19,6 +19,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edge import api, i18n, syncclient, syncloop, views
+from edge.audit import DAY_MS
 from edge.auth import Throttle, Tokens
 from edge.disk import DiskWatch
 from edge.errors import EdgeError
@@ -95,6 +96,8 @@ def create_app(
     serves (for a node with a city; tests pass False and drive rounds themselves); ``extension``
     is what an app built on this one adds (:class:`edge.web.Extension`)."""
     extension = extension or Extension()
+    node.audit.keep_read_ms = settings.read_log_days * DAY_MS
+    node.audit.prune_reads()  # then every thousand reads while the app serves
     templates = make_templates(str(TEMPLATES), *extension.templates)
     app = Starlette(
         lifespan=syncloop.lifespan(node, settings, sync_peer, background=background),

@@ -161,6 +161,34 @@ def clock_confirmed(conn: sqlite3.Connection, dossier_id: str) -> str | None:
     return None if row is None or not row[0] else str(row[0])
 
 
+def dossiers_of_citizen(conn: sqlite3.Connection, actor: Actor, citizen_id: str) -> list[dict[str, Any]]:
+    """The id, code and applicant's name of every dossier the actor may see whose applicant has
+    ``citizen_id``, oldest first: what a data-subject export and the read log's filter cover."""
+    where, params = _scope(actor)
+    return _rows(
+        conn.execute(
+            f"SELECT d.id, d.code, d.applicant_name FROM dossiers AS d "
+            f"WHERE d.applicant_citizen_id = ? AND {where} ORDER BY d.received_at, d.id",
+            [citizen_id, *params],
+        )
+    )
+
+
+def dossier_labels(conn: sqlite3.Connection, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Code and applicant (name, citizen id) of each dossier among ``ids`` this box holds."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    marks = ",".join("?" * len(wanted))
+    rows = _rows(
+        conn.execute(
+            f"SELECT id, code, applicant_name, applicant_citizen_id FROM dossiers WHERE id IN ({marks})",
+            wanted,
+        )
+    )
+    return {row["id"]: row for row in rows}
+
+
 def dossier(conn: sqlite3.Connection, actor: Actor, dossier_id: str) -> dict[str, Any]:
     """One dossier with its steps and attachments; NotFound if absent *or* not visible."""
     where, params = _scope(actor)

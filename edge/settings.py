@@ -58,6 +58,8 @@ class Settings:
     """Batches double after each one the city acknowledges in a round, up to this many bytes."""
     blob_chunk_bytes: int = 262144
     """Pieces scans are sent and fetched in, in bytes (a cut link resumes after the last piece)."""
+    read_log_days: int = 365
+    """How long the box keeps who looked at which dossier (the read log), in days; then pruned."""
 
     @property
     def max_upload_bytes(self) -> int:
@@ -102,6 +104,7 @@ def _check(settings: Settings) -> Settings:
         "batch_bytes",
         "batch_bytes_max",
         "blob_chunk_bytes",
+        "read_log_days",
     )
     if isinstance(settings.batch_bytes_max, int) and settings.batch_bytes_max < settings.batch_bytes:
         raise ConfigError(

@@ -12,7 +12,7 @@ knows nothing of it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -236,6 +236,20 @@ def audit(request: Request, event: str, **detail: object) -> None:
         method=request.method,
         path=request.url.path,
         **detail,
+    )
+
+
+def log_read(request: Request, actor: Actor, what: str, dossier: Mapping[str, Any], **detail: object) -> None:
+    """Note in the read log that ``actor`` read ``dossier`` (a row of ``edge.queries``): its
+    page, receipt, a form, its record, a scan or its API JSON (:data:`edge.audit.READS`). Called
+    once the dossier was found and shown to them, never for a refusal (that is audited)."""
+    state(request).node.audit.read(
+        actor.username,
+        what,
+        str(dossier["id"]),
+        str(dossier.get("code") or "") or None,
+        remote=request.client.host if request.client else None,
+        detail=detail,
     )
 
 

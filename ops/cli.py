@@ -214,6 +214,12 @@ def _add_audit(sub: _Commands) -> None:
     audit.add_argument("--event", help="only this event (login_failed, csrf, cross_unit, sync_refused …)")
     audit.add_argument("--hours", type=int, default=24 * 7, help="how far back (default: a week)")
     audit.add_argument("--limit", type=int, default=200, help="at most this many lines (newest first)")
+    audit.add_argument(
+        "--reads",
+        action="store_true",
+        help="who looked at which dossier (the read log) instead of the refusals",
+    )
+    audit.add_argument("--account", help="with --reads: only this account's reads")
     audit.set_defaults(func=_audit)
 
 
@@ -653,6 +659,23 @@ def _audit(args: argparse.Namespace) -> int:
         print(f"motcua: {path} does not exist: nothing was refused here yet, or DIR is not a node")
         return 0
     log = AuditLog(path)
+    if args.reads:
+        try:
+            since = int((time.time() - args.hours * 3600) * 1000)
+            reads = log.reads(actor=args.account, since_ms=since, limit=args.limit)
+        finally:
+            log.close()
+        print(
+            f"{len(reads)} read(s) of dossiers in the last {args.hours} h "
+            f"(newest first, at most {args.limit})"
+        )
+        for r in reads:
+            detail = json.dumps(r.detail, ensure_ascii=False) if r.detail else ""
+            print(
+                f"  {format_datetime(r.at_ms)}  {r.actor:15} {r.what:8} "
+                f"{r.code or r.dossier or '-'}  {detail}"
+            )
+        return 0
     try:
         since = int((time.time() - args.hours * 3600) * 1000)
         counts = log.counts(since)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from edge.views import audit, dossiers, papers, reports, session, sync
+from edge.views import audit, dossiers, papers, reads, reports, session, sync
 
 
 def routes() -> list[BaseRoute]:
@@ -15,4 +15,5 @@ def routes() -> list[BaseRoute]:
         *reports.routes(),
         *sync.routes(),
         *audit.routes(),
+        *reads.routes(),
     ]

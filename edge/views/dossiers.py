@@ -42,7 +42,16 @@ from edge.i18n import gettext_, parse_date
 from edge.syncstate import next_sync_in_s, waiting_since
 from edge.unitpicker import unit_choices
 from edge.uploads import Scan, check_scan, sniff, whole_multipart
-from edge.web import audit_refusal, check_csrf, current_actor, disk_refusal, is_htmx, render, state
+from edge.web import (
+    audit_refusal,
+    check_csrf,
+    current_actor,
+    disk_refusal,
+    is_htmx,
+    log_read,
+    render,
+    state,
+)
 from schema.dossier import (
     APPLICANT_TYPES,
     CHANNELS,
@@ -506,7 +515,9 @@ def _dossier_context(request: Request, actor: Actor, dossier_id: str) -> dict[st
 
 def dossier_page(request: Request) -> Response:
     actor = current_actor(request)
-    return render(request, "dossier.html", _dossier_context(request, actor, request.path_params["id"]))
+    context = _dossier_context(request, actor, request.path_params["id"])
+    log_read(request, actor, "page", context["d"])
+    return render(request, "dossier.html", context)
 
 
 def _action_refused(
@@ -608,6 +619,7 @@ def attachment(request: Request) -> Response:
     except BlobNotFound:
         raise NotFound("The scan has not reached this box yet; it comes with the next sync.") from None
     name = held["name"]
+    log_read(request, actor, "scan", found, sha256=digest, name=name)
     disposition = f"attachment; filename=\"{_ascii_name(name)}\"; filename*=UTF-8''{quote(name, safe='')}"
     # The type comes from the bytes, not from what an op says: a scan is never served as HTML.
     return Response(
@@ -645,6 +657,7 @@ def receipt_page(request: Request) -> Response:
         "qr": receipt.qr_svg(found["code"]),
         "clock_warning": warning,
     }
+    log_read(request, actor, "receipt", found)
     return render(request, "receipt.html", context)
 
 

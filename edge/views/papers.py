@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Route
 
 from edge import queries, receipt
 from edge.errors import NotFound
-from edge.web import current_actor, render, state
+from edge.web import current_actor, log_read, render, state
 
 
 def _appointments(request: Request, dossier_id: str, steps: list[dict[str, Any]], upto: int) -> list[str]:
@@ -64,6 +64,7 @@ def notice_page(request: Request) -> Response:
         "new_date": dates[-1] if dates else None,
         "previous_date": dates[-2] if len(dates) > 1 else None,
     }
+    log_read(request, actor, "form", found, position=position)
     return render(request, "notice.html", context)
 
 

@@ -24,7 +24,7 @@ from starlette.routing import BaseRoute, Route
 from edge import queries, syncclient, syncloop
 from edge.auth import Actor
 from edge.syncstate import CENTRAL, next_sync_in_s
-from edge.web import check_csrf, current_actor, is_htmx, render, require_role, state
+from edge.web import check_csrf, current_actor, is_htmx, log_read, render, require_role, state
 from sync import attempts, wire
 from sync.clock import Stamp
 from sync.errors import BadSignature, CorruptBatch
@@ -225,6 +225,7 @@ def _record_context(request: Request, actor: Actor, dossier_id: str) -> dict[str
 async def record_page(request: Request) -> Response:
     actor = current_actor(request)
     context = _record_context(request, actor, request.path_params["id"])
+    log_read(request, actor, "record", context["d"])
     return render(request, "record.html", context)
 
 
@@ -284,8 +285,9 @@ async def record_download(request: Request) -> Response:
     node = state(request).node
     dossier_id = request.path_params["id"]
     with node.reader() as conn:
-        queries.dossier(conn, actor, dossier_id)
+        found = queries.dossier(conn, actor, dossier_id)
         log = attempts.records(conn)
+    log_read(request, actor, "record", found, download=True)
     document = record_json(node.identity.node, node.identity.public_raw, dossier_id, log)
     return JSONResponse(
         document,
