@@ -3,6 +3,7 @@
 DIR/node.json, node.key, session.key, motcua.db, blobs/   as any node (edge/node.py); the key is
                                                          the city key that signs certificates
 DIR/fleet.db          the node registry and fleet state, not replicated (central/fleet.py)
+DIR/database.json     instead of fleet.db: the PostgreSQL database holding the fleet (central/database.py)
 DIR/blobs-incoming/   attachments still arriving in chunks (central/incoming.py)
 
 ``init_central`` authors the province's reference data as ops of the city node (every unit of
@@ -16,6 +17,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from central.database import DatabaseConfig, is_city, open_fleet, prepare, write_config
 from central.fleet import FLEET_FILE, FleetStore
 from central.upstream.outbox import CITY_KINDS, migrate_city
 from edge.accounts import add_account, check_password_strength
@@ -74,9 +76,14 @@ def generate_password() -> str:
 
 
 def init_central(
-    data_dir: str | Path, province: str, admin_password: str | None = None, clock: Clock | None = None
+    data_dir: str | Path,
+    province: str,
+    admin_password: str | None = None,
+    clock: Clock | None = None,
+    database: DatabaseConfig | None = None,
 ) -> tuple[City, str | None]:
     """Create the city's data directory; returns it and the admin password if one was generated.
+    ``database``: the fleet goes there (its tables are created now), not in DIR/fleet.db.
 
     Refuses a directory that already holds a node or a fleet database."""
     directory = Path(data_dir)
@@ -84,12 +91,14 @@ def init_central(
         record = province_record(province)
     except (ValueError, KeyError) as exc:
         raise ConfigError(f"unknown province code {province!r}: use a post-2025 code such as 92") from exc
-    if (directory / NODE_FILE).exists() or (directory / FLEET_FILE).exists():
+    if (directory / NODE_FILE).exists() or is_city(directory):
         raise ConfigError(f"{directory} already holds a node; refusing to overwrite it")
     generated = None
     if admin_password is None:
         admin_password = generated = generate_password()
     check_password_strength(admin_password)
+    if database is not None:
+        prepare(database, new_city=True)
     identity = Identity.generate(record.code)
     config = NodeConfig(identity.node, record.code, record.code, role=CITY_ROLE)
     create_node_dir(directory, identity, config)
@@ -101,15 +110,25 @@ def init_central(
             w.append("procedure", procedure.code, "upsert", procedure.as_payload())
     add_account(node, ADMIN_USERNAME, "Quản trị thành phố", "admin", admin_password, record.code)
     (directory / INCOMING_DIR).mkdir(exist_ok=True)
-    return City(node, FleetStore(directory / FLEET_FILE)), generated
+    if database is not None:
+        write_config(directory, database)
+    return City(node, _fleet_of(node, directory)), generated
+
+
+def _fleet_of(node: Node, directory: Path) -> FleetStore:
+    try:
+        return open_fleet(directory)
+    except BaseException:
+        node.close()
+        raise
 
 
 def open_central(data_dir: str | Path, clock: Clock | None = None) -> City:
     directory = Path(data_dir)
-    if not (directory / FLEET_FILE).exists():
+    if not is_city(directory):
         raise ConfigError(
             f"{directory} is not a city data directory (no {FLEET_FILE}); "
             "create one with: motcua central init --data DIR --province 92"
         )
     node = open_node(directory, clock, CITY_SHAPES)
-    return City(node, FleetStore(directory / FLEET_FILE))
+    return City(node, _fleet_of(node, directory))

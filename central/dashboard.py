@@ -199,10 +199,10 @@ class Dashboard:
         day = today(state(request).node)
         days = fleetviews.days_ending(day, self.settings.chart_days)
         bounds = [(fleetviews.day_start_ms(d), fleetviews.day_start_ms(d + timedelta(days=1))) for d in days]
-        with fleetviews.fleet_reader(self.hub.fleet) as conn:
-            attempts, total = fleetviews.attempt_page(conn, node, _int_param(request, "page", 1), size)
-            traffic = fleetviews.ops_per_day(conn, node, days)
-            before, oks = fleetviews.successful_syncs(conn, node, bounds[0][0])
+        fleet = self.hub.fleet
+        attempts, total = fleet.attempt_page(node, _int_param(request, "page", 1), size)
+        traffic = fleetviews.ops_per_day(fleet, node, days)
+        before, oks = fleet.successful_syncs(node, bounds[0][0])
         baseline = before if before is not None else registration.registered_ms
         stale = fleetviews.staleness_by_day(oks, baseline, bounds, now)
         pages = max(1, -(-total // size))

@@ -5,11 +5,14 @@ certificate of it), each node's last reported status, every request a node made 
 ended, the signed acknowledgement of every batch central accepted, and the nonces of recent
 requests (so a replay is refused across a restart too).
 
-This is operational state, not dossier state: it never travels as ops. It lives in its own
-SQLite file so a node can be registered or revoked (``motcua node add/revoke``) while the city
-server runs: every read here is fresh, nothing is cached in memory, and a revocation holds from
-the node's next request on. :class:`FleetStore` is the one storage interface for it (SQLite
-today; PostgreSQL can implement the same methods for a national hub).
+This is operational state, not dossier state: it never travels as ops. A node can be
+registered or revoked (``motcua node add/revoke``) while the city server runs: every read here is
+fresh, nothing is cached in memory, and a revocation holds from the node's next request on.
+
+:class:`FleetStore` is the one storage interface for it, with two implementations: :class:`SqliteFleet`
+(``DIR/fleet.db``, the embedded default) and :class:`central.pgfleet.PostgresFleet` (a city whose
+``motcua central init`` was given ``--database``). ``tests/central/test_fleet_store.py`` is the
+contract suite both pass.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypedDict, Unpack
 
 from sync import wire
 from sync.db import connect
@@ -193,12 +196,144 @@ class Status:
     """When the node's last hello was answered: ``edge_waiting`` and ``central_waiting`` are as of then."""
 
 
-_STATUS_FIELDS = tuple(Status.__dataclass_fields__)
-_REPORTED = frozenset(_STATUS_FIELDS) - {"node", "last_error", "last_error_code", "last_error_ms"}
+STATUS_FIELDS = tuple(Status.__dataclass_fields__)
 
 
-class FleetStore:
-    """The fleet database. Thread-safe: one connection, one lock (one writer per file)."""
+class Report(TypedDict, total=False):
+    """What a node's requests tell the city of it (:meth:`FleetStore.report`): the columns of
+    ``node_status`` a report may set. The city's own refusals (``last_error*``) are written by
+    :meth:`FleetStore.record_attempt` only."""
+
+    last_contact_ms: int | None
+    last_ok_ms: int | None
+    software: str | None
+    protocol: int | None
+    drift_ms: int | None
+    backup_age_s: int | None
+    edge_waiting: int | None
+    central_waiting: int | None
+    have: int | None
+    cursor: int | None
+    served_cursor: int | None
+    pending_blobs: int | None
+    reported_error: str | None
+    oldest_waiting_ms: int | None
+    hello_ms: int | None
+
+
+REPORTED = frozenset(Report.__annotations__)
+assert frozenset(STATUS_FIELDS) - {"node", "last_error", "last_error_code", "last_error_ms"} == REPORTED
+
+
+def check_report(values: Report) -> None:
+    """The names become SQL column names: a name outside :class:`Report` is a bug (KeyError),
+    whatever a caller that escaped the type checker passed."""
+    unknown = set(values) - REPORTED
+    if unknown:
+        raise KeyError(f"not status fields: {sorted(unknown)}")
+
+
+DAY_MS = 86_400_000
+
+
+class FleetStore(Protocol):
+    """What central reads and writes of its fleet. Every implementation is thread-safe (the
+    sync endpoints call it from worker threads) and reads fresh (no cache: a node revoked by
+    another process is refused at its next request)."""
+
+    keep_attempts_ms: int
+    """How long per-request history is kept (``ATTEMPTS_KEEP_DAYS``)."""
+
+    def close(self) -> None: ...
+
+    # registry: durable when the call returns (who may sync, who was revoked)
+    def register(self, cert: wire.Cert) -> None:
+        """Add a node (and its empty status row); a node id registered twice is an error."""
+
+    def mark_revoked(self, node: str, revoked_ms: int, revoked_after: int, cert: wire.Cert) -> None: ...
+    def registration(self, node: str) -> Registration | None: ...
+    def registrations(self) -> list[Registration]:
+        """Every node, by unit then node id."""
+
+    def certs(self) -> list[wire.Cert]:
+        """Every node's current certificate, by node id."""
+
+    # status
+    def report(self, node: str, **values: Unpack[Report]) -> None:
+        """Update what is known of a registered node (the named fields only)."""
+
+    def status(self, node: str) -> Status | None: ...
+    def statuses(self) -> list[Status]:
+        """Every registered node's status, by node id."""
+
+    # requests and acknowledgements: operational (a power cut may lose the last of them)
+    def record_attempt(self, attempt: AttemptRow, *, contact: bool) -> None:
+        """Log one request; ``contact``: it was authenticated (it proves the node is alive).
+        Refused and failed requests count in the node's ``errors_total``."""
+
+    def attempts(self, node: str | None = None, limit: int = 200) -> list[AttemptRow]:
+        """The latest requests (of ``node``), newest first."""
+
+    def attempt_page(self, node: str, page: int, size: int) -> tuple[list[AttemptRow], int]:
+        """The node's requests, newest first: page ``page`` (1-based, clamped) and the total."""
+
+    def traffic(self, node: str, start_ms: int, days: int) -> list[tuple[int, int]]:
+        """(ops received from the node, ops sent to it) by successful requests in each of
+        ``days`` consecutive 24-hour spans from ``start_ms``."""
+
+    def successful_syncs(self, node: str, since_ms: int) -> tuple[int | None, list[int]]:
+        """The last successful push or pull before ``since_ms`` (or None) and the times of
+        those since, in order."""
+
+    def errors_by_node(self) -> dict[str, int]:
+        """Requests refused or failed, per registered node, since it was registered."""
+
+    def store_ack(self, ack: wire.Ack) -> None: ...
+    def acks(self, node: str) -> list[wire.Ack]:
+        """The node's acknowledgements, oldest first."""
+
+    # nonces
+    def use_nonce(self, node: str, nonce: str, now_ms: int) -> bool:
+        """Remember a nonce; False if it was already used (a replay), by this process or any
+        other on the same store: of two requests racing with one nonce, exactly one wins.
+        Forgets nonces older than twice the request window."""
+
+
+ATTEMPT_COLUMNS = (
+    "node, at_ms, endpoint, ops_in, ops_out, bytes_in, bytes_out, duration_ms, outcome, error_code, error"
+)
+SYNC_ENDPOINTS = ("push", "pull")
+"""Requests whose success counts as a successful sync (as ``node_status.last_ok_ms`` does)."""
+
+
+def attempt_values(attempt: AttemptRow) -> tuple[object, ...]:
+    """The row's values for ``INSERT INTO attempts (ATTEMPT_COLUMNS)``, cut to their sizes
+    (``node`` is as claimed: a refused request may send anything)."""
+    return (
+        attempt.node[:100],
+        attempt.at_ms,
+        attempt.endpoint,
+        attempt.ops_in,
+        attempt.ops_out,
+        attempt.bytes_in,
+        attempt.bytes_out,
+        attempt.duration_ms,
+        RequestOutcome(attempt.outcome).value,
+        attempt.error_code,
+        (attempt.error or "")[:500] or None,
+    )
+
+
+def per_day(rows: list[tuple[Any, Any, Any]], days: int) -> list[tuple[int, int]]:
+    """``traffic``'s list from (day index, ops in, ops out) rows."""
+    found = {int(day): (int(ops_in or 0), int(ops_out or 0)) for day, ops_in, ops_out in rows}
+    return [found.get(day, (0, 0)) for day in range(days)]
+
+
+class SqliteFleet:
+    """The fleet in ``DIR/fleet.db``. Thread-safe: one connection, one lock (one writer per
+    file); the dashboard's reads open their own read-only connection (WAL: they never wait
+    behind the sync endpoints' writes)."""
 
     def __init__(self, path: str | Path, keep_attempts_days: int = ATTEMPTS_KEEP_DAYS) -> None:
         self.path = Path(path)
@@ -258,7 +393,7 @@ class FleetStore:
                 "FROM nodes WHERE node = ?",
                 (node,),
             ).fetchone()
-        return None if row is None else _registration(row)
+        return None if row is None else registration_of(row)
 
     def registrations(self) -> list[Registration]:
         with self._lock:
@@ -266,7 +401,7 @@ class FleetStore:
                 "SELECT node, unit, public_key, registered_ms, revoked_ms, revoked_after, cert "
                 "FROM nodes ORDER BY unit, node"
             ).fetchall()
-        return [_registration(row) for row in rows]
+        return [registration_of(row) for row in rows]
 
     def certs(self) -> list[wire.Cert]:
         with self._lock:
@@ -275,11 +410,9 @@ class FleetStore:
 
     # --- status -----------------------------------------------------------------------------
 
-    def report(self, node: str, **values: int | str | None) -> None:
+    def report(self, node: str, **values: Unpack[Report]) -> None:
         """Update what is known of a registered node (unknown fields are a bug: KeyError)."""
-        unknown = set(values) - _REPORTED
-        if unknown:
-            raise KeyError(f"not status fields: {sorted(unknown)}")
+        check_report(values)
         if not values:
             return
         assignments = ", ".join(f"{name} = ?" for name in values)
@@ -289,14 +422,14 @@ class FleetStore:
     def status(self, node: str) -> Status | None:
         with self._lock:
             row = self.conn.execute(
-                f"SELECT {', '.join(_STATUS_FIELDS)} FROM node_status WHERE node = ?", (node,)
+                f"SELECT {', '.join(STATUS_FIELDS)} FROM node_status WHERE node = ?", (node,)
             ).fetchone()
         return None if row is None else Status(*row)
 
     def statuses(self) -> list[Status]:
         with self._lock:
             rows = self.conn.execute(
-                f"SELECT {', '.join(_STATUS_FIELDS)} FROM node_status ORDER BY node"
+                f"SELECT {', '.join(STATUS_FIELDS)} FROM node_status ORDER BY node"
             ).fetchall()
         return [Status(*row) for row in rows]
 
@@ -306,21 +439,8 @@ class FleetStore:
         """Log one request; ``contact``: it was authenticated (it proves the node is alive)."""
         with self._tx() as conn:
             cursor = conn.execute(
-                "INSERT INTO attempts (node, at_ms, endpoint, ops_in, ops_out, bytes_in, bytes_out, "
-                "duration_ms, outcome, error_code, error) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    attempt.node[:100],
-                    attempt.at_ms,
-                    attempt.endpoint,
-                    attempt.ops_in,
-                    attempt.ops_out,
-                    attempt.bytes_in,
-                    attempt.bytes_out,
-                    attempt.duration_ms,
-                    attempt.outcome,
-                    attempt.error_code,
-                    (attempt.error or "")[:500] or None,
-                ),
+                f"INSERT INTO attempts ({ATTEMPT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                attempt_values(attempt),
             )
             if contact:
                 conn.execute(
@@ -354,10 +474,7 @@ class FleetStore:
         )
 
     def attempts(self, node: str | None = None, limit: int = 200) -> list[AttemptRow]:
-        query = (
-            "SELECT node, at_ms, endpoint, ops_in, ops_out, bytes_in, bytes_out, duration_ms, outcome, "
-            "error_code, error FROM attempts"
-        )
+        query = f"SELECT {ATTEMPT_COLUMNS} FROM attempts"
         params: tuple[object, ...] = ()
         if node is not None:
             query += " WHERE node = ?"
@@ -365,6 +482,57 @@ class FleetStore:
         with self._lock:
             rows = self.conn.execute(query + " ORDER BY id DESC LIMIT ?", (*params, limit)).fetchall()
         return [AttemptRow(*row) for row in rows]
+
+    @contextmanager
+    def _reader(self) -> Iterator[sqlite3.Connection]:
+        """A read-only connection of its own (WAL: it never blocks, nor waits for, the writer)."""
+        conn = connect(self.path, readonly=True)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def attempt_page(self, node: str, page: int, size: int) -> tuple[list[AttemptRow], int]:
+        with self._reader() as conn:
+            total = int(conn.execute("SELECT count(*) FROM attempts WHERE node = ?", (node,)).fetchone()[0])
+            pages = max(1, -(-total // size))
+            page = max(1, min(page, pages))
+            rows = conn.execute(
+                f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE node = ? ORDER BY id DESC LIMIT ? OFFSET ?",
+                (node, size, (page - 1) * size),
+            ).fetchall()
+        return [AttemptRow(*row) for row in rows], total
+
+    def traffic(self, node: str, start_ms: int, days: int) -> list[tuple[int, int]]:
+        if days <= 0:
+            return []
+        with self._reader() as conn:
+            rows = conn.execute(
+                "SELECT (at_ms - ?) / ?, sum(ops_in), sum(ops_out) FROM attempts "
+                "WHERE node = ? AND at_ms >= ? AND at_ms < ? AND outcome = 'ok' GROUP BY 1",
+                (start_ms, DAY_MS, node, start_ms, start_ms + days * DAY_MS),
+            ).fetchall()
+        return per_day(rows, days)
+
+    def successful_syncs(self, node: str, since_ms: int) -> tuple[int | None, list[int]]:
+        marks = ",".join("?" * len(SYNC_ENDPOINTS))
+        with self._reader() as conn:
+            before = conn.execute(
+                f"SELECT max(at_ms) FROM attempts WHERE node = ? AND at_ms < ? AND outcome = 'ok' "
+                f"AND endpoint IN ({marks})",
+                (node, since_ms, *SYNC_ENDPOINTS),
+            ).fetchone()[0]
+            after = conn.execute(
+                f"SELECT at_ms FROM attempts WHERE node = ? AND at_ms >= ? AND outcome = 'ok' "
+                f"AND endpoint IN ({marks}) ORDER BY at_ms",
+                (node, since_ms, *SYNC_ENDPOINTS),
+            ).fetchall()
+        return (None if before is None else int(before)), [int(at) for (at,) in after]
+
+    def errors_by_node(self) -> dict[str, int]:
+        with self._reader() as conn:
+            rows = conn.execute("SELECT node, errors_total FROM node_status").fetchall()
+        return {str(node): int(count) for node, count in rows}
 
     def store_ack(self, ack: wire.Ack) -> None:
         with self._tx() as conn:
@@ -391,9 +559,9 @@ class FleetStore:
             return cur.rowcount == 1
 
 
-def _registration(row: tuple[Any, ...]) -> Registration:
+def registration_of(row: tuple[Any, ...]) -> Registration:
     node, unit, key, registered, revoked, after, cert = row
-    return Registration(node, unit, key, registered, revoked, after, wire.decode(cert, wire.Cert))
+    return Registration(node, unit, bytes(key), registered, revoked, after, wire.decode(cert, wire.Cert))
 
 
 class FleetNonces(wire.NonceBook):

@@ -7,29 +7,21 @@ The pieces here are plain functions over plain data, so they test without a serv
 - :func:`staleness_by_day` turns the times of a node's successful syncs into "the longest it
   went without one" on each day: the lag-over-time chart of the node page.
 
-The reads that :class:`central.fleet.FleetStore` does not offer (a page of a node's attempts,
-ops per day, error counts per node) run here on a separate read-only connection to fleet.db
-(:func:`fleet_reader`), so the dashboard never waits behind the sync endpoints' writer lock.
+What they read comes from :class:`central.fleet.FleetStore` (SQLite or PostgreSQL alike).
 """
 
 from __future__ import annotations
 
 import bisect
-import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from central.fleet import AttemptRow, FleetStore, Registration, Status
+from central.fleet import FleetStore, Registration, Status
 from edge.i18n import TIMEZONE
-from sync.db import connect
 
 SILENT_HOURS = 6
 """Default of :attr:`FleetSettings.silent_hours`."""
-
-SYNC_ENDPOINTS = ("push", "pull")
-"""Requests whose success counts as a successful sync (as ``node_status.last_ok_ms`` does)."""
 
 
 @dataclass(frozen=True)
@@ -180,34 +172,7 @@ def node_rows(
     return sorted(rows, key=lambda row: sort_key(row, now_ms, silent_ms))
 
 
-# --- reads fleet.db does not offer -------------------------------------------------------------
-
-
-@contextmanager
-def fleet_reader(fleet: FleetStore) -> Iterator[sqlite3.Connection]:
-    """A read-only connection to fleet.db (WAL: it never blocks, nor waits for, the writer)."""
-    conn = connect(fleet.path, readonly=True)
-    try:
-        yield conn
-    finally:
-        conn.close()
-
-
-_ATTEMPT_COLUMNS = (
-    "node, at_ms, endpoint, ops_in, ops_out, bytes_in, bytes_out, duration_ms, outcome, error_code, error"
-)
-
-
-def attempt_page(conn: sqlite3.Connection, node: str, page: int, size: int) -> tuple[list[AttemptRow], int]:
-    """The node's attempts, newest first: page ``page`` (1-based, clamped) and the total count."""
-    total = int(conn.execute("SELECT count(*) FROM attempts WHERE node = ?", (node,)).fetchone()[0])
-    pages = max(1, -(-total // size))
-    page = max(1, min(page, pages))
-    rows = conn.execute(
-        f"SELECT {_ATTEMPT_COLUMNS} FROM attempts WHERE node = ? ORDER BY id DESC LIMIT ? OFFSET ?",
-        (node, size, (page - 1) * size),
-    ).fetchall()
-    return [AttemptRow(*row) for row in rows], total
+# --- what the node page reads of the fleet ------------------------------------------------------
 
 
 def day_start_ms(day: date) -> int:
@@ -218,40 +183,12 @@ def days_ending(today: date, count: int) -> list[date]:
     return [today - timedelta(days=count - 1 - i) for i in range(count)]
 
 
-def ops_per_day(conn: sqlite3.Connection, node: str, days: Sequence[date]) -> list[tuple[int, int]]:
-    """(ops received from the node, ops sent to it) on each of ``days`` (Vietnam's days)."""
+def ops_per_day(fleet: FleetStore, node: str, days: Sequence[date]) -> list[tuple[int, int]]:
+    """(ops received from the node, ops sent to it) on each of ``days`` (consecutive days of
+    Vietnam, which keeps no daylight saving time: each is 24 hours long)."""
     if not days:
         return []
-    rows = conn.execute(
-        "SELECT date(at_ms / 1000, 'unixepoch', '+7 hours'), sum(ops_in), sum(ops_out) FROM attempts "
-        "WHERE node = ? AND at_ms >= ? AND at_ms < ? AND outcome = 'ok' GROUP BY 1",
-        (node, day_start_ms(days[0]), day_start_ms(days[-1] + timedelta(days=1))),
-    ).fetchall()
-    found = {day: (int(ops_in or 0), int(ops_out or 0)) for day, ops_in, ops_out in rows}
-    return [found.get(day.isoformat(), (0, 0)) for day in days]
-
-
-def successful_syncs(conn: sqlite3.Connection, node: str, since_ms: int) -> tuple[int | None, list[int]]:
-    """The last successful sync before ``since_ms`` (or None) and the times of those after it."""
-    marks = ",".join("?" * len(SYNC_ENDPOINTS))
-    before = conn.execute(
-        f"SELECT max(at_ms) FROM attempts WHERE node = ? AND at_ms < ? AND outcome = 'ok' "
-        f"AND endpoint IN ({marks})",
-        (node, since_ms, *SYNC_ENDPOINTS),
-    ).fetchone()[0]
-    after = conn.execute(
-        f"SELECT at_ms FROM attempts WHERE node = ? AND at_ms >= ? AND outcome = 'ok' "
-        f"AND endpoint IN ({marks}) ORDER BY at_ms",
-        (node, since_ms, *SYNC_ENDPOINTS),
-    ).fetchall()
-    return (None if before is None else int(before)), [int(at) for (at,) in after]
-
-
-def errors_by_node(conn: sqlite3.Connection) -> dict[str, int]:
-    """Requests refused or failed, per registered node, since it was registered (counted as they
-    happen: the attempts themselves are kept for ``fleet.ATTEMPTS_KEEP_DAYS``)."""
-    rows = conn.execute("SELECT node, errors_total FROM node_status").fetchall()
-    return {str(node): int(count) for node, count in rows}
+    return fleet.traffic(node, day_start_ms(days[0]), len(days))
 
 
 def staleness_by_day(

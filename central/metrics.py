@@ -50,7 +50,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from central.fleet import FleetStore
-from central.fleetviews import FleetSettings, errors_by_node, fleet_reader, node_rows
+from central.fleetviews import FleetSettings, node_rows
 from central.syncapi import PREFIX
 from edge.web import session_actor
 
@@ -106,8 +106,7 @@ class FleetCollector(Collector):
     def collect(self) -> Iterable[Metric]:
         now = self.now_ms()
         rows = node_rows(self.fleet.registrations(), self.fleet.statuses(), {}, now, self.settings.silent_ms)
-        with fleet_reader(self.fleet) as conn:
-            errors = errors_by_node(conn)
+        errors = self.fleet.errors_by_node()
         labels = ["node", "unit"]
 
         def gauge(name: str, doc: str, extra: list[str] | None = None) -> GaugeMetricFamily:

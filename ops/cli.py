@@ -114,6 +114,19 @@ def _add_central(sub: _Commands) -> None:
     cinit.add_argument(
         "--admin-password-file", default=None, help="password of 'quantri' (default: generated)"
     )
+    cinit.add_argument(
+        "--database",
+        default=None,
+        metavar="URL",
+        help="keep the fleet on PostgreSQL: postgresql://USER@HOST[:PORT]/DB, no password in it "
+        "(default: SQLite in DIR)",
+    )
+    cinit.add_argument(
+        "--database-password-file",
+        default=None,
+        metavar="FILE",
+        help="the database password on its first line (else libpq's PGPASSFILE, ~/.pgpass, PGPASSWORD)",
+    )
     cinit.set_defaults(func=_central_init)
     cserve = central_sub.add_parser("serve", help="serve the sync API and the city's pages")
     cserve.add_argument("--data", required=True, help="the city's data directory")
@@ -401,15 +414,23 @@ def _serve_edge(args: argparse.Namespace, settings: Settings, disk: DiskState | 
 
 def _central_init(args: argparse.Namespace) -> int:
     from central.city import ADMIN_USERNAME, init_central
+    from central.database import database_config
     from central.metrics import TOKEN_FILE, scrape_token
 
+    if args.database_password_file and not args.database:
+        print("motcua: --database-password-file goes with --database", file=sys.stderr)
+        return 2
     password = None
     if args.admin_password_file:
         password = Path(args.admin_password_file).read_text(encoding="utf-8").rstrip("\r\n")
-    city, generated = init_central(args.data, args.province, password)
+    database = database_config(args.database, args.database_password_file) if args.database else None
+    city, generated = init_central(args.data, args.province, password, database=database)
     try:
         print(f"city node {city.node.identity.node} for {city.node.unit.name if city.node.unit else ''}")
-        print(f"  in {args.data}: reference data, fleet.db, account {ADMIN_USERNAME} (admin)")
+        fleet = "fleet.db" if database is None else "database.json"
+        print(f"  in {args.data}: reference data, {fleet}, account {ADMIN_USERNAME} (admin)")
+        if database is not None:
+            print(f"  fleet (node registry, requests, acks) on PostgreSQL: {database.where}")
         if generated:
             print(f"  password of {ADMIN_USERNAME}: {generated}   (shown once: write it down)")
         scrape_token(Path(args.data))
@@ -563,12 +584,12 @@ def _sync_now(args: argparse.Namespace) -> int:
 
 def _sync_export(args: argparse.Namespace) -> int:
     from central.city import open_central
-    from central.fleet import FLEET_FILE
+    from central.database import is_city
     from edge.node import open_node
     from ops import bundle
 
     out = Path(args.out)
-    if (Path(args.data) / FLEET_FILE).exists():
+    if is_city(Path(args.data)):
         if not (args.unit or args.node):
             print("motcua: at the city, say whose bundle: --unit CODE or --node NODE", file=sys.stderr)
             return 2
@@ -593,14 +614,14 @@ def _sync_export(args: argparse.Namespace) -> int:
 
 def _sync_import(args: argparse.Namespace) -> int:
     from central.city import open_central
-    from central.fleet import FLEET_FILE
+    from central.database import is_city
     from edge.node import open_node
     from ops import bundle
 
     def progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    if (Path(args.data) / FLEET_FILE).exists():
+    if is_city(Path(args.data)):
         city = open_central(args.data)
         try:
             report = bundle.import_at_city(city, Path(args.file), progress)
@@ -740,6 +761,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         # A full, read-only or failing disk is the technician's to fix: one line, no traceback.
         print(f"motcua: the database could not be opened or written ({exc}): check the disk", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        psycopg = sys.modules.get("psycopg")  # loaded only by a city on PostgreSQL
+        if psycopg is None or not isinstance(exc, psycopg.OperationalError):
+            raise
+        # The city's PostgreSQL went away in the middle of a command: say so, no traceback.
+        said = " ".join(str(exc).split())[:300]
+        print(f"motcua: the city's PostgreSQL database failed ({said}): try again", file=sys.stderr)
         return 2
 
 

@@ -21,6 +21,7 @@ from starlette.applications import Starlette
 
 from central.app import create_central_app
 from central.city import City, init_central
+from central.database import DatabaseConfig
 from central.hub import Caller, Counts, Hub
 from central.registry import add_node, write_node_file
 from edge import protocol
@@ -186,8 +187,9 @@ class World:
 
 
 @contextmanager
-def city_world(tmp_path: Path) -> Iterator[World]:
-    city, _ = init_central(tmp_path / "city", "92", PASSWORD)
+def city_world(tmp_path: Path, database: DatabaseConfig | None = None) -> Iterator[World]:
+    """``database``: the city keeps its fleet there (PostgreSQL), not in DIR/fleet.db."""
+    city, _ = init_central(tmp_path / "city", "92", PASSWORD, database=database)
     files = {}
     for unit in (NINH_KIEU, CAI_KHE):
         new = add_node(city, unit, "http://127.0.0.1:1", insecure_lan_test=True)
