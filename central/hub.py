@@ -119,7 +119,12 @@ class Hub:
 
     def hello(self, caller: Caller, hello: wire.Hello) -> wire.HelloReply:
         now = self.now_ms()
-        have = self.replica.vector()[caller.node]
+        # Bodies the box gives up before re-stamping them are recorded with the head read in
+        # the same transaction: a push held up on the link lands before (in `have`) or is refused.
+        if hello.give_up:
+            have = self.replica.give_up(caller.node, hello.give_up, now)
+        else:
+            have = self.replica.vector()[caller.node]
         feed_head = self.replica.feed_head()
         drift = now - hello.wall_ms
         self.fleet.report(
@@ -149,6 +154,7 @@ class Hub:
             ],
             protocol=caller.protocol,
             tls_cert=tls.renewal(self.node.data_dir, caller.node, now),
+            given_up=bool(hello.give_up),
         )
 
     def backlog(self, caller: Caller, cursor: int) -> int:

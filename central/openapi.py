@@ -81,6 +81,12 @@ SCHEMAS: dict[str, Schema] = {
                 **COUNT,
                 "description": "Protocol 2: the newest certificate the box holds; only newer ones come back.",
             },
+            "give_up": {
+                "type": "array",
+                "maxItems": 5000,
+                "items": _tuple(COUNT, {**BIN, "minLength": 32, "maxLength": 32}, description="(seq, leaf hash)"),
+                "description": "(seq, leaf hash) of own op bodies the box gives up before re-stamping them.",
+            },
         },
         ["software", "head", "cursor", "wall_ms"],
     ),
@@ -105,6 +111,7 @@ SCHEMAS: dict[str, Schema] = {
                 **BIN,
                 "description": "A renewed HTTPS certificate chain (PEM) for the box's LAN; empty: none.",
             },
+            "given_up": {"type": "boolean", "description": "The city recorded the hello's give_up list."},
         }
     ),
     "Ack": _tuple(

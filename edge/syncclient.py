@@ -45,8 +45,9 @@ from edge.node import Node
 from edge.protocol import RECORDED_KINDS
 from edge.settings import Settings
 from edge.syncstate import CENTRAL, SyncState
-from sync import attempts, restamp, wire
-from sync.batch import encode_batch
+from sync import attempts, correction, restamp, wire
+from sync import ops as opcodec
+from sync.batch import decode_batch, encode_batch
 from sync.blobs import BlobNotFound, check_digest, digest_of
 from sync.errors import (
     BadSignature,
@@ -58,6 +59,7 @@ from sync.errors import (
     PeerUnreachable,
     PlainLinkRefused,
     RevokedNode,
+    SupersededBody,
     SyncError,
     UnknownNode,
     UntrustedPeer,
@@ -289,10 +291,12 @@ class _Round:
         for batch in batches:
             self.entities.update(batch.carried.entities)
         self._calibrate()
-        reply = self._hello()
+        # Bodies stamped too far ahead are given up in the hello, before they are re-stamped.
+        given = correction.to_give_up(self.replica, known_have, self.node.clock.wall_ms())
+        reply = self._hello(given)
         self._apply_certs(reply.certs)
         _install_lan_cert(self.node, reply.tls_cert)
-        if self._restamp(reply.have) or reply.have != known_have:
+        if self._restamp(given, reply) or reply.have != known_have:
             batches = self.pending(reply.have)
         self._push(batches, reply.have)
         self._upload_blobs()
@@ -326,7 +330,7 @@ class _Round:
         op = self.replica.op(self.me, at_city + 1)
         return None if op is None else op.hlc.wall
 
-    def _hello(self) -> wire.HelloReply:
+    def _hello(self, give_up: list[restamp.GiveUp]) -> wire.HelloReply:
         self._check_stop()
         clock = self.node.clock
         state = SyncState.load(self.replica)
@@ -340,21 +344,25 @@ class _Round:
             last_error=state.last_error,
             oldest_waiting_ms=self._oldest_waiting(),
             certs_since_ms=state.certs_since_ms,
+            give_up=give_up,
         )
         reply = self.peer.hello(hello)
         SyncState.set_clock_drift(self.replica, int(reply.drift_ms))
         self.replica.remember_peer(CENTRAL, {self.me: reply.have})
         return reply
 
-    def _restamp(self, have: int) -> bool:
+    def _restamp(self, given: list[restamp.GiveUp], reply: wire.HelloReply) -> bool:
         """Re-stamp this box's ops the city does not hold that its clock stamped too far ahead of
-        the city's signed time (decision 0008): the city refuses them whole, so no replica
-        holds them. Recorded in the attempt log with their old and new stamps."""
-        replica = self.replica
-        if replica.vector()[self.me] <= have:
-            return False
-        done = replica.restamp_tail(
-            have, self.node.clock.wall_ms(), shift_ms=-self.correction_ms, record=self._record_restamp
+        the city's signed time (decision 0008), once the city answered that it refuses their
+        old bodies (sync.correction). Recorded in the attempt log with their old and new stamps."""
+        done = correction.apply(
+            self.replica,
+            given,
+            reply.have,
+            reply.given_up,
+            self.node.clock.wall_ms(),
+            shift_ms=-self.correction_ms,
+            record=self._record_restamp,
         )
         if done is None:
             return False
@@ -404,7 +412,14 @@ class _Round:
                 # even if this round is cut right after.
                 up = SyncState.load(self.replica).blobs_up
                 SyncState.set_blobs_up(self.replica, [*up, *batch.carried.blobs])
-            ack = protocol.check_ack(self.peer.push(batch.data), self.city_key, self.me, batch.data)
+            try:
+                reply = self.peer.push(batch.data)
+            except SupersededBody:
+                # Bodies the box gave up in a hello it no longer remembers (a restore from a
+                # backup): the next round gives them up again and re-stamps them.
+                correction.refused(self.replica, self.pushed_head + 1)
+                raise
+            ack = protocol.check_ack(reply, self.city_key, self.me, batch.data)
             self.result.acks.append(ack)
             self.result.ops_sent += batch.carried.ops
             self.pushed_head = max(self.pushed_head, ack.have)

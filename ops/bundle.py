@@ -545,7 +545,7 @@ def _import_at_city(
     states = {key: replica.state(*key) for key in scope.entities(ops)}
     scope.check_batch(ops, caller.unit, states)
     _check_blobs(contents.blobs)
-    _refuse_superseded(city, ops)
+    _refuse_superseded(city, ops, [(v.op.seq, v.body) for checked in verified for v in checked])
     _refuse_ahead(city, ops)
 
     report = ImportReport(sender=contents.sender, ops=counts.ops_in)
@@ -567,16 +567,19 @@ def _import_at_city(
     return report
 
 
-def _refuse_superseded(city: City, ops: list[Op]) -> None:
+def _refuse_superseded(city: City, ops: list[Op], bodies: list[tuple[int, bytes]]) -> None:
     """A bundle written before its box re-stamped its tail (decision 0008) carries the old
-    bodies of ops the city now holds corrected: refused whole, as superseded, not as an
-    equivocation (the same ops, only stamped later)."""
+    bodies of ops the city now holds corrected, or that the box gave up in a hello before
+    correcting them: refused whole, as superseded, not as an equivocation (the same ops, only
+    stamped later)."""
     replica = city.node.replica
     stale = []
     for op in ops:
         held = replica.op(op.node, op.seq)
         if held is not None and held != op and restamp.is_superseded_by(op, held):
             stale.append(op.seq)
+    if ops:
+        stale = sorted({*stale, *replica.given_up(ops[0].node, bodies)})
     if stale:
         raise Superseded(
             f"the bundle carries {len(stale)} op(s) of node {ops[0].node} (#{min(stale)}..#{max(stale)}) as "

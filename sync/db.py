@@ -194,12 +194,25 @@ RESTAMP_SCHEMA = """
 ALTER TABLE sync_attempt ADD COLUMN restamped BLOB NOT NULL DEFAULT x'90';
 """
 
+GIVEN_UP_SCHEMA = """
+-- Bodies of a node's ops that the node gave up before re-stamping them (sync.restamp, decision
+-- 0008): a request held up on the link that lands later with one of them is refused.
+CREATE TABLE sync_given_up (
+    node INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    leaf BLOB NOT NULL,
+    at_ms INTEGER NOT NULL,
+    PRIMARY KEY (node, seq, leaf)
+) STRICT, WITHOUT ROWID;
+"""
+
 MIGRATIONS = [
     Migration(1, "change_log", SYNC_SCHEMA),
     Migration(2, "feed_and_scopes", FEED_SCHEMA),
     Migration(3, "attempt_acks", ACKS_SCHEMA),
     Migration(4, "feed_entity_pos", FEED_INDEX_SCHEMA),
     Migration(5, "attempt_restamped", RESTAMP_SCHEMA),
+    Migration(6, "given_up", GIVEN_UP_SCHEMA),
 ]
 
 

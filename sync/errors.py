@@ -12,6 +12,7 @@ says whether retrying the same thing later can succeed::
     ├── UntrustedPeer              the peer's TLS certificate is not the pinned or trusted one
     ├── PlainLinkRefused           an http:// address where HTTPS is required
     ├── ClockDriftError            a remote stamp is further ahead than the allowed drift (409)
+    ├── SupersededBody             retryable: a body its origin gave up before re-stamping it (409)
     ├── VerificationError          fatal: bytes do not prove what they claim (400)
     │   ├── CorruptBatch           undecodable, truncated or malformed input
     │   ├── BadSignature           signature or Merkle proof does not verify
@@ -82,6 +83,16 @@ class ClockDriftError(SyncError):
     def __init__(self, message: str, drift_ms: int) -> None:
         super().__init__(message)
         self.drift_ms = drift_ms
+
+
+class SupersededBody(SyncError):
+    """An op body its origin gave up, before re-stamping the op, for a corrected one
+    (decision 0008): refused for good, not as an equivocation. The origin sends the corrected
+    body at its next round."""
+
+    status = 409
+    retryable = True
+    code = "superseded"
 
 
 class VerificationError(SyncError):

@@ -27,6 +27,7 @@ import msgspec
 
 from sync.errors import BadSignature, CorruptBatch, SyncError
 from sync.identity import Identity, check_binding, verify
+from sync.restamp import MAX_GIVE_UP
 
 PROTOCOL = 2
 SUPPORTED = frozenset({1, 2})
@@ -40,6 +41,8 @@ Count = Annotated[int, msgspec.Meta(ge=0, le=(1 << 63) - 1)]
 Millis = Annotated[int, msgspec.Meta(ge=0, le=(1 << 47) - 1)]
 """A wall-clock time in ms the hub tells a node: one an HLC stamp can hold (until year 6429),
 so a damaged reply cannot set a box's clock where its next stamp would overflow."""
+Leaf = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
+"""A Merkle leaf hash (SHA-256 of an op's bytes)."""
 Drift = Annotated[int, msgspec.Meta(ge=-(1 << 62), le=1 << 62)]
 """A difference of two clocks in ms, stored by the node as an SQLite INTEGER."""
 
@@ -110,6 +113,9 @@ class Hello(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     certs_since_ms: Count = 0
     """Protocol 2: the newest certificate the sender already holds (issue time); the hub sends
     only newer ones, so a hello stays small in a province of hundreds of boxes."""
+    give_up: Annotated[list[tuple[Count, Leaf]], msgspec.Meta(max_length=MAX_GIVE_UP)] = []
+    """(seq, leaf hash) of the sender's own op bodies it gives up before re-stamping them
+    (decision 0008, :mod:`sync.correction`); empty in every round that corrects nothing."""
 
 
 class HelloReply(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
@@ -125,6 +131,10 @@ class HelloReply(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     tls_cert: bytes = b""
     """A renewed TLS certificate chain (PEM) for the sender's own server, when the hub has one
     for it; empty otherwise. The sender checks it against its own key and CA before using it."""
+    given_up: bool = False
+    """The hub recorded the hello's ``give_up`` list, for the seqs after ``have`` (read in the
+    same transaction): it refuses those bodies from now on. A hub that predates the list
+    answers False, and the sender re-stamps nothing."""
 
 
 class Ack(msgspec.Struct, array_like=True, frozen=True):

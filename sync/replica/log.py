@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
-from sync import merkle
+from sync import merkle, restamp
 from sync import ops as opcodec
 from sync.batch import Batch, Verified, decode_batch
 from sync.clock import Stamp
@@ -119,6 +119,7 @@ class Log(Trust, Entities):
                 admit(
                     [v.op for v in verified], {key: row.state if row else None for key, row in rows.items()}
                 )
+            restamp.refuse_given_up(self.conn, self._ids, [(v.op, v.body) for v in verified])
             self._merge(batch, verified, report, rows)
             self._save_clock()
         return report

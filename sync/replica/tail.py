@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from sync import merkle, restamp
 from sync import ops as opcodec
@@ -28,6 +28,7 @@ class Tail(Export, Entities):
         *,
         shift_ms: int = 0,
         record: Callable[[sqlite3.Connection, restamp.Restamped], object] | None = None,
+        given_up: Mapping[int, bytes] | None = None,
     ) -> restamp.Restamped | None:
         """Re-stamp this node's own ops after seq ``acknowledged`` that are stamped more than
         the clock's allowed drift after ``now_ms`` (a trusted time), and everything after the
@@ -38,7 +39,12 @@ class Tail(Export, Entities):
         the hashes of their re-stamped leaves as known subtree roots, so the acknowledged ops
         stay provable under them byte for byte. ``record(conn, result)`` runs inside the same
         transaction (the attempt log's entry). Returns None, changing nothing, when no op is
-        stamped that far ahead or re-stamping would not move any stamp."""
+        stamped that far ahead or re-stamping would not move any stamp.
+
+        ``given_up`` ({seq: leaf hash}, the seqs right after ``acknowledged``): re-stamp exactly
+        these ops, whose bodies the hub now refuses (:mod:`sync.correction`), each to a new
+        stamp whether or not it is ahead; None, changing nothing, if a body is not the one given
+        up or the last new stamp would not stay before the next op's."""
         me = self.identity.node
         with self._transaction():
             node_id = self._node_id(me)
@@ -48,10 +54,21 @@ class Tail(Export, Entities):
                 (node_id, acknowledged),
             ).fetchall()
             tail = [opcodec.decode(body) for _, body in rows]
-            start = restamp.first_beyond(tail, now_ms + self.clock.max_drift_ms)
-            if start is None or len(tail) != head - acknowledged:
+            if len(tail) != head - acknowledged:
                 return None
-            before = tail[start:]
+            kept: list[tuple[int, bytes]] = []  # ops after the re-stamped ones, left as they are
+            if given_up is None:
+                start = restamp.first_beyond(tail, now_ms + self.clock.max_drift_ms)
+                if start is None:
+                    return None
+                before = tail[start:]
+            else:
+                count = len(given_up)
+                if not count or len(rows) < count:
+                    return None
+                if any(given_up.get(seq) != merkle.leaf_hash(body) for seq, body in rows[:count]):
+                    return None
+                before, kept = tail[:count], rows[count:]
             first = before[0].seq
             after = restamp.plan(
                 before,
@@ -59,10 +76,15 @@ class Tail(Export, Entities):
                 shift_ms=shift_ms,
                 floor=self._own_stamp(node_id, first - 1),
                 entity_floors=self._others_newest({(op.kind, op.entity) for op in before}),
+                force=given_up is not None,
             )
-            if all(a.stamp >= b.stamp for a, b in zip(after, before, strict=True)):
+            if given_up is None and all(a.stamp >= b.stamp for a, b in zip(after, before, strict=True)):
                 return None
-            self._reseal_tail(node_id, first, head, [opcodec.encode(op) for op in after])
+            if kept and after[-1].stamp >= opcodec.decode(kept[0][1]).stamp:
+                return None
+            self._reseal_tail(
+                node_id, first, head, [opcodec.encode(op) for op in after] + [body for _, body in kept]
+            )
             self._refold_keys({(op.kind, op.entity) for op in after})
             result = restamp.Restamped(before, after)
             self.clock.rewind_to(Stamp.unpack(self._newest_stamp()))
@@ -70,6 +92,22 @@ class Tail(Export, Entities):
             if record is not None:
                 record(self.conn, result)
         return result
+
+    def give_up(self, node: str, items: Sequence[restamp.GiveUp], at_ms: int) -> int:
+        """Record that ``node`` gives up these bodies of its ops (see :mod:`sync.restamp`), for
+        the seqs after what this replica holds of it; return that head, read in the same
+        transaction (the bodies up to it are kept)."""
+        with self._transaction():
+            head = self._heads.get(node, 0)
+            if items:
+                restamp.record_given_up(self.conn, self._node_id(node), head, items, at_ms)
+        return head
+
+    def given_up(self, node: str, bodies: Sequence[tuple[int, bytes]]) -> list[int]:
+        """The seqs of ``bodies`` ((seq, bytes) of ``node``'s ops) that ``node`` gave up."""
+        with self.reading() as conn:
+            row = conn.execute("SELECT id FROM sync_node WHERE node = ?", (node,)).fetchone()
+            return [] if row is None else restamp.given_up(conn, row[0], bodies)
 
     def _own_stamp(self, node_id: int, seq: int) -> int:
         row = self.conn.execute(

@@ -195,9 +195,14 @@ class FakePeer:
         self.sent += len(wire.encode(hello))
         self._enter("hello", hello)
         now = self.hub.now()
+        have = (
+            self.hub.replica.give_up(self.node, hello.give_up, now)
+            if hello.give_up
+            else self.hub.replica.vector()[self.node]
+        )
         reply = wire.HelloReply(
             time_ms=now,
-            have=self.hub.replica.vector()[self.node],
+            have=have,
             feed_head=self.hub.replica.feed_head(),
             drift_ms=now - hello.wall_ms,
             certs=[
@@ -205,6 +210,7 @@ class FakePeer:
                 for cert in (*self.hub.certs.values(), self.hub.own_cert)
                 if cert.issued_ms > hello.certs_since_ms - CERT_SLACK_MS
             ],
+            given_up=bool(hello.give_up),
         )
         self._leave("hello", len(wire.encode(reply)))
         return reply

@@ -6,9 +6,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from central.city import City, init_central
+from central.hub import Caller, Hub
 from central.registry import add_node, revoke_node, write_node_file
 from edge import auth
 from edge.dossiers import receive
@@ -17,7 +19,7 @@ from edge.syncstate import CENTRAL, CURSOR
 from edge.uploads import Scan
 from ops import bundle
 from ops.cli import main
-from sync import attempts
+from sync import attempts, correction, wire
 from sync.errors import BadSignature, ClockDriftError, CorruptBatch, RevokedNode, SyncError
 from sync.feed import EVERYWHERE
 from sync.wire import ScopeViolation
@@ -328,3 +330,39 @@ def test_a_city_bundle_carrying_ops_of_a_node_the_box_holds_revoked_is_refused_w
         stick.to_edge()
     assert stick.edge_log() == before
     assert stick.edge.replica.state("dossier", dossier) is None
+
+
+def test_a_bundle_written_before_the_hello_that_gave_its_bodies_up_is_refused_whole(stick: Stick) -> None:
+    """Decision 0008's former hole: the box's network round gives up the bodies stamped ahead in
+    its hello, then is cut before it re-stamps and pushes; days later, once real time has passed
+    the old stamps, the stick written before the correction reaches the city. Before the fix
+    the city took it and kept bodies the box then re-stamped (two bodies of one op for good);
+    now it is refused whole as superseded, and the box's next round goes through."""
+    edge, city = stick.edge, stick.city
+    me = edge.identity.node
+    edge.clock.offset_ms += 3 * 86_400_000  # booted three days ahead, offline
+    receive_dossier(edge, "Lê Văn Cường")
+    old = stick.from_edge("before-correction.bundle")
+
+    hub = Hub(city)
+    caller = Caller(me, edge.config.unit, wire.PROTOCOL)
+    edge.clock.calibrate(city.node.clock.wall_ms())
+    known = city.node.replica.vector()[me]
+    given = correction.to_give_up(edge.replica, known, edge.clock.wall_ms())
+    assert given
+    hello = wire.Hello(software="test", head=edge.replica.vector()[me], cursor=0, wall_ms=0, give_up=given)
+    assert hub.hello(caller, hello).given_up  # the round is cut here: no re-stamp, no push
+
+    city.node.clock.offset_ms = 4 * 86_400_000  # the stick arrives once real time passed the stamps
+    held = stick.city_log()
+    with pytest.raises(bundle.Superseded) as refused:
+        bundle.import_at_city(city, old)
+    assert "superseded by the box's corrected log" in refused.value.message
+    assert stick.city_log() == held
+
+    edge.clock.calibrate(city.node.clock.wall_ms())  # the next round: given up again, re-stamped
+    again = correction.to_give_up(edge.replica, known, edge.clock.wall_ms())
+    reply = hub.hello(caller, msgspec.structs.replace(hello, give_up=again))
+    assert correction.apply(edge.replica, again, reply.have, reply.given_up, edge.clock.wall_ms()) is not None
+    report = bundle.import_at_city(city, stick.from_edge("corrected.bundle"))
+    assert report.have == edge.replica.vector()[me]

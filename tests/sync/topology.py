@@ -32,7 +32,7 @@ from central.hub import Caller, Counts, Hub
 from central.registry import add_node
 from edge import protocol
 from schema import KINDS, migrate
-from sync import wire
+from sync import correction, wire
 from sync.batch import encode_batch
 from sync.clock import Clock
 from sync.feed import EVERYWHERE
@@ -40,6 +40,7 @@ from sync.fold import Conflict, State
 from sync.identity import Identity
 from sync.ops import Op
 from sync.replica import Replica
+from sync.restamp import GiveUp, Restamped
 
 CITY = "92"
 UNITS = ("31120", "31135", "31147", "31150")
@@ -91,6 +92,11 @@ class HubDriver(Protocol):
 
     def have(self, node: str) -> int:
         """The hub's contiguous head of ``node`` (a hello's answer)."""
+
+    def hello(self, caller: Caller, give_up: Sequence[GiveUp] = ()) -> wire.HelloReply:
+        """A sync round's hello: what the hub holds of the caller's ops; with ``give_up``, the
+        bodies the caller gives up before re-stamping them, recorded for the seqs after that
+        head in the same transaction (decision 0008)."""
 
     def push(self, caller: Caller, body: bytes) -> wire.Ack:
         """Merge one encoded batch of the caller's own ops, all or nothing; the signed receipt.
@@ -152,6 +158,10 @@ class CityHub:
 
     def have(self, node: str) -> int:
         return self.replica.vector()[node]
+
+    def hello(self, caller: Caller, give_up: Sequence[GiveUp] = ()) -> wire.HelloReply:
+        hello = wire.Hello(software="topology", head=0, cursor=0, wall_ms=self.wall.ms, give_up=list(give_up))
+        return self.hub.hello(caller, hello)
 
     def push(self, caller: Caller, body: bytes) -> wire.Ack:
         return self.hub.push(caller, body, Counts())
@@ -266,6 +276,42 @@ def pull_all(hub: HubDriver, box: Box, max_ops: int = 2000) -> int:
         box.save_cursor(reply.cursor)
         if reply.done:
             return applied
+
+
+@dataclass(frozen=True)
+class Hello:
+    """A round's hello as the sync client says it (see :func:`say_hello`)."""
+
+    given: list[GiveUp]
+    reply: wire.HelloReply
+    now_ms: int
+    shift_ms: int
+
+
+def say_hello(hub: HubDriver, box: Box, known: int) -> Hello:
+    """A round's first steps, as the sync client takes them: calibrate to the city's time, give
+    up the bodies stamped beyond the allowed drift (decision 0008), say hello. ``known``: what
+    the box last heard the hub holds of its ops."""
+    clock = box.replica.clock
+    before = clock.offset_ms
+    shift = before - clock.calibrate(hub.now_ms())
+    now = clock.wall_ms()
+    given = correction.to_give_up(box.replica, known, now)
+    return Hello(given, hub.hello(box.caller, given), now, shift)
+
+
+def correct(box: Box, hello: Hello) -> Restamped | None:
+    """The round's next step: re-stamp the given-up ops the hub does not hold."""
+    reply = hello.reply
+    return correction.apply(
+        box.replica, hello.given, reply.have, reply.given_up, hello.now_ms, shift_ms=hello.shift_ms
+    )
+
+
+def pending(hub: HubDriver, box: Box) -> list[bytes]:
+    """The encoded batches of the box's own ops the hub lacks (what a push sends now)."""
+    batches = box.replica.batches({box.node: hub.have(box.node)}, nodes=[box.node])
+    return [encode_batch(batch) for batch in batches]
 
 
 def dossier_row(replica: Replica, entity: str) -> tuple[Any, ...] | None:
