@@ -84,7 +84,17 @@ SCHEMAS: dict[str, Schema] = {
             "give_up": {
                 "type": "array",
                 "maxItems": 5000,
-                "items": _tuple(COUNT, {**BIN, "minLength": 32, "maxLength": 32}, description="(seq, leaf hash)"),
+                "items": {
+                    "type": "array",
+                    "prefixItems": [
+                        {**COUNT, "description": "seq"},
+                        {**BIN, "minLength": 32, "maxLength": 32, "description": "leaf hash (sha256)"},
+                    ],
+                    "items": False,
+                    "minItems": 2,
+                    "maxItems": 2,
+                    "description": "A body given up: (seq, leaf hash).",
+                },
                 "description": "(seq, leaf hash) of own op bodies the box gives up before re-stamping them.",
             },
         },
