@@ -46,8 +46,7 @@ from edge.protocol import RECORDED_KINDS
 from edge.settings import Settings
 from edge.syncstate import CENTRAL, SyncState
 from sync import attempts, correction, restamp, wire
-from sync import ops as opcodec
-from sync.batch import decode_batch, encode_batch
+from sync.batch import encode_batch
 from sync.blobs import BlobNotFound, check_digest, digest_of
 from sync.errors import (
     BadSignature,
