@@ -12,7 +12,7 @@ import hashlib
 import sqlite3
 from collections.abc import Callable, Iterable
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 
@@ -150,17 +150,45 @@ def latest(conn: sqlite3.Connection) -> tuple[Attempt | None, int | None]:
     return (_from_row(row).attempt if row else None), (ok[0] if ok else None)
 
 
-def verify_chain(records: Iterable[Record], public_raw: bytes) -> int:
-    """Check a whole log from its first record: every link and every signature. Returns the
-    number of records verified; raises :class:`BadSignature` at the first broken one."""
-    prev = GENESIS
+class Linked(Protocol):
+    """A record of a hash-chained, signed log: its place, the hash before it, its own, signed."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def prev_hash(self) -> bytes: ...
+    @property
+    def hash(self) -> bytes: ...
+    @property
+    def signature(self) -> bytes: ...
+
+
+R = TypeVar("R", bound=Linked)
+
+
+def verify_links(
+    records: Iterable[R],
+    public_raw: bytes,
+    hash_of: Callable[[bytes, R], bytes],
+    what: str,
+    genesis: bytes = GENESIS,
+) -> int:
+    """Walk a hash-chained, signed log from :data:`GENESIS`: every link, every content hash
+    (``hash_of(prev_hash, record)``), every signature. Returns the number of records verified;
+    raises :class:`BadSignature` naming ``what`` at the first broken one."""
+    prev = genesis
     count = 0
     for record in records:
         if record.prev_hash != prev:
-            raise BadSignature(f"attempt record {record.id} does not follow the one before it")
-        if record_hash(prev, record.attempt) != record.hash:
-            raise BadSignature(f"attempt record {record.id} was altered")
+            raise BadSignature(f"{what} {record.id} does not follow the one before it")
+        if hash_of(prev, record) != record.hash:
+            raise BadSignature(f"{what} {record.id} was altered")
         verify(public_raw, record.signature, record.hash)
         prev = record.hash
         count += 1
     return count
+
+
+def verify_chain(records: Iterable[Record], public_raw: bytes) -> int:
+    """Check a whole attempt log from its first record (:func:`verify_links`)."""
+    return verify_links(records, public_raw, lambda prev, r: record_hash(prev, r.attempt), "attempt record")

@@ -15,8 +15,7 @@ from typing import Any
 
 import msgspec
 
-from sync.errors import BadSignature
-from sync.identity import verify
+from sync import attempts
 
 CONTEXT = b"motcua-upstream-receipt/1"
 GENESIS = b"\x00" * 32
@@ -130,14 +129,6 @@ def accepted_dossiers(conn: sqlite3.Connection) -> set[str]:
 
 def verify_receipts(records: Iterable[Record], public_raw: bytes) -> int:
     """Check the whole chain from its first record; the count, or :class:`BadSignature`."""
-    prev = GENESIS
-    count = 0
-    for record in records:
-        if record.prev_hash != prev:
-            raise BadSignature(f"upstream receipt {record.id} does not follow the one before it")
-        if record_hash(prev, record.receipt) != record.hash:
-            raise BadSignature(f"upstream receipt {record.id} was altered")
-        verify(public_raw, record.signature, record.hash)
-        prev = record.hash
-        count += 1
-    return count
+    return attempts.verify_links(
+        records, public_raw, lambda prev, r: record_hash(prev, r.receipt), "upstream receipt", GENESIS
+    )
